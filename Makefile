@@ -1,0 +1,53 @@
+# Tessera: the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.tessera/numba-cache
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast bench lint format lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(UV) sync --locked --all-packages --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## Create the virtual environment and install the workspace
+
+run: install ## Start the whole fleet on embedded defaults (API on http://127.0.0.1:8080)
+	exec $(VENV)/bin/tessera-run
+
+test: install ## Run the whole test suite against real PostgreSQL, NATS and S3
+	$(PY) -m pytest
+
+test-fast: install ## Run the tests that do not start the whole fleet
+	$(PY) -m pytest -m "not e2e"
+
+bench: install ## Run the benchmarks and rewrite docs/benchmarks.md
+	$(PY) -m benchmarks.run
+
+lint: install ## ruff and mypy (strict) over the workspace
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy libs services tests benchmarks
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(UV) ## Refresh uv.lock after changing a pyproject.toml
+	$(UV) lock --python $(PYTHON)
+
+clean: ## Remove the virtual environments and caches (keeps .tessera/ data)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
