@@ -1,0 +1,43 @@
+"""Tessera's geometry library: Numba kernels behind validating public functions."""
+
+from tessera.geometry.rle import (
+    CompressedRLE,
+    RLELike,
+    UncompressedRLE,
+    area,
+    array_to_cvat_mask,
+    compress,
+    cvat_mask_to_array,
+    cvat_mask_to_rle,
+    decode,
+    encode,
+    encode_batch,
+    from_bbox,
+    from_polygons,
+    iou,
+    merge,
+    rle_to_cvat_mask,
+    to_bbox,
+    to_counts,
+)
+
+__all__ = [
+    "CompressedRLE",
+    "RLELike",
+    "UncompressedRLE",
+    "area",
+    "array_to_cvat_mask",
+    "compress",
+    "cvat_mask_to_array",
+    "cvat_mask_to_rle",
+    "decode",
+    "encode",
+    "encode_batch",
+    "from_bbox",
+    "from_polygons",
+    "iou",
+    "merge",
+    "rle_to_cvat_mask",
+    "to_bbox",
+    "to_counts",
+]

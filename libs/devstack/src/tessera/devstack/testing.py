@@ -1,0 +1,168 @@
+"""pytest plugin: real PostgreSQL, NATS and S3 for the test session, isolated per test.
+
+The servers start once per session on free loopback ports (PostgreSQL without fsync),
+and stop when the session ends. Every service schema is migrated once into a template
+database; each test gets a fresh database copied from it (`CREATE DATABASE ...
+TEMPLATE`, milliseconds), its own bucket, and empty streams.
+
+    async def test_something(open_service):
+        async with open_service("annotations") as svc:
+            response = await svc.client.get("/api/users/self")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from nats.js.errors import NotFoundError
+
+from tessera.devstack.launcher import MIGRATIONS
+from tessera.devstack.servers import S3, Nats, Postgres, free_port, stop_all
+from tessera.platform.bus import STREAMS
+from tessera.platform.migrate import migrate_packages
+from tessera.platform.service import Platform
+
+TEMPLATE_DATABASE = "tessera_template"
+ADMIN_TOKEN = "tsr_test-admin-token-0123456789abcdefghijklmnop"
+SETTINGS_CLASSES = {
+    "annotations": "tessera.annotations.config:AnnotationsSettings",
+    "ingest": "tessera.ingest.config:IngestSettings",
+    "export": "tessera.export.config:ExportSettings",
+    "inference": "tessera.inference.config:InferenceSettings",
+}
+
+
+@dataclass
+class Stack:
+    """The servers of the test session."""
+
+    base: Path
+    postgres: Postgres
+    nats: Nats
+    s3: S3
+
+
+@dataclass
+class ServiceHandle:
+    """A running service app: an authenticated client (as the admin) and an anonymous one."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    anonymous: httpx.AsyncClient
+
+    @property
+    def platform(self) -> Platform:
+        """The service's clients (database, bus, storage, outbox)."""
+        platform: Platform = self.app.state.platform
+        return platform
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """PostgreSQL, NATS and S3 for the whole session, with the template database migrated."""
+    base = Path(tempfile.mkdtemp(prefix="tessera-test-"))
+    base.chmod(0o755)
+    servers: list[Any] = []
+    try:
+        postgres = Postgres(base / "postgres", port=free_port(), password=uuid.uuid4().hex, durable=False)
+        servers.append(postgres.start())
+        nats_server = Nats(base / "nats", port=free_port(), token=uuid.uuid4().hex)
+        servers.append(nats_server.start())
+        s3 = S3(base / "s3", port=free_port(), access_key="tessera", secret_key=uuid.uuid4().hex)
+        servers.append(s3.start())
+        postgres.ensure_database(TEMPLATE_DATABASE)
+        asyncio.run(migrate_packages(postgres.url(TEMPLATE_DATABASE), MIGRATIONS))
+        yield Stack(base, postgres, nats_server, s3)
+    finally:
+        stop_all(servers)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(stack: Stack) -> Iterator[str]:
+    """A fresh, fully migrated database for one test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    stack.postgres.psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE}"')
+    yield stack.postgres.url(name)
+    stack.postgres.psql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def service_settings(stack: Stack, database_url: str) -> AsyncIterator[dict[str, Any]]:
+    """Settings (as keyword arguments) that point a service at this test's resources."""
+    yield {
+        "env": "test",
+        "log_json": False,
+        "database_url": database_url,
+        "database_pool_size": 5,
+        "migrate_on_start": False,
+        "nats_url": stack.nats.url,
+        "nats_token": stack.nats.token,
+        "s3_endpoint_url": stack.s3.url,
+        "s3_access_key": stack.s3.access_key,
+        "s3_secret_key": stack.s3.secret_key,
+        "s3_bucket": f"test-{uuid.uuid4().hex[:20]}",
+        "s3_create_bucket": True,
+        "bootstrap_admin_token": ADMIN_TOKEN,
+    }
+    connection = await nats.connect(stack.nats.url, token=stack.nats.token)
+    try:
+        js = connection.jetstream()
+        for name in STREAMS:
+            try:
+                await js.delete_stream(name)
+            except NotFoundError:
+                pass
+    finally:
+        await connection.close()
+
+
+def settings_for(service: str, **values: Any) -> Any:
+    """An instance of a service's settings class."""
+    module_name, class_name = SETTINGS_CLASSES[service].split(":")
+    return getattr(importlib.import_module(module_name), class_name)(**values)
+
+
+@asynccontextmanager
+async def run_app(app: FastAPI) -> AsyncIterator[ServiceHandle]:
+    """Run an app's lifespan and give clients that call it in-process."""
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with (
+            httpx.AsyncClient(
+                transport=transport,
+                base_url="http://testserver",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as client,
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as anonymous,
+        ):
+            yield ServiceHandle(app, client, anonymous)
+
+
+OpenService = Callable[..., AbstractAsyncContextManager[ServiceHandle]]
+
+
+@pytest.fixture
+def open_service(service_settings: dict[str, Any]) -> OpenService:
+    """`async with open_service("annotations", **overrides) as svc:` runs that service."""
+
+    def open_(service: str, **overrides: Any) -> AbstractAsyncContextManager[ServiceHandle]:
+        app_module = importlib.import_module(f"tessera.{service}.app")
+        settings = settings_for(service, **{**service_settings, **overrides})
+        return run_app(app_module.create_app(settings))
+
+    return open_

@@ -1,0 +1,1077 @@
+"""COCO run-length encoding, byte-compatible with pycocotools, and CVAT's mask layout.
+
+A COCO RLE is `{"size": [h, w], "counts": ...}`: run lengths over the image flattened in
+column-major (Fortran) order, starting with a run of zeros (possibly empty). `counts` is
+either the compressed string (`bytes` from this module; `str` accepted) or a list of ints
+("uncompressed"). Every function takes either form; outputs equal pycocotools' byte for byte.
+Masks are 2-D bool or uint8 arrays in C or Fortran order; any nonzero byte is foreground.
+
+The encoder never transposes a C-ordered mask. A pixel starts a new run exactly when it
+differs from its predecessor in column-major order, which for every row but the first is
+the pixel above it: so runs are found by comparing consecutive rows (contiguous memory,
+64 bytes at a time), counted per column, and the positions scattered into column order.
+
+CVAT stores a mask shape as `points = runs + [left, top, right, bottom]`: run lengths in
+row-major order over the box (inclusive pixel bounds), starting with a run of zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict, overload
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from tessera.geometry._jit import kernel, parallel_kernel
+from tessera.geometry._validate import (
+    MAX_PIXELS,
+    BoolArray,
+    ByteArray,
+    FloatArray,
+    IntArray,
+    as_coords,
+    as_int_list,
+    as_mask,
+    as_numbers,
+    check_size,
+)
+
+Int32Array = npt.NDArray[np.int32]
+
+
+class CompressedRLE(TypedDict):
+    """COCO RLE with the compressed counts string, as pycocotools returns it."""
+
+    size: list[int]
+    counts: bytes
+
+
+class UncompressedRLE(TypedDict):
+    """COCO RLE with counts as a list of run lengths."""
+
+    size: list[int]
+    counts: list[int]
+
+
+RLELike = Mapping[str, Any]
+"""Any `{"size": [h, w], "counts": bytes | str | list[int]}` mapping."""
+
+_CHUNK = 64
+_DENSE = 32
+_ERRORS = {
+    1: "has a character outside '0'..'o'",
+    2: "ends in the middle of a number",
+    3: "decodes to a negative or too large run length",
+}
+
+
+# --- kernels: encoding -------------------------------------------------------------------
+
+
+@kernel
+def _top_change(m: ByteArray, x: int, wraps: bool) -> bool:
+    """Whether box column x starts a run at its first row.
+
+    Its predecessor is the pixel above the box (background), or, when the box spans the
+    full height, the last pixel of the previous column.
+    """
+    prev = False
+    if wraps and x > 0:
+        prev = m[m.shape[0] - 1, x - 1] != 0
+    return (m[0, x] != 0) != prev
+
+
+@kernel
+def _bottom_exit(m: ByteArray, x: int, top: int, left: int, h: int, w: int, wraps: bool) -> int:
+    """Position of the run change just below box column x, or -1 when there is none."""
+    bh, bw = m.shape
+    if m[bh - 1, x] == 0 or (wraps and x + 1 < bw):
+        return -1
+    p = (left + x) * h + top + bh
+    return p if p < h * w else -1
+
+
+@kernel
+def _column_counts(m: ByteArray, top: int, left: int, h: int, w: int) -> Int32Array:
+    """Number of run changes in each column of the box `m` placed at (top, left)."""
+    bh, bw = m.shape
+    wraps = top == 0 and bh == h
+    cnt = np.zeros(bw, np.int32)
+    for x in range(bw):
+        cnt[x] = _top_change(m, x, wraps) + (_bottom_exit(m, x, top, left, h, w, wraps) >= 0)
+    for y in range(1, bh):
+        r0 = m[y - 1]
+        r1 = m[y]
+        for x in range(bw):
+            cnt[x] += (r0[x] != 0) != (r1[x] != 0)
+    return cnt
+
+
+@kernel
+def _fill_chunk(
+    a0: ByteArray, a1: ByteArray, nxt: IntArray, slots: IntArray, base: int, h: int, dense: bool
+) -> None:
+    """Record the pixels of row a1 that differ from the row above, each in its column."""
+    if dense:
+        # Branch-free: always write, advance only on a change (each column has a spare slot).
+        for j in range(a0.shape[0]):
+            slots[nxt[j]] = base + j * h
+            nxt[j] += (a0[j] != 0) != (a1[j] != 0)
+    else:
+        for j in range(a0.shape[0]):
+            if (a0[j] != 0) != (a1[j] != 0):
+                slots[nxt[j]] = base + j * h
+                nxt[j] += 1
+
+
+@kernel
+def _fill_box(
+    m: ByteArray, top: int, left: int, h: int, w: int, cnt: Int32Array, out: IntArray
+) -> None:
+    """Write the sorted column-major positions of all run changes of box `m` into `out`.
+
+    `cnt` comes from `_column_counts` on the same box and `out` holds `cnt.sum()` items.
+    """
+    bh, bw = m.shape
+    wraps = top == 0 and bh == h
+    nxt = np.empty(bw, np.int64)
+    total = 0
+    for x in range(bw):
+        nxt[x] = total
+        total += cnt[x] + 1
+    slots = np.empty(total, np.int64)
+    for x in range(bw):
+        if _top_change(m, x, wraps):
+            slots[nxt[x]] = (left + x) * h + top
+            nxt[x] += 1
+    dense = out.shape[0] * _DENSE > bh * bw
+    nfull = bw // _CHUNK
+    for y in range(1, bh):
+        r0 = m[y - 1]
+        r1 = m[y]
+        base = left * h + top + y
+        for c in range(nfull):
+            lo = c * _CHUNK
+            a0 = r0[lo : lo + _CHUNK]
+            a1 = r1[lo : lo + _CHUNK]
+            acc = np.uint8(0)
+            for j in range(_CHUNK):
+                acc |= a0[j] ^ a1[j]
+            if acc:
+                _fill_chunk(a0, a1, nxt[lo : lo + _CHUNK], slots, base + lo * h, h, dense)
+        lo = nfull * _CHUNK
+        if lo < bw:
+            _fill_chunk(r0[lo:], r1[lo:], nxt[lo:], slots, base + lo * h, h, dense)
+    for x in range(bw):
+        p = _bottom_exit(m, x, top, left, h, w, wraps)
+        if p >= 0:
+            slots[nxt[x]] = p
+            nxt[x] += 1
+    k = 0
+    start = 0
+    for x in range(bw):
+        for i in range(start, start + cnt[x]):
+            out[k] = slots[i]
+            k += 1
+        start += cnt[x] + 1
+
+
+@kernel
+def _box_changes(m: ByteArray, top: int, left: int, h: int, w: int) -> IntArray:
+    """Sorted positions where runs change, for the C-ordered box `m` at (top, left)."""
+    if m.shape[0] == 0 or m.shape[1] == 0:
+        return np.zeros(0, np.int64)
+    cnt = _column_counts(m, top, left, h, w)
+    out = np.empty(int(cnt.sum()), np.int64)
+    _fill_box(m, top, left, h, w, cnt, out)
+    return out
+
+
+@kernel
+def _flat_changes(s: ByteArray) -> IntArray:
+    """Sorted positions where runs change in the column-major pixel sequence `s`."""
+    n = s.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int64)
+    total = int(s[0] != 0)
+    for i in range(1, n):
+        total += (s[i] != 0) != (s[i - 1] != 0)
+    out = np.empty(total + 1, np.int64)
+    k = int(s[0] != 0)
+    out[0] = 0
+    dense = total * _DENSE > n
+    i0 = 1
+    while i0 < n:
+        i1 = min(i0 + _CHUNK, n)
+        a0 = s[i0 - 1 : i1 - 1]
+        a1 = s[i0:i1]
+        acc = np.uint8(0)
+        for j in range(a0.shape[0]):
+            acc |= a0[j] ^ a1[j]
+        if acc:
+            for j in range(a0.shape[0]):
+                d = (a0[j] != 0) != (a1[j] != 0)
+                if dense:
+                    out[k] = i0 + j
+                    k += d
+                elif d:
+                    out[k] = i0 + j
+                    k += 1
+        i0 = i1
+    return out[:total]
+
+
+@kernel
+def _changes_to_counts(pos: IntArray, n: int) -> IntArray:
+    """Run lengths from the sorted positions where runs change."""
+    k = pos.shape[0]
+    out = np.empty(k + 1, np.int64)
+    prev = 0
+    for i in range(k):
+        out[i] = pos[i] - prev
+        prev = pos[i]
+    out[k] = n - prev
+    return out
+
+
+@kernel
+def _string_length(counts: IntArray) -> int:
+    """Bytes `_write_string` needs for `counts`."""
+    p = 0
+    for i in range(counts.shape[0]):
+        x = counts[i] - counts[i - 2] if i > 2 else counts[i]
+        p += 1
+        while not (-16 <= x < 16):
+            x >>= 5
+            p += 1
+    return p
+
+
+@kernel
+def _write_string(counts: IntArray, out: ByteArray) -> int:
+    """COCO's compressed counts: LEB128-like, 5 bits a char, offset by '0'.
+
+    From the fourth count on, each value is the difference to the count two before it.
+    Returns the number of bytes written; `out` must hold `_string_length(counts)`.
+    """
+    p = 0
+    for i in range(counts.shape[0]):
+        x = counts[i] - counts[i - 2] if i > 2 else counts[i]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out[p] = c + 48
+            p += 1
+    return p
+
+
+@kernel
+def _counts_to_string(counts: IntArray) -> ByteArray:
+    """The compressed counts string of `counts`."""
+    out = np.empty(_string_length(counts), np.uint8)
+    _write_string(counts, out)
+    return out
+
+
+@parallel_kernel
+def _encode_stack(ms: ByteArray, compressed: bool) -> tuple[ByteArray, IntArray, IntArray]:
+    """Encode each mask of a C-ordered (N, H, W) stack, in parallel over masks.
+
+    Returns the strings concatenated with their offsets (compressed), or the run lengths
+    concatenated with theirs; the other pair of arrays is empty.
+    """
+    nm, h, w = ms.shape
+    npix = h * w
+    cols = np.zeros((nm, w), np.int32)
+    for i in numba.prange(nm):
+        if h > 0 and w > 0:
+            cols[i] = _column_counts(ms[i], 0, 0, h, w)
+    coff = np.zeros(nm + 1, np.int64)
+    for i in range(nm):
+        coff[i + 1] = coff[i] + int(cols[i].sum()) + 1
+    counts = np.empty(coff[nm], np.int64)
+    soff = np.zeros(nm + 1, np.int64)
+    for i in numba.prange(nm):
+        pos = counts[coff[i] : coff[i + 1] - 1]
+        if h > 0 and w > 0:
+            _fill_box(ms[i], 0, 0, h, w, cols[i], pos)
+        # Run lengths overwrite their own positions in place, from the end backwards.
+        last = coff[i + 1] - 1
+        counts[last] = npix - (counts[last - 1] if last > coff[i] else 0)
+        for j in range(last - 1, coff[i], -1):
+            counts[j] -= counts[j - 1]
+        if compressed:
+            soff[i + 1] = _string_length(counts[coff[i] : coff[i + 1]])
+    if not compressed:
+        return np.zeros(0, np.uint8), counts, coff
+    for i in range(nm):
+        soff[i + 1] += soff[i]
+    strings = np.empty(soff[nm], np.uint8)
+    for i in numba.prange(nm):
+        _write_string(counts[coff[i] : coff[i + 1]], strings[soff[i] : soff[i + 1]])
+    return strings, soff, coff
+
+
+# --- kernels: decoding and run-length algebra ----------------------------------------------
+
+
+@kernel
+def _string_to_counts(s: ByteArray) -> tuple[IntArray, int]:
+    """Parse a compressed counts string; the int is 0 or an `_ERRORS` key."""
+    n = s.shape[0]
+    out = np.empty(n, np.int64)
+    m = 0
+    p = 0
+    while p < n:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            if p >= n:
+                return out[:0], 2
+            c = np.int64(s[p]) - 48
+            if c < 0 or c > 63:
+                return out[:0], 1
+            if k > 7:
+                return out[:0], 3
+            x |= (c & 0x1F) << (5 * k)
+            more = (c & 0x20) != 0
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if m > 2:
+            x += out[m - 2]
+        if x < 0 or x > MAX_PIXELS:
+            return out[:0], 3
+        out[m] = x
+        m += 1
+    return out[:m], 0
+
+
+@kernel
+def _decode_counts(counts: IntArray, n: int) -> ByteArray:
+    """The column-major pixel sequence of `counts` (clipped to n pixels)."""
+    out = np.empty(n, np.uint8)
+    p = 0
+    v = 0
+    for i in range(counts.shape[0]):
+        e = min(p + counts[i], n)
+        out[p:e] = v
+        p = e
+        v ^= 1
+    out[p:] = 0
+    return out
+
+
+@kernel
+def _merge_two(a: IntArray, b: IntArray, intersect: bool) -> IntArray:
+    """Union or intersection of two run-length lists over the same pixels.
+
+    Walks both lists run by run the way pycocotools' rleMerge does, so that even lists
+    with empty runs in the middle give the same counts.
+    """
+    cap = a.shape[0] + b.shape[0] + 1
+    out = np.empty(cap, np.int64)
+    ca = a[0]
+    cb = b[0]
+    v = False
+    va = False
+    vb = False
+    m = 0
+    ia = 1
+    ib = 1
+    cc = 0
+    ct = 1
+    while ct > 0 and m < cap:
+        c = min(ca, cb)
+        cc += c
+        ct = 0
+        ca -= c
+        if ca == 0 and ia < a.shape[0]:
+            ca = a[ia]
+            ia += 1
+            va = not va
+        ct += ca
+        cb -= c
+        if cb == 0 and ib < b.shape[0]:
+            cb = b[ib]
+            ib += 1
+            vb = not vb
+        ct += cb
+        vp = v
+        v = (va and vb) if intersect else (va or vb)
+        if v != vp or ct == 0:
+            out[m] = cc
+            m += 1
+            cc = 0
+    return out[:m]
+
+
+@kernel
+def _merge_many(counts: IntArray, offs: IntArray, intersect: bool) -> IntArray:
+    """Fold `_merge_two` over the lists counts[offs[i]:offs[i + 1]], left to right."""
+    acc = counts[offs[0] : offs[1]].copy()
+    for i in range(1, offs.shape[0] - 1):
+        acc = _merge_two(acc, counts[offs[i] : offs[i + 1]], intersect)
+    return acc
+
+
+@kernel
+def _area(counts: IntArray) -> int:
+    total = 0
+    for j in range(1, counts.shape[0], 2):
+        total += counts[j]
+    return total
+
+
+@kernel
+def _bbox(counts: IntArray, h: int, w: int) -> FloatArray:
+    """[x, y, width, height] as pycocotools' rleToBbox computes it.
+
+    A run of ones that spans two columns makes the box full height.
+    """
+    out = np.zeros(4)
+    m = (counts.shape[0] // 2) * 2
+    if m == 0 or h == 0:
+        return out
+    xs = w
+    ys = h
+    xe = 0
+    ye = 0
+    cc = 0
+    xp = 0
+    for j in range(m):
+        cc += counts[j]
+        t = cc - j % 2
+        y = t % h
+        x = (t - y) // h
+        if j % 2 == 0:
+            xp = x
+        elif xp < x:
+            ys = 0
+            ye = h - 1
+        xs = min(xs, x)
+        xe = max(xe, x)
+        ys = min(ys, y)
+        ye = max(ye, y)
+    out[0] = xs
+    out[1] = ys
+    out[2] = xe - xs + 1
+    out[3] = ye - ys + 1
+    return out
+
+
+@kernel
+def _box_iou(dt: FloatArray, gt: FloatArray, crowd: ByteArray) -> FloatArray:
+    """IoU of [x, y, w, h] boxes; for crowd ground truth the union is the detection."""
+    nd = dt.shape[0]
+    ng = gt.shape[0]
+    out = np.zeros((nd, ng))
+    for g in range(ng):
+        ga = gt[g, 2] * gt[g, 3]
+        for d in range(nd):
+            da = dt[d, 2] * dt[d, 3]
+            iw = min(dt[d, 2] + dt[d, 0], gt[g, 2] + gt[g, 0]) - max(dt[d, 0], gt[g, 0])
+            if iw <= 0:
+                continue
+            ih = min(dt[d, 3] + dt[d, 1], gt[g, 3] + gt[g, 1]) - max(dt[d, 1], gt[g, 1])
+            if ih <= 0:
+                continue
+            inter = iw * ih
+            out[d, g] = inter / (da if crowd[g] else da + ga - inter)
+    return out
+
+
+@kernel
+def _rle_iou(
+    dc: IntArray,
+    doff: IntArray,
+    dsize: IntArray,
+    gc: IntArray,
+    goff: IntArray,
+    gsize: IntArray,
+    crowd: ByteArray,
+) -> FloatArray:
+    """IoU of run-length masks, screened by their boxes as pycocotools' rleIou does.
+
+    Pairs whose boxes overlap but whose image sizes differ get -1.
+    """
+    nd = doff.shape[0] - 1
+    ng = goff.shape[0] - 1
+    db = np.empty((nd, 4))
+    gb = np.empty((ng, 4))
+    for d in range(nd):
+        db[d] = _bbox(dc[doff[d] : doff[d + 1]], dsize[d, 0], dsize[d, 1])
+    for g in range(ng):
+        gb[g] = _bbox(gc[goff[g] : goff[g + 1]], gsize[g, 0], gsize[g, 1])
+    out = _box_iou(db, gb, crowd)
+    for g in range(ng):
+        b = gc[goff[g] : goff[g + 1]]
+        for d in range(nd):
+            if out[d, g] <= 0:
+                continue
+            if dsize[d, 0] != gsize[g, 0] or dsize[d, 1] != gsize[g, 1]:
+                out[d, g] = -1
+                continue
+            a = dc[doff[d] : doff[d + 1]]
+            ca = a[0]
+            cb = b[0]
+            ia = 1
+            ib = 1
+            va = False
+            vb = False
+            inter = 0
+            union = 0
+            ct = 1
+            while ct > 0:
+                c = min(ca, cb)
+                if va or vb:
+                    union += c
+                    if va and vb:
+                        inter += c
+                ct = 0
+                ca -= c
+                if ca == 0 and ia < a.shape[0]:
+                    ca = a[ia]
+                    ia += 1
+                    va = not va
+                ct += ca
+                cb -= c
+                if cb == 0 and ib < b.shape[0]:
+                    cb = b[ib]
+                    ib += 1
+                    vb = not vb
+                ct += cb
+            if inter == 0:
+                union = 1
+            elif crowd[g]:
+                union = _area(a)
+            out[d, g] = inter / union
+    return out
+
+
+# --- kernels: polygons ---------------------------------------------------------------------
+
+
+@kernel
+def _edge_uv(t: int, xs: int, ys: int, s: float, steep: bool) -> tuple[int, int]:
+    """Point t of an upsampled edge, computed exactly as pycocotools' rleFrPoly does."""
+    if steep:
+        return int(xs + s * t + 0.5), t + ys
+    return t + xs, int(ys + s * t + 0.5)
+
+
+@kernel
+def _poly_changes(xy: FloatArray, h: int, w: int, out: IntArray) -> int:
+    """Column-major positions where the polygon's fill toggles, unsorted.
+
+    pycocotools scales by 5, walks every edge point by point, and records a toggle where
+    the walk crosses the centre of a pixel column (upsampled x from 5k+2 to 5k+3), at the
+    first pixel row below the crossing. Along one edge x moves monotonically by at most 1
+    a step, so each column centre is crossed at most once; this finds each crossing by
+    bisection instead of walking, so polygons far outside the image cost no more.
+    With `out` empty, only counts the toggles.
+    """
+    nv = xy.shape[0] // 2
+    k = 0
+    for j in range(nv):
+        j1 = (j + 1) % nv
+        x0 = int(5.0 * xy[2 * j] + 0.5)
+        y0 = int(5.0 * xy[2 * j + 1] + 0.5)
+        x1 = int(5.0 * xy[2 * j1] + 0.5)
+        y1 = int(5.0 * xy[2 * j1 + 1] + 0.5)
+        dx = abs(x1 - x0)
+        dy = abs(y1 - y0)
+        if dx == 0 and dy == 0:
+            continue
+        steep = dx < dy
+        if (not steep and x0 > x1) or (steep and y0 > y1):
+            x0, y0, x1, y1 = x1, y1, x0, y0
+        span = dy if steep else dx
+        s = (x1 - x0) / dy if steep else (y1 - y0) / dx
+        u_first = _edge_uv(0, x0, y0, s, steep)[0]
+        u_last = _edge_uv(span, x0, y0, s, steep)[0]
+        rising = u_last >= u_first
+        umin = min(u_first, u_last)
+        umax = max(u_first, u_last)
+        kmin = max(0, -((2 - umin) // 5))
+        kmax = min(w - 1, (umax - 3) // 5)
+        if kmax < kmin:
+            continue
+        if out.shape[0] == 0:
+            k += kmax - kmin + 1
+            continue
+        for col in range(kmin, kmax + 1):
+            b = 5 * col + 2
+            if not steep:
+                t = b + 1 - x0
+            else:
+                lo = 0
+                hi = span
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    um = _edge_uv(mid, x0, y0, s, steep)[0]
+                    if (um >= b + 1) if rising else (um <= b):
+                        hi = mid
+                    else:
+                        lo = mid
+                t = hi
+            v = min(_edge_uv(t - 1, x0, y0, s, steep)[1], _edge_uv(t, x0, y0, s, steep)[1])
+            yd = (v + 0.5) / 5.0 - 0.5
+            yd = min(max(yd, 0.0), float(h))
+            out[k] = col * h + int(np.ceil(yd))
+            k += 1
+    return k
+
+
+@kernel
+def _toggles_to_counts(pos: IntArray, n: int) -> IntArray:
+    """Run lengths from sorted toggle positions; toggles at one position cancel in pairs."""
+    k = pos.shape[0] + 1
+    a = _changes_to_counts(pos, n)
+    out = np.empty(k, np.int64)
+    out[0] = a[0]
+    m = 1
+    j = 1
+    while j < k:
+        if a[j] > 0:
+            out[m] = a[j]
+            m += 1
+            j += 1
+        else:
+            j += 1
+            if j < k:
+                out[m - 1] += a[j]
+                j += 1
+    return out[:m]
+
+
+@kernel
+def _polygon_toggles(xy: FloatArray, h: int, w: int) -> IntArray:
+    """Sorted toggle positions of one polygon."""
+    out = np.empty(_poly_changes(xy, h, w, np.empty(0, np.int64)), np.int64)
+    if out.shape[0]:
+        _poly_changes(xy, h, w, out)
+    out.sort()
+    return out
+
+
+@kernel
+def _polygons_counts(xy: FloatArray, offs: IntArray, h: int, w: int) -> IntArray:
+    """Union of the polygons xy[offs[i]:offs[i + 1]], merged one by one like pycocotools."""
+    n = h * w
+    acc = np.full(1, n, np.int64)
+    for i in range(offs.shape[0] - 1):
+        counts = _toggles_to_counts(_polygon_toggles(xy[offs[i] : offs[i + 1]], h, w), n)
+        acc = counts if i == 0 else _merge_two(acc, counts, False)
+    return acc
+
+
+# --- kernels: CVAT masks -------------------------------------------------------------------
+
+
+@kernel
+def _runs_to_box(runs: IntArray, bh: int, bw: int) -> ByteArray:
+    """Row-major runs (zeros first) as a C-ordered (bh, bw) box; runs fit the box."""
+    flat = np.zeros(bh * bw, np.uint8)
+    p = 0
+    for i in range(runs.shape[0]):
+        e = min(p + runs[i], flat.shape[0])
+        if i % 2:
+            flat[p:e] = 1
+        p = e
+    return flat.reshape(bh, bw)
+
+
+@kernel
+def _box_to_runs(m: ByteArray) -> IntArray:
+    """Row-major run lengths of a 2-D array, starting with a (possibly empty) zero run."""
+    bh, bw = m.shape
+    out = np.empty(bh * bw + 1, np.int64)
+    k = 0
+    run = 0
+    v = False
+    for y in range(bh):
+        for x in range(bw):
+            p = m[y, x] != 0
+            if p != v:
+                out[k] = run
+                k += 1
+                run = 0
+                v = p
+            run += 1
+    out[k] = run
+    return out[: k + 1]
+
+
+@kernel
+def _tight_box(m: ByteArray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the nonzero pixels, inclusive; top = -1 if none."""
+    bh, bw = m.shape
+    top = -1
+    bottom = -1
+    left = bw
+    right = -1
+    for y in range(bh):
+        row = m[y]
+        first = -1
+        last = -1
+        for x in range(bw):
+            if row[x] != 0:
+                if first < 0:
+                    first = x
+                last = x
+        if first >= 0:
+            if top < 0:
+                top = y
+            bottom = y
+            left = min(left, first)
+            right = max(right, last)
+    return top, left, bottom, right
+
+
+@kernel
+def _counts_extent(counts: IntArray, h: int) -> tuple[int, int, int, int]:
+    """Exact (top, left, bottom, right) of the ones of a run-length list; top = -1 if none."""
+    top = h
+    bottom = -1
+    left = -1
+    right = -1
+    p = 0
+    for i in range(counts.shape[0]):
+        c = counts[i]
+        if i % 2 and c > 0:
+            x0 = p // h
+            y0 = p % h
+            x1 = (p + c - 1) // h
+            y1 = (p + c - 1) % h
+            if left < 0:
+                left = x0
+            right = x1
+            if x1 > x0:
+                top = 0
+                bottom = h - 1
+            else:
+                top = min(top, y0)
+                bottom = max(bottom, y1)
+        p += c
+    if left < 0:
+        return -1, -1, -1, -1
+    return top, left, bottom, right
+
+
+@kernel
+def _counts_to_box(counts: IntArray, h: int, top: int, left: int, bh: int, bw: int) -> ByteArray:
+    """Crop the ones of a column-major run-length list to a C-ordered (bh, bw) box."""
+    box = np.zeros((bh, bw), np.uint8)
+    p = 0
+    for i in range(counts.shape[0]):
+        c = counts[i]
+        if i % 2:
+            q = p
+            while q < p + c:
+                x = q // h
+                y = q % h
+                e = min(p + c - q, h - y)
+                bx = x - left
+                if 0 <= bx < bw:
+                    for yy in range(max(y, top), min(y + e, top + bh)):
+                        box[yy - top, bx] = 1
+                q += e
+        p += c
+    return box
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def _compressed(counts: IntArray, h: int, w: int) -> CompressedRLE:
+    return {"size": [h, w], "counts": _counts_to_string(counts).tobytes()}
+
+
+def _finish(
+    pos: IntArray, h: int, w: int, compressed: bool
+) -> CompressedRLE | UncompressedRLE:
+    counts = _changes_to_counts(pos, h * w)
+    if compressed:
+        return _compressed(counts, h, w)
+    return {"size": [h, w], "counts": counts.tolist()}
+
+
+def _changes(m: ByteArray) -> IntArray:
+    h, w = m.shape
+    if m.flags.f_contiguous and not m.flags.c_contiguous:
+        return _flat_changes(m.T.reshape(-1))
+    return _box_changes(np.ascontiguousarray(m), 0, 0, h, w)
+
+
+@overload
+def encode(mask: npt.NDArray[Any], *, compressed: Literal[True] = ...) -> CompressedRLE: ...
+@overload
+def encode(mask: npt.NDArray[Any], *, compressed: Literal[False]) -> UncompressedRLE: ...
+def encode(
+    mask: npt.NDArray[Any], *, compressed: bool = True
+) -> CompressedRLE | UncompressedRLE:
+    """Encode a 2-D bool or uint8 mask (C or Fortran order) as a COCO RLE.
+
+    Equals `pycocotools.mask.encode(np.asfortranarray(mask))` byte for byte (with nonzero
+    bytes read as 1). With `compressed=False`, counts is a list of run lengths instead.
+    C-ordered masks are read in place, without a transposed copy.
+    """
+    m = as_mask(mask)
+    return _finish(_changes(m), m.shape[0], m.shape[1], compressed)
+
+
+@overload
+def encode_batch(
+    masks: npt.NDArray[Any], *, compressed: Literal[True] = ...
+) -> list[CompressedRLE]: ...
+@overload
+def encode_batch(
+    masks: npt.NDArray[Any], *, compressed: Literal[False]
+) -> list[UncompressedRLE]: ...
+def encode_batch(
+    masks: npt.NDArray[Any], *, compressed: bool = True
+) -> list[CompressedRLE] | list[UncompressedRLE]:
+    """Encode an (N, H, W) stack of bool or uint8 masks, masks in parallel on all cores.
+
+    Returns one RLE per mask, each equal to `encode(masks[i])`. A stack that is not
+    C-contiguous is copied once.
+    """
+    ms = np.ascontiguousarray(as_mask(masks, "masks", ndim=3))
+    n, h, w = ms.shape
+    strings, offsets, coff = _encode_stack(ms, compressed)
+    if compressed:
+        raw = strings.tobytes()
+        return [{"size": [h, w], "counts": raw[offsets[i] : offsets[i + 1]]} for i in range(n)]
+    counts = offsets
+    return [
+        {"size": [h, w], "counts": counts[coff[i] : coff[i + 1]].tolist()} for i in range(n)
+    ]
+
+
+def _unpack(rle: object, name: str = "rle") -> tuple[int, int, IntArray]:
+    """(h, w, run lengths) of an RLE in either form, checked against its size."""
+    if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
+        raise ValueError(f"{name} must be a mapping with 'size' and 'counts'")
+    size = rle["size"]
+    if not isinstance(size, Sequence | np.ndarray) or len(size) != 2:
+        raise ValueError(f"{name}['size'] must be [h, w], got {size!r}")
+    h, w = check_size(size[0], size[1])
+    raw = rle["counts"]
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name}['counts'] {_ERRORS[1]}") from None
+    if isinstance(raw, bytes | bytearray):
+        counts, err = _string_to_counts(np.frombuffer(raw, np.uint8))
+        if err:
+            raise ValueError(f"{name}['counts'] {_ERRORS[err]}")
+    else:
+        counts = as_int_list(raw, f"{name}['counts']")
+    if counts.shape[0] == 0:
+        counts = np.zeros(1, np.int64)
+    total = int(counts.sum())
+    if total != h * w:
+        raise ValueError(f"{name}['counts'] cover {total} pixels, but size {h}x{w} has {h * w}")
+    return h, w, counts
+
+
+def _pack(rles: Sequence[RLELike], name: str) -> tuple[IntArray, IntArray, IntArray]:
+    """Concatenated run lengths, their offsets, and an (n, 2) array of sizes."""
+    if isinstance(rles, Mapping | str | bytes) or not isinstance(rles, Sequence):
+        raise ValueError(f"{name} must be a list of RLEs")
+    parts = [_unpack(r, f"{name}[{i}]") for i, r in enumerate(rles)]
+    sizes = np.array([(h, w) for h, w, _ in parts], np.int64).reshape(-1, 2)
+    offs = np.zeros(len(parts) + 1, np.int64)
+    offs[1:] = np.cumsum([c.shape[0] for _, _, c in parts])
+    counts = np.concatenate([c for _, _, c in parts]) if parts else np.zeros(0, np.int64)
+    return counts, offs, sizes
+
+
+def to_counts(rle: RLELike) -> UncompressedRLE:
+    """The same RLE with counts as a list of run lengths (pycocotools' uncompressed form)."""
+    h, w, counts = _unpack(rle)
+    return {"size": [h, w], "counts": counts.tolist()}
+
+
+def compress(rle: RLELike) -> CompressedRLE:
+    """The same RLE with the compressed counts string, as `frPyObjects` gives for a list."""
+    h, w, counts = _unpack(rle)
+    return _compressed(counts, h, w)
+
+
+def decode(rle: RLELike) -> ByteArray:
+    """The (h, w) uint8 mask of an RLE, in Fortran order like `pycocotools.mask.decode`."""
+    h, w, counts = _unpack(rle)
+    return _decode_counts(counts, h * w).reshape(w, h).T
+
+
+def area(rle: RLELike) -> int:
+    """Number of foreground pixels."""
+    return int(_area(_unpack(rle)[2]))
+
+
+def to_bbox(rle: RLELike) -> FloatArray:
+    """[x, y, width, height] of the foreground as float64, like `pycocotools.mask.toBbox`.
+
+    As in pycocotools, a run that wraps from one column into the next makes the box span
+    the full height; an empty mask gives zeros.
+    """
+    h, w, counts = _unpack(rle)
+    return _bbox(counts, h, w)
+
+
+def merge(rles: Sequence[RLELike], intersect: bool = False) -> CompressedRLE:
+    """Union (or intersection) of RLEs of one size, like `pycocotools.mask.merge`."""
+    counts, offs, sizes = _pack(rles, "rles")
+    if sizes.shape[0] == 0:
+        raise ValueError("rles must hold at least one RLE")
+    if (sizes != sizes[0]).any():
+        raise ValueError(f"rles must all have the same size, got {np.unique(sizes, axis=0)}")
+    h, w = (int(v) for v in sizes[0])
+    return _compressed(_merge_many(counts, offs, bool(intersect)), h, w)
+
+
+def _as_boxes(boxes: object, name: str) -> FloatArray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim == 1 and arr.size == 4:
+        arr = arr.reshape(1, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} boxes must be [x, y, w, h] rows, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} boxes must be finite (no NaN or inf)")
+    return np.ascontiguousarray(arr)
+
+
+def _is_boxes(objs: object) -> bool:
+    if isinstance(objs, np.ndarray):
+        return True
+    return isinstance(objs, Sequence) and all(
+        isinstance(o, Sequence | np.ndarray) and not isinstance(o, str | bytes) and len(o) == 4
+        for o in objs
+    )
+
+
+def iou(
+    dt: Sequence[RLELike] | Sequence[Sequence[float]] | FloatArray,
+    gt: Sequence[RLELike] | Sequence[Sequence[float]] | FloatArray,
+    iscrowd: Sequence[bool] | Sequence[int] | npt.NDArray[Any],
+) -> FloatArray:
+    """IoU matrix of shape (len(dt), len(gt)), like `pycocotools.mask.iou`.
+
+    dt and gt are both lists of RLEs, or both [x, y, w, h] boxes (a list or an (N, 4)
+    array). For a crowd ground truth the union is the detection's area. RLE pairs whose
+    boxes overlap but whose sizes differ get -1, as in pycocotools. Empty inputs give an
+    empty (len(dt), len(gt)) matrix (pycocotools returns []).
+    """
+    crowd = np.asarray(iscrowd).astype(np.uint8, copy=False).reshape(-1)
+    nd, ng = len(dt), len(gt)
+    if crowd.shape[0] != ng:
+        raise ValueError(f"iscrowd must hold one flag per gt ({ng}), got {crowd.shape[0]}")
+    if nd == 0 or ng == 0:
+        return np.zeros((nd, ng))
+    dt_boxes, gt_boxes = _is_boxes(dt), _is_boxes(gt)
+    if dt_boxes != gt_boxes:
+        raise ValueError("dt and gt must both be RLEs or both be boxes")
+    if dt_boxes:
+        return _box_iou(_as_boxes(dt, "dt"), _as_boxes(gt, "gt"), crowd)
+    dc, doff, dsize = _pack(dt, "dt")  # type: ignore[arg-type]
+    gc, goff, gsize = _pack(gt, "gt")  # type: ignore[arg-type]
+    return _rle_iou(dc, doff, dsize, gc, goff, gsize, crowd)
+
+
+def from_polygons(polygons: Sequence[Sequence[float] | FloatArray], h: int, w: int) -> CompressedRLE:
+    """Rasterise polygons `[x0, y0, x1, y1, ...]` into one RLE (their union).
+
+    Equals `pycocotools.mask.merge(pycocotools.mask.frPyObjects(polygons, h, w))`:
+    pixel (col, row) covers [col, col + 1] x [row, row + 1] and is set when its centre
+    is inside; each polygon is filled even-odd. Parts outside the image are clipped. An
+    empty list gives an empty mask.
+    """
+    h, w = check_size(h, w)
+    if isinstance(polygons, np.ndarray) or not isinstance(polygons, Sequence):
+        raise ValueError("polygons must be a list of flat coordinate lists")
+    flat = [as_coords(p, f"polygons[{i}]") for i, p in enumerate(polygons)]
+    offs = np.zeros(len(flat) + 1, np.int64)
+    offs[1:] = np.cumsum([p.shape[0] for p in flat])
+    xy = np.concatenate(flat) if flat else np.zeros(0)
+    return _compressed(_polygons_counts(xy, offs, h, w), h, w)
+
+
+def from_bbox(bbox: Sequence[float] | FloatArray, h: int, w: int) -> CompressedRLE:
+    """The RLE of an [x, y, width, height] box, like `frPyObjects([bbox], h, w)[0]`."""
+    x, y, bw, bh = as_numbers(bbox, "bbox", 4)
+    if bw < 0 or bh < 0:
+        raise ValueError(f"bbox width and height must be non-negative, got {bw}, {bh}")
+    return from_polygons([[x, y, x, y + bh, x + bw, y + bh, x + bw, y]], h, w)
+
+
+def _cvat_parts(points: object, h: int, w: int) -> tuple[IntArray, int, int, int, int]:
+    """(runs, left, top, right, bottom) of a CVAT mask, checked against an h x w image."""
+    values = as_numbers(points, "points")
+    if values.shape[0] < 5:
+        raise ValueError("points must hold run lengths followed by [left, top, right, bottom]")
+    left, top, right, bottom = (int(v) for v in values[-4:])
+    if not (0 <= left <= right < w and 0 <= top <= bottom < h):
+        raise ValueError(
+            f"mask box [{left}, {top}, {right}, {bottom}] must lie inside the {w}x{h} image"
+        )
+    runs = as_int_list(values[:-4], "points runs")
+    area_ = (right - left + 1) * (bottom - top + 1)
+    if int(runs.sum()) > area_:
+        raise ValueError(f"runs cover {int(runs.sum())} pixels, more than the box's {area_}")
+    return runs, left, top, right, bottom
+
+
+def cvat_mask_to_array(points: Sequence[float] | FloatArray, h: int, w: int) -> BoolArray:
+    """The (h, w) bool mask of a CVAT mask shape's points (C order).
+
+    `points = runs + [left, top, right, bottom]`; box bounds are truncated to ints as
+    CVAT does; runs may stop short of the box's end (the rest is background).
+    """
+    h, w = check_size(h, w)
+    runs, left, top, right, bottom = _cvat_parts(points, h, w)
+    out = np.zeros((h, w), np.bool_)
+    box = _runs_to_box(runs, bottom - top + 1, right - left + 1)
+    out[top : bottom + 1, left : right + 1] = box.view(np.bool_)
+    return out
+
+
+def cvat_mask_to_rle(points: Sequence[float] | FloatArray, h: int, w: int) -> CompressedRLE:
+    """COCO RLE over the whole h x w image of a CVAT mask shape's points."""
+    h, w = check_size(h, w)
+    runs, left, top, right, bottom = _cvat_parts(points, h, w)
+    box = _runs_to_box(runs, bottom - top + 1, right - left + 1)
+    return _compressed(_changes_to_counts(_box_changes(box, top, left, h, w), h * w), h, w)
+
+
+def array_to_cvat_mask(mask: npt.NDArray[Any]) -> list[int]:
+    """CVAT mask points (runs over the tight box, then [left, top, right, bottom]).
+
+    Raises ValueError for an empty mask, which CVAT cannot store.
+    """
+    m = as_mask(mask)
+    top, left, bottom, right = _tight_box(m)
+    if top < 0:
+        raise ValueError("mask is empty; CVAT mask shapes need at least one pixel")
+    runs = _box_to_runs(m[top : bottom + 1, left : right + 1])
+    return [*runs.tolist(), left, top, right, bottom]
+
+
+def rle_to_cvat_mask(rle: RLELike) -> list[int]:
+    """CVAT mask points of a COCO RLE. Raises ValueError for an empty mask."""
+    h, _, counts = _unpack(rle)
+    top, left, bottom, right = _counts_extent(counts, h)
+    if top < 0:
+        raise ValueError("rle is empty; CVAT mask shapes need at least one pixel")
+    box = _counts_to_box(counts, h, top, left, bottom - top + 1, right - left + 1)
+    return [*_box_to_runs(box).tolist(), left, top, right, bottom]

@@ -1,0 +1,177 @@
+"""The skeleton every Tessera service is built on.
+
+`create_service_app` gives a FastAPI app whose lifespan opens the service's clients
+(database, NATS, object storage, outbox relay), runs its migrations in dev, and closes
+everything in reverse order; it installs problem+json errors, the telemetry middleware,
+`/healthz`, `/readyz`, `/metrics`, and requires a verified caller on every API route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from tessera.platform.auth import AuthenticationMiddleware
+from tessera.platform.bus import Bus, Outbox
+from tessera.platform.db import Database, migrate
+from tessera.platform.errors import PROBLEM_JSON, install_error_handlers
+from tessera.platform.settings import PlatformSettings
+from tessera.platform.storage import ObjectStorage
+from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_logging
+
+logger = logging.getLogger(__name__)
+READINESS_TIMEOUT_S = 3.0
+# Health and metrics are for probes and scrapers; the API description carries no data.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+@dataclass
+class Platform:
+    """The clients a service holds for its lifetime (in `app.state.platform`)."""
+
+    name: str
+    schema: str
+    settings: PlatformSettings
+    database: Database
+    bus: Bus
+    storage: ObjectStorage
+    outbox: Outbox
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+Hook = Callable[[Platform], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What distinguishes one service from another."""
+
+    name: str
+    schema: str
+    version: str
+    description: str
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    on_start: Sequence[Hook] = ()
+    on_stop: Sequence[Hook] = ()
+
+
+async def check_readiness(platform: Platform) -> dict[str, str]:
+    """Ask each dependency in parallel; `"ok"` or the error for each."""
+    checks: dict[str, Callable[[], Awaitable[None]]] = {
+        "database": platform.database.ping,
+        "nats": platform.bus.ping,
+        "storage": platform.storage.ping,
+    }
+
+    async def run(check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(check(), READINESS_TIMEOUT_S)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return "ok"
+
+    results = await asyncio.gather(*(run(check) for check in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def _health_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @router.get("/readyz", summary="Readiness: the database, NATS and object storage answer")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await check_readiness(request.app.state.platform)
+        if all(result == "ok" for result in checks.values()):
+            return JSONResponse({"status": "ready", "service": spec.name, "checks": checks})
+        failing = ", ".join(name for name, result in checks.items() if result != "ok")
+        body = {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"{spec.name} is not ready: {failing} not answering",
+            "instance": "/readyz",
+            "checks": checks,
+        }
+        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return metrics.render()
+
+    return router
+
+
+def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAPI], Any]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_url = settings.database_url.get_secret_value()
+        if settings.should_migrate_on_start:
+            await migrate(database_url, spec.migrations, spec.schema)
+        async with AsyncExitStack() as stack:
+            database = Database(database_url, pool_size=settings.database_pool_size, application_name=spec.name)
+            stack.push_async_callback(database.dispose)
+            bus = Bus(
+                settings.nats_url,
+                token=settings.nats_token.get_secret_value() if settings.nats_token else None,
+                name=spec.name,
+            )
+            stack.push_async_callback(bus.close)
+            await bus.start()
+            storage = ObjectStorage(
+                bucket=settings.s3_bucket,
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key.get_secret_value(),
+            )
+            await storage.start()
+            stack.push_async_callback(storage.close)
+            if settings.should_create_bucket:
+                await storage.ensure_bucket()
+            outbox = Outbox(database, bus, spec.schema)
+            outbox.start()
+            stack.push_async_callback(outbox.stop)
+            platform = Platform(spec.name, spec.schema, settings, database, bus, storage, outbox)
+            app.state.platform = platform
+            for hook in spec.on_start:
+                await hook(platform)
+            for hook in reversed(spec.on_stop):
+                stack.push_async_callback(hook, platform)
+            logger.info("%s started", spec.name)
+            yield
+            logger.info("%s stopping", spec.name)
+
+    return lifespan
+
+
+def create_service_app(spec: ServiceSpec, settings: PlatformSettings) -> FastAPI:
+    """Build the FastAPI app of one service; every route outside PUBLIC_PATHS needs a token."""
+    configure_logging(spec.name, settings.log_level, settings.log_json)
+    app = FastAPI(
+        title=f"Tessera {spec.name}",
+        version=spec.version,
+        description=spec.description,
+        lifespan=_lifespan(spec, settings),
+    )
+    install_error_handlers(app)
+    metrics = Metrics(spec.name)
+    app.include_router(_health_router(spec, metrics))
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(AuthenticationMiddleware, public_paths=PUBLIC_PATHS)
+    app.add_middleware(TelemetryMiddleware, metrics=metrics, router_app=app.router)
+    app.state.spec = spec
+    return app

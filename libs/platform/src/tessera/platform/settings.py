@@ -1,0 +1,81 @@
+"""Settings shared by every service, read from `TESSERA_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_DATABASE_URL = "postgresql+asyncpg://tessera:tessera@127.0.0.1:5432/tessera"
+DEV_S3_SECRET_KEY = "tessera-dev-secret"
+DEV_ADMIN_PASSWORD = "tessera-admin"
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class PlatformSettings(BaseSettings):
+    """What every service needs to reach its dependencies.
+
+    Outside `dev` (and `test`) the defaults of secrets are refused, so a production
+    deployment cannot start with a password that is printed in this file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    env: Environment = "prod"
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    database_url: SecretStr = SecretStr(DEV_DATABASE_URL)
+    database_pool_size: int = 10
+    migrate_on_start: bool | None = None
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_token: SecretStr | None = None
+
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "tessera"
+    s3_secret_key: SecretStr = SecretStr(DEV_S3_SECRET_KEY)
+    s3_bucket: str = "tessera"
+    s3_create_bucket: bool | None = None
+
+    bootstrap_admin_username: str = "admin"
+    bootstrap_admin_email: str = "admin@localhost"
+    bootstrap_admin_password: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
+    bootstrap_admin_token: SecretStr | None = None
+
+    @property
+    def is_dev(self) -> bool:
+        """True for the embedded single-machine setup and the test suite."""
+        return self.env in ("dev", "test")
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        """Services migrate their own schema at start in dev; a Job does it in Kubernetes."""
+        return self.is_dev if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def should_create_bucket(self) -> bool:
+        """The dev S3 endpoint starts empty; production buckets are made by Terraform."""
+        return self.is_dev if self.s3_create_bucket is None else self.s3_create_bucket
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> PlatformSettings:
+        if self.is_dev:
+            return self
+        defaults = {
+            "TESSERA_DATABASE_URL": self.database_url.get_secret_value() == DEV_DATABASE_URL,
+            "TESSERA_S3_SECRET_KEY": self.s3_secret_key.get_secret_value() == DEV_S3_SECRET_KEY,
+            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD": (
+                self.bootstrap_admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
+            ),
+        }
+        offending = [name for name, is_default in defaults.items() if is_default]
+        if offending:
+            raise ValueError(
+                f"{', '.join(offending)} still hold the development default; set them, "
+                "or set TESSERA_ENV=dev for a local setup"
+            )
+        return self

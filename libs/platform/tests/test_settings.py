@@ -1,0 +1,31 @@
+"""Settings refuse development secrets outside dev."""
+
+import pytest
+from pydantic import ValidationError
+
+from tessera.platform.settings import PlatformSettings
+
+
+def test_dev_accepts_the_defaults() -> None:
+    assert PlatformSettings(env="dev").is_dev
+
+
+def test_prod_refuses_every_default_secret_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TESSERA_DATABASE_URL", "TESSERA_S3_SECRET_KEY", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValidationError) as error:
+        PlatformSettings(env="prod")
+    message = str(error.value)
+    for name in ("TESSERA_DATABASE_URL", "TESSERA_S3_SECRET_KEY", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
+        assert name in message
+
+
+def test_prod_starts_with_its_own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESSERA_ENV", "prod")
+    monkeypatch.setenv("TESSERA_DATABASE_URL", "postgresql://svc:s3cret@db:5432/tessera")
+    monkeypatch.setenv("TESSERA_S3_SECRET_KEY", "from-a-secret")
+    monkeypatch.setenv("TESSERA_BOOTSTRAP_ADMIN_PASSWORD", "also-from-a-secret")
+    settings = PlatformSettings()
+    assert not settings.is_dev
+    assert not settings.should_migrate_on_start
+    assert not settings.should_create_bucket

@@ -1,0 +1,21 @@
+"""Settings of the gateway."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Environment: `TESSERA_GATEWAY_*`."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_GATEWAY_", extra="ignore")
+
+    upstreams: dict[str, str] = {
+        "annotations": "http://annotations:8000",
+        "ingest": "http://ingest:8000",
+        "export": "http://export:8000",
+        "inference": "http://inference:8000",
+    }
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 600.0
+    schema_cache_s: float = 30.0
+    log_level: str = "INFO"
+    log_json: bool = True
