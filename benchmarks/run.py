@@ -47,7 +47,9 @@ def write_report(results: dict[str, str]) -> None:
     """Merge freshly measured sections into docs/benchmarks.md, keeping the others."""
     existing = _sections(REPORT.read_text()) if REPORT.exists() else {}
     existing.update(results)
-    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    )
     parts = [HEADER, f"Last run: {time.strftime('%Y-%m-%d')} on {machine}.\n"]
     for name in available():
         if name in existing:
@@ -58,7 +60,9 @@ def write_report(results: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the named benchmark modules (all by default) and rewrite their sections."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help=f"modules to run (default: all of {available()})")
     args = parser.parse_args(argv)
     names = args.names or available()

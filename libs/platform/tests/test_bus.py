@@ -3,21 +3,24 @@
 import asyncio
 import json
 import shutil
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import nats
 import pytest
 import sqlalchemy as sa
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.devstack.servers import Nats, free_port
 from tessera.devstack.testing import OpenService, Stack
-from tessera.platform.bus import MSG_ID_HEADER, IdempotentConsumer
+from tessera.platform.bus import MSG_ID_HEADER, Event, IdempotentConsumer
 from tessera.platform.service import Platform
 from tessera.platform.telemetry import REQUEST_ID_HEADER, request_id_scope
 
 
-async def _wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:
@@ -28,18 +31,20 @@ async def _wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[n
 async def _unpublished(platform: Platform) -> int:
     table = platform.outbox.table
     async with platform.database.transaction() as session:
-        count = await session.scalar(sa.select(sa.func.count()).where(table.c.published_at.is_(None)))
+        count = await session.scalar(
+            sa.select(sa.func.count()).where(table.c.published_at.is_(None))
+        )
     return int(count or 0)
 
 
-async def _read_stream(url: str, token: str, stream: str, subject: str, expected: int) -> list[nats.aio.msg.Msg]:
+async def _read_stream(url: str, token: str, stream: str, subject: str, expected: int) -> list[Msg]:
     connection = await nats.connect(url, token=token)
     try:
         js = connection.jetstream()
         subscription = await js.pull_subscribe(
             subject, stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         )
-        messages = []
+        messages: list[Msg] = []
         while len(messages) < expected:
             messages += await subscription.fetch(expected - len(messages), timeout=10)
         with pytest.raises(nats.errors.TimeoutError):
@@ -49,7 +54,9 @@ async def _read_stream(url: str, token: str, stream: str, subject: str, expected
         await connection.close()
 
 
-async def test_event_is_published_after_commit_and_not_on_rollback(open_service: OpenService, stack: Stack) -> None:
+async def test_event_is_published_after_commit_and_not_on_rollback(
+    open_service: OpenService, stack: Stack
+) -> None:
     async with open_service("annotations") as svc:
         platform = svc.platform
         with request_id_scope("req-123"):
@@ -62,8 +69,9 @@ async def test_event_is_published_after_commit_and_not_on_rollback(open_service:
         await _wait_for(lambda: _is_zero(platform))
         messages = await _read_stream(stack.nats.url, stack.nats.token, "TASKS", "tasks.created", 1)
     assert json.loads(messages[0].data) == {"task_id": 7}
-    assert messages[0].headers[MSG_ID_HEADER] == str(msg_id)
-    assert messages[0].headers[REQUEST_ID_HEADER] == "req-123"
+    headers = messages[0].headers or {}
+    assert headers[MSG_ID_HEADER] == str(msg_id)
+    assert headers[REQUEST_ID_HEADER] == "req-123"
 
 
 async def _is_zero(platform: Platform) -> bool:
@@ -86,13 +94,17 @@ async def test_event_written_while_nats_is_down_is_published_when_it_is_back(
             assert ready.json()["checks"]["nats"] != "ok"
 
             async with platform.database.transaction() as session:
-                await platform.outbox.add(session, "annotations.changed", {"job_id": 1, "version": 2})
+                await platform.outbox.add(
+                    session, "annotations.changed", {"job_id": 1, "version": 2}
+                )
             await asyncio.sleep(2.0)
             assert await _unpublished(platform) == 1, "nothing can be published while NATS is down"
 
             server.start()
             await _wait_for(lambda: _is_zero(platform), timeout=30)
-            messages = await _read_stream(server.url, server.token, "ANNOTATIONS", "annotations.changed", 1)
+            messages = await _read_stream(
+                server.url, server.token, "ANNOTATIONS", "annotations.changed", 1
+            )
             assert json.loads(messages[0].data) == {"job_id": 1, "version": 2}
     finally:
         server.stop()
@@ -104,12 +116,17 @@ async def test_consumer_handles_each_message_id_once(open_service: OpenService) 
         platform = svc.platform
         handled: list[tuple[str, dict[str, object], str | None]] = []
 
-        async def handler(session: object, event) -> None:  # type: ignore[no-untyped-def]
+        async def handler(session: AsyncSession, event: Event) -> None:
             handled.append((event.subject, event.data, event.request_id))
 
         consumer = IdempotentConsumer(
-            platform.database, platform.bus, platform.schema,
-            stream="TASKS", durable="export-test", subject="tasks.>", handler=handler,
+            platform.database,
+            platform.bus,
+            platform.schema,
+            stream="TASKS",
+            durable="export-test",
+            subject="tasks.>",
+            handler=handler,
         )
         consumer.start()
         try:
@@ -119,14 +136,19 @@ async def test_consumer_handles_each_message_id_once(open_service: OpenService) 
             await _wait_for(lambda: _length_is(handled, 1))
             # A redelivery of the same event (same id) after JetStream's duplicate window,
             # or from another stream, must not be handled again.
-            await js.publish("tasks.deleted", b'{"task_id": 3}', headers={MSG_ID_HEADER: "event-1", "x": "again"})
+            await js.publish(
+                "tasks.deleted", b'{"task_id": 3}', headers={MSG_ID_HEADER: "event-1", "x": "again"}
+            )
             await js.publish("tasks.deleted", b'{"task_id": 4}', headers={MSG_ID_HEADER: "event-2"})
             await _wait_for(lambda: _length_is(handled, 2))
             await asyncio.sleep(0.5)
         finally:
             await consumer.stop()
-    assert handled == [("tasks.deleted", {"task_id": 3}, "req-9"), ("tasks.deleted", {"task_id": 4}, None)]
+    assert handled == [
+        ("tasks.deleted", {"task_id": 3}, "req-9"),
+        ("tasks.deleted", {"task_id": 4}, None),
+    ]
 
 
-async def _length_is(items: list[object], length: int) -> bool:
+async def _length_is(items: Sequence[object], length: int) -> bool:
     return len(items) == length

@@ -3,32 +3,40 @@
 import sqlalchemy as sa
 from fastapi import APIRouter
 
+from tessera.annotations import migrations
+from tessera.annotations.bootstrap import ensure_bootstrap_admin
 from tessera.devstack.testing import OpenService, run_app, settings_for
 from tessera.platform.db import DbSession, migrate
 from tessera.platform.errors import Problem
 from tessera.platform.service import ServiceSpec, create_service_app
-from tessera.annotations import migrations
-from tessera.annotations.bootstrap import ensure_bootstrap_admin
 
 router = APIRouter(prefix="/api/probe")
 
 
 @router.post("/ok")
 async def write_then_succeed(session: DbSession) -> dict[str, str]:
-    await session.execute(sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'ok')"))
+    await session.execute(
+        sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'ok')")
+    )
     return {"status": "written"}
 
 
 @router.post("/fail")
 async def write_then_fail(session: DbSession) -> dict[str, str]:
-    await session.execute(sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'fail')"))
+    await session.execute(
+        sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'fail')")
+    )
     raise Problem(409, "refused after writing")
 
 
 @router.post("/commit-fails")
 async def write_a_duplicate(session: DbSession) -> dict[str, str]:
-    await session.execute(sa.text("CREATE TEMP TABLE deferred (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)"))
-    await session.execute(sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'late')"))
+    await session.execute(
+        sa.text("CREATE TEMP TABLE deferred (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
+    )
+    await session.execute(
+        sa.text("INSERT INTO annotations.inbox (consumer, msg_id) VALUES ('probe', 'late')")
+    )
     await session.execute(sa.text("INSERT INTO deferred VALUES (1), (1)"))
     return {"status": "the commit will fail"}
 
@@ -52,13 +60,21 @@ async def test_request_session_commits_or_rolls_back(service_settings: dict[str,
         assert commit_failed.status_code == 500
         assert commit_failed.headers["content-type"] == "application/problem+json"
         async with svc.platform.database.transaction() as session:
-            ids = (await session.execute(sa.text("SELECT msg_id FROM annotations.inbox"))).scalars().all()
+            ids = (
+                (await session.execute(sa.text("SELECT msg_id FROM annotations.inbox")))
+                .scalars()
+                .all()
+            )
     assert ids == ["ok"]
 
 
-async def test_migrations_run_twice_without_change(database_url: str, open_service: OpenService) -> None:
+async def test_migrations_run_twice_without_change(
+    database_url: str, open_service: OpenService
+) -> None:
     await migrate(database_url, migrations.LOCATION, migrations.SCHEMA)
     await migrate(database_url, migrations.LOCATION, migrations.SCHEMA)
     async with open_service("annotations") as svc, svc.platform.database.transaction() as session:
-        version = await session.scalar(sa.text("SELECT version_num FROM annotations.alembic_version"))
+        version = await session.scalar(
+            sa.text("SELECT version_num FROM annotations.alembic_version")
+        )
     assert version == "0001"

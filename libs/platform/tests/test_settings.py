@@ -11,12 +11,20 @@ def test_dev_accepts_the_defaults() -> None:
 
 
 def test_prod_refuses_every_default_secret_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TESSERA_DATABASE_URL", "TESSERA_S3_SECRET_KEY", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "TESSERA_DATABASE_URL",
+        "TESSERA_S3_SECRET_KEY",
+        "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValidationError) as error:
         PlatformSettings(env="prod")
     message = str(error.value)
-    for name in ("TESSERA_DATABASE_URL", "TESSERA_S3_SECRET_KEY", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
+    for name in (
+        "TESSERA_DATABASE_URL",
+        "TESSERA_S3_SECRET_KEY",
+        "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
+    ):
         assert name in message
 
 

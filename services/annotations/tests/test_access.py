@@ -2,7 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from tessera.devstack.testing import OpenService
+from tessera.platform.auth import access_tokens
 
 PROBLEM = "application/problem+json"
 
@@ -19,7 +22,12 @@ async def test_about_answers_an_authenticated_caller(open_service: OpenService) 
 
 async def test_every_non_health_path_needs_a_token(open_service: OpenService) -> None:
     async with open_service("annotations") as svc:
-        for path in ("/api/server/about", "/api/users/self", "/api/auth/api_tokens", "/api/no-such-thing"):
+        for path in (
+            "/api/server/about",
+            "/api/users/self",
+            "/api/auth/api_tokens",
+            "/api/no-such-thing",
+        ):
             response = await svc.anonymous.get(path)
             assert response.status_code == 401, path
             assert response.headers["content-type"] == PROBLEM
@@ -63,7 +71,9 @@ async def test_token_lifecycle_create_use_list_update_revoke(open_service: OpenS
         assert listed["next"] is not None
         assert all(t["value"] is None for t in listed["results"])
 
-        renamed = await svc.client.patch(f"/api/auth/api_tokens/{token['id']}", json={"name": "renamed"})
+        renamed = await svc.client.patch(
+            f"/api/auth/api_tokens/{token['id']}", json={"name": "renamed"}
+        )
         assert renamed.json()["name"] == "renamed"
 
         assert (await svc.client.delete(f"/api/auth/api_tokens/{token['id']}")).status_code == 204
@@ -73,7 +83,9 @@ async def test_token_lifecycle_create_use_list_update_revoke(open_service: OpenS
 
 async def test_read_only_token_cannot_write(open_service: OpenService) -> None:
     async with open_service("annotations") as svc:
-        value = (await svc.client.post("/api/auth/api_tokens", json={"name": "ro", "read_only": True})).json()["value"]
+        value = (
+            await svc.client.post("/api/auth/api_tokens", json={"name": "ro", "read_only": True})
+        ).json()["value"]
         auth = {"Authorization": f"Bearer {value}"}
         assert (await svc.anonymous.get("/api/auth/api_tokens", headers=auth)).status_code == 200
         refused = await svc.anonymous.post("/api/auth/api_tokens", json={"name": "x"}, headers=auth)
@@ -84,33 +96,46 @@ async def test_read_only_token_cannot_write(open_service: OpenService) -> None:
 async def test_expired_token_stops_working(open_service: OpenService) -> None:
     async with open_service("annotations") as svc:
         soon = datetime.now(UTC) + timedelta(seconds=1)
-        token = (await svc.client.post("/api/auth/api_tokens", json={"name": "t", "expiry_date": soon.isoformat()})).json()
-        async with svc.platform.database.transaction() as session:
-            from sqlalchemy import text
-
-            await session.execute(
-                text("UPDATE iam.access_tokens SET expiry_date = now() - interval '1 second' WHERE id = :id"),
-                {"id": token["id"]},
+        token = (
+            await svc.client.post(
+                "/api/auth/api_tokens", json={"name": "t", "expiry_date": soon.isoformat()}
             )
-        response = await svc.anonymous.get("/api/users/self", headers={"Authorization": f"Bearer {token['value']}"})
+        ).json()
+        async with svc.platform.database.transaction() as session:
+            await session.execute(
+                sa.update(access_tokens)
+                .where(access_tokens.c.id == token["id"])
+                .values(expiry_date=sa.func.now() - timedelta(seconds=1))
+            )
+        response = await svc.anonymous.get(
+            "/api/users/self", headers={"Authorization": f"Bearer {token['value']}"}
+        )
     assert response.status_code == 401
 
 
 async def test_bad_bodies_name_the_field(open_service: OpenService) -> None:
     async with open_service("annotations") as svc:
         malformed = await svc.client.post(
-            "/api/auth/api_tokens", content=b'{"name": "x",', headers={"Content-Type": "application/json"}
+            "/api/auth/api_tokens",
+            content=b'{"name": "x",',
+            headers={"Content-Type": "application/json"},
         )
-        past = await svc.client.post("/api/auth/api_tokens", json={"name": "x", "expiry_date": "2001-01-01T00:00:00Z"})
+        past = await svc.client.post(
+            "/api/auth/api_tokens", json={"name": "x", "expiry_date": "2001-01-01T00:00:00Z"}
+        )
         empty = await svc.client.post("/api/auth/api_tokens", json={"name": ""})
-        wrong_type = await svc.client.post("/api/auth/api_tokens", json={"name": "x", "read_only": "perhaps"})
+        wrong_type = await svc.client.post(
+            "/api/auth/api_tokens", json={"name": "x", "read_only": "perhaps"}
+        )
         listed = (await svc.client.get("/api/auth/api_tokens")).json()
     for response in (malformed, past, empty, wrong_type):
         assert response.status_code == 422
         assert response.headers["content-type"] == PROBLEM
     assert malformed.json()["errors"][0]["field"].startswith("body")
     assert "malformed JSON" in malformed.json()["errors"][0]["message"]
-    assert past.json()["errors"] == [{"field": "body.expiry_date", "message": "Value error, must be in the future"}]
+    assert past.json()["errors"] == [
+        {"field": "body.expiry_date", "message": "Value error, must be in the future"}
+    ]
     assert empty.json()["errors"][0]["field"] == "body.name"
     assert wrong_type.json()["errors"][0]["field"] == "body.read_only"
     assert "body.read_only" in wrong_type.json()["detail"]

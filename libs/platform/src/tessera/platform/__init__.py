@@ -1,1 +1,1 @@
-"""Shared plumbing for Tessera services: settings, database, bus, storage, errors, auth, telemetry."""
+"""Plumbing shared by the services: settings, database, bus, storage, errors, auth, telemetry."""

@@ -43,7 +43,9 @@ users = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("is_staff", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_superuser", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("date_joined", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "date_joined", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("last_login", sa.DateTime(timezone=True)),
 )
 
@@ -51,11 +53,17 @@ access_tokens = sa.Table(
     "access_tokens",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("owner_id", sa.BigInteger, sa.ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "owner_id", sa.BigInteger, sa.ForeignKey(users.c.id, ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("digest", sa.LargeBinary, nullable=False, unique=True),
-    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("expiry_date", sa.DateTime(timezone=True)),
     sa.Column("last_used_date", sa.DateTime(timezone=True)),
     sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -229,6 +237,10 @@ async def ensure_user(
 async def ensure_token(session: AsyncSession, *, owner_id: int, name: str, token: str) -> None:
     """Register a known token value for `owner_id` if it is not registered yet."""
     digest = token_digest(token)
-    exists = await session.scalar(sa.select(access_tokens.c.id).where(access_tokens.c.digest == digest))
+    exists = await session.scalar(
+        sa.select(access_tokens.c.id).where(access_tokens.c.digest == digest)
+    )
     if exists is None:
-        await session.execute(sa.insert(access_tokens).values(owner_id=owner_id, name=name, digest=digest))
+        await session.execute(
+            sa.insert(access_tokens).values(owner_id=owner_id, name=name, digest=digest)
+        )

@@ -74,8 +74,11 @@ class Bus:
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
+        self._closing = False
 
-    async def start(self, *, streams: Mapping[str, tuple[str, ...]] = STREAMS, wait: float = 5.0) -> None:
+    async def start(
+        self, *, streams: Mapping[str, tuple[str, ...]] = STREAMS, wait: float = 5.0
+    ) -> None:
         """Connect (in the background if NATS is not up yet) and declare `streams`."""
         self._connector = asyncio.create_task(self._connect_forever(streams), name="nats-connect")
         with contextlib.suppress(TimeoutError):
@@ -113,6 +116,8 @@ class Bus:
         logger.warning("NATS connection error: %s", error or type(error).__name__)
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
         logger.warning("disconnected from NATS at %s; reconnecting", self.url)
 
     async def _on_reconnected(self) -> None:
@@ -138,7 +143,12 @@ class Bus:
         await self.jetstream.account_info()
 
     async def publish(
-        self, subject: str, data: Mapping[str, Any], *, msg_id: str | None = None, timeout: float = 5.0
+        self,
+        subject: str,
+        data: Mapping[str, Any],
+        *,
+        msg_id: str | None = None,
+        timeout: float = 5.0,
     ) -> None:
         """Publish one event to JetStream and wait for its ack."""
         headers = {MSG_ID_HEADER: msg_id or uuid.uuid4().hex}
@@ -149,6 +159,7 @@ class Bus:
 
     async def close(self) -> None:
         """Stop reconnecting and close the connection."""
+        self._closing = True
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,7 +197,9 @@ def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("payload", JSONB, nullable=False),
         sa.Column("request_id", sa.Text),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text),
@@ -202,7 +215,9 @@ def inbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:
         metadata,
         sa.Column("consumer", sa.Text, primary_key=True),
         sa.Column("msg_id", sa.Text, primary_key=True),
-        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=schema,
     )
 
@@ -221,20 +236,28 @@ def create_messaging_tables(op: Any, schema: str) -> None:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("payload", JSONB, nullable=False),
         sa.Column("request_id", sa.Text),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text),
         schema=schema,
     )
     op.create_index(
-        "outbox_unpublished", "outbox", ["id"], schema=schema, postgresql_where=sa.text("published_at IS NULL")
+        "outbox_unpublished",
+        "outbox",
+        ["id"],
+        schema=schema,
+        postgresql_where=sa.text("published_at IS NULL"),
     )
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.Text, primary_key=True),
         sa.Column("msg_id", sa.Text, primary_key=True),
-        sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=schema,
     )
 
@@ -314,7 +337,13 @@ class Outbox:
         async with self.database.transaction() as session:
             rows = (
                 await session.execute(
-                    sa.select(table.c.id, table.c.msg_id, table.c.subject, table.c.payload, table.c.request_id)
+                    sa.select(
+                        table.c.id,
+                        table.c.msg_id,
+                        table.c.subject,
+                        table.c.payload,
+                        table.c.request_id,
+                    )
                     .where(table.c.published_at.is_(None))
                     .order_by(table.c.id)
                     .limit(self.batch_size)
@@ -391,7 +420,9 @@ class IdempotentConsumer:
     async def handle(self, msg: Msg) -> bool:
         """Handle one message; returns False when it had been handled before."""
         headers = msg.headers or {}
-        msg_id = headers.get(MSG_ID_HEADER) or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
+        msg_id = (
+            headers.get(MSG_ID_HEADER) or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
+        )
         event = Event(
             msg_id=msg_id,
             subject=msg.subject,
@@ -428,12 +459,16 @@ class IdempotentConsumer:
                         try:
                             await self.handle(msg)
                         except Exception:
-                            logger.exception("handler of %s failed on %s", self.durable, msg.subject)
+                            logger.exception(
+                                "handler of %s failed on %s", self.durable, msg.subject
+                            )
                             await msg.nak(delay=self.redeliver_delay)
                         else:
                             await msg.ack()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("consumer %s lost its subscription (%s); retrying", self.durable, exc)
+                logger.warning(
+                    "consumer %s lost its subscription (%s); retrying", self.durable, exc
+                )
                 await asyncio.sleep(1.0)

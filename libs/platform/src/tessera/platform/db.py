@@ -17,7 +17,12 @@ from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATION_LOCK_ID = 0x7E55E7A
 
@@ -89,10 +94,14 @@ async def migrate(url: str, script_location: Path, schema: str, revision: str = 
     engine = create_async_engine(async_url(url))
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+            )
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             await connection.run_sync(
-                lambda sync: command.upgrade(_alembic_config(script_location, schema, sync), revision)
+                lambda sync: command.upgrade(
+                    _alembic_config(script_location, schema, sync), revision
+                )
             )
     finally:
         await engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -31,7 +31,7 @@ class Problem(Exception):
         title: str | None = None,
         type_: str = "about:blank",
         errors: Sequence[dict[str, Any]] = (),
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -39,7 +39,7 @@ class Problem(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.type = type_
         self.errors = list(errors)
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
 
 class Unauthorized(Problem):
@@ -67,7 +67,9 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     }
     if problem.errors:
         body["errors"] = problem.errors
-    return JSONResponse(body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
+    )
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -82,9 +84,11 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     errors = []
     for error in exc.errors():
         field = field_path(error.get("loc", ()))
-        message = "malformed JSON: " + str(error.get("ctx", {}).get("error", error["msg"])) if (
-            error.get("type") == "json_invalid"
-        ) else str(error["msg"])
+        message = (
+            "malformed JSON: " + str(error.get("ctx", {}).get("error", error["msg"]))
+            if (error.get("type") == "json_invalid")
+            else str(error["msg"])
+        )
         errors.append({"field": field, "message": message})
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return Problem(422, f"Invalid request: {summary}", title="Validation failed", errors=errors)

@@ -27,7 +27,9 @@ async def migrate_packages(database_url: str, packages: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="tessera-migrate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("packages", nargs="+", help="migrations packages, e.g. tessera.annotations.migrations")
+    parser.add_argument(
+        "packages", nargs="+", help="migrations packages, e.g. tessera.annotations.migrations"
+    )
     args = parser.parse_args(argv)
     settings = PlatformSettings()
     asyncio.run(migrate_packages(settings.database_url.get_secret_value(), args.packages))

@@ -24,7 +24,9 @@ class PageParams(BaseModel):
 
 
 def page_params(
-    page: Annotated[int, Query(ge=1, description="A page number within the paginated result set.")] = 1,
+    page: Annotated[
+        int, Query(ge=1, description="A page number within the paginated result set.")
+    ] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Number of results to return per page.")
     ] = 10,
@@ -44,6 +46,7 @@ class Page(BaseModel, Generic[T]):
     @classmethod
     def build(cls, request: Request, params: PageParams, count: int, results: list[T]) -> Page[T]:
         """Assemble a page, with `next`/`previous` URLs that keep the other query parameters."""
+
         def link(page: int) -> str:
             return str(request.url.include_query_params(page=page, page_size=params.page_size))
 

@@ -31,7 +31,9 @@ from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_l
 logger = logging.getLogger(__name__)
 READINESS_TIMEOUT_S = 3.0
 # Health and metrics are for probes and scrapers; the API description carries no data.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+)
 
 
 @dataclass
@@ -121,7 +123,9 @@ def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAP
         if settings.should_migrate_on_start:
             await migrate(database_url, spec.migrations, spec.schema)
         async with AsyncExitStack() as stack:
-            database = Database(database_url, pool_size=settings.database_pool_size, application_name=spec.name)
+            database = Database(
+                database_url, pool_size=settings.database_pool_size, application_name=spec.name
+            )
             stack.push_async_callback(database.dispose)
             bus = Bus(
                 settings.nats_url,

@@ -82,9 +82,13 @@ class ObjectStorage:
         """Raise unless the bucket answers."""
         await self.client.head_bucket(Bucket=self.bucket)
 
-    async def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Write a small object in one request."""
-        await self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        await self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+        )
 
     async def get(self, key: str) -> bytes:
         """Read a whole (small) object."""
@@ -116,11 +120,15 @@ class ObjectStorage:
         """Delete an object (no error if it is absent)."""
         await self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def upload(self, key: str, *, content_type: str = "application/octet-stream") -> MultipartUpload:
+    def upload(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> MultipartUpload:
         """A multipart upload: `async with storage.upload(key) as up: await up.write(b)`."""
         return MultipartUpload(self, key, content_type)
 
-    async def presigned_get(self, key: str, *, expires_in: int = 3600, filename: str | None = None) -> str:
+    async def presigned_get(
+        self, key: str, *, expires_in: int = 3600, filename: str | None = None
+    ) -> str:
         """A SigV4 presigned GET URL for `key`."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if filename:
@@ -177,10 +185,15 @@ class MultipartUpload:
     ) -> None:
         client, bucket = self.storage.client, self.storage.bucket
         if exc_type is not None:
-            await client.abort_multipart_upload(Bucket=bucket, Key=self.key, UploadId=self.upload_id)
+            await client.abort_multipart_upload(
+                Bucket=bucket, Key=self.key, UploadId=self.upload_id
+            )
             return
         if self._buffer or not self.parts:
             await self._send_part()
         await client.complete_multipart_upload(
-            Bucket=bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+            Bucket=bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self.parts},
         )

@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -81,7 +87,9 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
     if json_lines:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -159,7 +167,10 @@ class TelemetryMiddleware:
                     headers = list(message.get("headers", []))
                     present = {name.lower() for name, _ in headers}
                     # Behind the gateway, the owning service has already tagged the response.
-                    for name, value in ((REQUEST_ID_HEADER, request_id), (SERVICE_HEADER, self.metrics.service)):
+                    for name, value in (
+                        (REQUEST_ID_HEADER, request_id),
+                        (SERVICE_HEADER, self.metrics.service),
+                    ):
                         if name.lower().encode() not in present:
                             headers.append((name.lower().encode(), value.encode()))
                     message["headers"] = headers

@@ -17,5 +17,8 @@ async def ensure_bootstrap_admin(platform: Platform) -> None:
         )
         if settings.bootstrap_admin_token is not None:
             await ensure_token(
-                session, owner_id=admin_id, name="bootstrap", token=settings.bootstrap_admin_token.get_secret_value()
+                session,
+                owner_id=admin_id,
+                name="bootstrap",
+                token=settings.bootstrap_admin_token.get_secret_value(),
             )

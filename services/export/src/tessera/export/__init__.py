@@ -1,3 +1,3 @@
-"""Tessera export service: dataset export and import in every annotation format, as requests with progress."""
+"""Tessera export service: dataset export and import in every annotation format."""
 
 __version__ = "0.1.0"

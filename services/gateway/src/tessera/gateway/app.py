@@ -53,12 +53,19 @@ class Upstreams:
         try:
             response = await self.client.get(self.url(service) + path, timeout=5.0)
         except httpx.HTTPError as exc:
-            return 503, {"status": "unreachable", "service": service, "detail": str(exc) or type(exc).__name__}
+            return 503, {
+                "status": "unreachable",
+                "service": service,
+                "detail": str(exc) or type(exc).__name__,
+            }
         return response.status_code, response.json()
 
     async def openapi(self) -> dict[str, Any]:
         """The merged document, refreshed at most every `schema_cache_s` seconds."""
-        if self._schema is None or time.monotonic() - self._schema_at > self.settings.schema_cache_s:
+        if (
+            self._schema is None
+            or time.monotonic() - self._schema_at > self.settings.schema_cache_s
+        ):
             documents: dict[str, dict[str, Any]] = {}
 
             async def fetch(service: str) -> None:
@@ -66,17 +73,27 @@ class Upstreams:
                 response.raise_for_status()
                 documents[service] = response.json()
 
-            results = await asyncio.gather(*(fetch(s) for s in self.table.services), return_exceptions=True)
+            results = await asyncio.gather(
+                *(fetch(s) for s in self.table.services), return_exceptions=True
+            )
             merged = merge_openapi(self.table, documents)
-            failed = [s for s, r in zip(self.table.services, results, strict=True) if isinstance(r, Exception)]
+            failed = [
+                s
+                for s, r in zip(self.table.services, results, strict=True)
+                if isinstance(r, Exception)
+            ]
             if failed:
-                merged["info"]["description"] += f"\n\nNot included (unreachable): {', '.join(failed)}."
+                merged["info"]["description"] += (
+                    f"\n\nNot included (unreachable): {', '.join(failed)}."
+                )
                 return merged
             self._schema, self._schema_at = merged, time.monotonic()
         return self._schema
 
 
-def create_app(settings: GatewaySettings | None = None, table: RoutingTable | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, table: RoutingTable | None = None
+) -> FastAPI:
     """Build the gateway app."""
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
@@ -107,12 +124,21 @@ def create_app(settings: GatewaySettings | None = None, table: RoutingTable | No
     async def readyz() -> JSONResponse:
         services = upstreams.table.services
         probes = await asyncio.gather(*(upstreams.probe(s, "/readyz") for s in services))
-        checks = {s: ("ok" if status == 200 else "not ready") for s, (status, _) in zip(services, probes, strict=True)}
+        checks = {
+            s: ("ok" if status == 200 else "not ready")
+            for s, (status, _) in zip(services, probes, strict=True)
+        }
         if all(value == "ok" for value in checks.values()):
             return JSONResponse({"status": "ready", "service": "gateway", "checks": checks})
         failing = ", ".join(s for s, value in checks.items() if value != "ok")
-        body = {"type": "about:blank", "title": "Service Unavailable", "status": 503,
-                "detail": f"not ready: {failing}", "instance": "/readyz", "checks": checks}
+        body = {
+            "type": "about:blank",
+            "title": "Service Unavailable",
+            "status": 503,
+            "detail": f"not ready: {failing}",
+            "instance": "/readyz",
+            "checks": checks,
+        }
         return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
 
     @app.get("/healthz/{service}")

@@ -54,12 +54,18 @@ def merge_openapi(table: RoutingTable, documents: Mapping[str, dict[str, Any]]) 
             continue
         schemas = document.get("components", {}).get("schemas", {})
         known = merged["components"].setdefault("schemas", {})
-        renames = {name: f"{service}_{name}" for name, body in schemas.items() if known.get(name, body) != body}
+        renames = {
+            name: f"{service}_{name}"
+            for name, body in schemas.items()
+            if known.get(name, body) != body
+        }
         if renames:
             document = _rename_refs(document, renames)
         for kind in COMPONENT_KINDS:
             for name, body in document.get("components", {}).get(kind, {}).items():
-                merged["components"].setdefault(kind, {})[renames.get(name, name) if kind == "schemas" else name] = body
+                merged["components"].setdefault(kind, {})[
+                    renames.get(name, name) if kind == "schemas" else name
+                ] = body
         for path, item in document.get("paths", {}).items():
             if not path.startswith("/api/"):
                 continue

@@ -44,7 +44,9 @@ def _forward_headers(request: Request) -> list[tuple[str, str]]:
     return headers
 
 
-async def forward(client: httpx.AsyncClient, base_url: str, service: str, request: Request) -> Response:
+async def forward(
+    client: httpx.AsyncClient, base_url: str, service: str, request: Request
+) -> Response:
     """Send `request` to `base_url` and stream the answer back."""
     url = httpx.URL(base_url).join(request.url.path).copy_with(query=request.url.query.encode())
     has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or bool(
@@ -65,7 +67,9 @@ async def forward(client: httpx.AsyncClient, base_url: str, service: str, reques
     dropped = (HOP_BY_HOP - {"content-length"}) | SERVER_SET
     headers = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in dropped]
     response = StreamingResponse(
-        upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        background=BackgroundTask(upstream.aclose),
     )
     response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return response

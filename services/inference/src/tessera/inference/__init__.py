@@ -1,3 +1,3 @@
-"""Tessera inference service: model registry, auto-annotation requests, interactors and trackers over Triton."""
+"""Tessera inference service: models, auto-annotation, interactors and trackers."""
 
 __version__ = "0.1.0"

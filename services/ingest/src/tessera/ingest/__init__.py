@@ -1,3 +1,3 @@
-"""Tessera ingest service: task media: uploads, cloud storage, remote URLs, shares, frames, chunks and segments."""
+"""Tessera ingest service: task media into frames, chunks, segments and jobs."""
 
 __version__ = "0.1.0"

@@ -10,7 +10,7 @@ SPEC = ServiceSpec(
     name="ingest",
     schema=migrations.SCHEMA,
     version=__version__,
-    description="Task media: uploads, cloud storage, remote URLs, shares, frames, chunks and segments.",
+    description="Task media: uploads, cloud storage, URLs, shares, frames, chunks and segments.",
     migrations=migrations.LOCATION,
 )
 

@@ -26,12 +26,24 @@ def _usable(owner_id: int) -> sa.ColumnElement[bool]:
 
 
 async def insert_token(
-    session: AsyncSession, *, owner_id: int, name: str, digest: bytes, expiry_date: datetime | None, read_only: bool
+    session: AsyncSession,
+    *,
+    owner_id: int,
+    name: str,
+    digest: bytes,
+    expiry_date: datetime | None,
+    read_only: bool,
 ) -> int:
     """Store a new token; returns its id."""
     token_id = await session.scalar(
         sa.insert(access_tokens)
-        .values(owner_id=owner_id, name=name, digest=digest, expiry_date=expiry_date, read_only=read_only)
+        .values(
+            owner_id=owner_id,
+            name=name,
+            digest=digest,
+            expiry_date=expiry_date,
+            read_only=read_only,
+        )
         .returning(access_tokens.c.id)
     )
     return int(token_id)
@@ -40,12 +52,16 @@ async def insert_token(
 async def get_token(session: AsyncSession, owner_id: int, token_id: int) -> dict[str, Any] | None:
     """One usable token of `owner_id`, or None."""
     row = (
-        await session.execute(
-            sa.select(*_COLUMNS)
-            .join(users, users.c.id == access_tokens.c.owner_id)
-            .where(_usable(owner_id), access_tokens.c.id == token_id)
+        (
+            await session.execute(
+                sa.select(*_COLUMNS)
+                .join(users, users.c.id == access_tokens.c.owner_id)
+                .where(_usable(owner_id), access_tokens.c.id == token_id)
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     return dict(row) if row else None
 
 
@@ -53,21 +69,29 @@ async def list_tokens(
     session: AsyncSession, owner_id: int, *, offset: int, limit: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """The usable tokens of `owner_id`, newest first, and their total count."""
-    count = await session.scalar(sa.select(sa.func.count()).select_from(access_tokens).where(_usable(owner_id)))
+    count = await session.scalar(
+        sa.select(sa.func.count()).select_from(access_tokens).where(_usable(owner_id))
+    )
     rows = (
-        await session.execute(
-            sa.select(*_COLUMNS)
-            .join(users, users.c.id == access_tokens.c.owner_id)
-            .where(_usable(owner_id))
-            .order_by(access_tokens.c.id.desc())
-            .offset(offset)
-            .limit(limit)
+        (
+            await session.execute(
+                sa.select(*_COLUMNS)
+                .join(users, users.c.id == access_tokens.c.owner_id)
+                .where(_usable(owner_id))
+                .order_by(access_tokens.c.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
         )
-    ).mappings().all()
+        .mappings()
+        .all()
+    )
     return int(count or 0), [dict(row) for row in rows]
 
 
-async def update_token(session: AsyncSession, owner_id: int, token_id: int, values: dict[str, Any]) -> bool:
+async def update_token(
+    session: AsyncSession, owner_id: int, token_id: int, values: dict[str, Any]
+) -> bool:
     """Apply `values` to a usable token; False when there is no such token."""
     result = await session.execute(
         sa.update(access_tokens)

@@ -21,12 +21,16 @@ async def list_tokens(
     params: Annotated[PageParams, Depends(page_params)],
 ) -> Page[ApiToken]:
     """The caller's tokens that are not revoked, newest first."""
-    count, tokens = await service.list_tokens(session, principal, offset=params.offset, limit=params.page_size)
+    count, tokens = await service.list_tokens(
+        session, principal, offset=params.offset, limit=params.page_size
+    )
     return Page[ApiToken].build(request, params, count, tokens)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API token")
-async def create_token(body: ApiTokenCreate, principal: CurrentUser, session: DbSession) -> ApiToken:
+async def create_token(
+    body: ApiTokenCreate, principal: CurrentUser, session: DbSession
+) -> ApiToken:
     """Create a token for the caller. Its `value` is in this response only."""
     return await service.create_token(session, principal, body)
 

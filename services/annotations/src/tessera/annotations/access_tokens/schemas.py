@@ -41,7 +41,9 @@ def _must_be_future(value: datetime | None) -> datetime | None:
 class ApiTokenCreate(BaseModel):
     """A request to create a token."""
 
-    name: str = Field(min_length=1, max_length=200, description="A free-form name; need not be unique.")
+    name: str = Field(
+        min_length=1, max_length=200, description="A free-form name; need not be unique."
+    )
     expiry_date: datetime | None = Field(default=None, description="No expiry when empty.")
     read_only: bool = False
 

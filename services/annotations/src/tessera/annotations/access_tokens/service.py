@@ -5,7 +5,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.access_tokens import repository
-from tessera.annotations.access_tokens.schemas import ApiToken, ApiTokenCreate, ApiTokenOwner, ApiTokenUpdate
+from tessera.annotations.access_tokens.schemas import (
+    ApiToken,
+    ApiTokenCreate,
+    ApiTokenOwner,
+    ApiTokenUpdate,
+)
 from tessera.platform.auth import Principal, new_token, token_digest
 from tessera.platform.errors import NotFound
 
@@ -32,7 +37,9 @@ async def get_token(session: AsyncSession, principal: Principal, token_id: int) 
     return _to_schema(row)
 
 
-async def create_token(session: AsyncSession, principal: Principal, request: ApiTokenCreate) -> ApiToken:
+async def create_token(
+    session: AsyncSession, principal: Principal, request: ApiTokenCreate
+) -> ApiToken:
     """Make a token for the caller; the value is returned here and never again."""
     value = new_token()
     token_id = await repository.insert_token(
@@ -52,7 +59,9 @@ async def list_tokens(
     session: AsyncSession, principal: Principal, *, offset: int, limit: int
 ) -> tuple[int, list[ApiToken]]:
     """The caller's usable tokens, newest first."""
-    count, rows = await repository.list_tokens(session, principal.user_id, offset=offset, limit=limit)
+    count, rows = await repository.list_tokens(
+        session, principal.user_id, offset=offset, limit=limit
+    )
     return count, [_to_schema(row) for row in rows]
 
 

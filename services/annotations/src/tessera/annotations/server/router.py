@@ -13,4 +13,6 @@ router = APIRouter(prefix="/api/server", tags=["server"])
 async def about(request: Request) -> About:
     """Name, description and version of this server."""
     settings: AnnotationsSettings = request.app.state.platform.settings
-    return About(name=settings.server_name, description=settings.server_description, version=__version__)
+    return About(
+        name=settings.server_name, description=settings.server_description, version=__version__
+    )

@@ -29,7 +29,9 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("is_staff", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("is_superuser", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("date_joined", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "date_joined", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("last_login", sa.DateTime(timezone=True)),
         schema=IAM_SCHEMA,
     )
@@ -44,8 +46,12 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("digest", sa.LargeBinary, nullable=False, unique=True),
-        sa.Column("created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-        sa.Column("updated_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column(
+            "created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("expiry_date", sa.DateTime(timezone=True)),
         sa.Column("last_used_date", sa.DateTime(timezone=True)),
         sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),

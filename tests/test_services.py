@@ -1,0 +1,48 @@
+"""What every service offers: health, readiness, metrics, OpenAPI, and a token on every API path."""
+
+import pytest
+
+from tessera.devstack.testing import OpenService
+
+SERVICES = ["annotations", "ingest", "export", "inference"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_service_skeleton(open_service: OpenService, service: str) -> None:
+    async with open_service(service) as svc:
+        health = await svc.anonymous.get("/healthz")
+        ready = await svc.anonymous.get("/readyz")
+        await svc.client.get("/api/anything")
+        metrics = await svc.anonymous.get("/metrics")
+        schema = await svc.anonymous.get("/openapi.json")
+        unauthenticated = await svc.anonymous.get("/api/anything")
+        authenticated_unknown = await svc.client.get("/api/anything")
+    assert health.json() == {"status": "ok", "service": service}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "nats": "ok", "storage": "ok"}
+    assert health.headers["x-tessera-service"] == service
+    labels = f'method="GET",route="/healthz",service="{service}",status="200"'
+    counter = f"tessera_http_requests_total{{{labels}}}"
+    assert f"{counter} 1.0" in metrics.text
+    assert "tessera_http_request_duration_seconds_bucket" in metrics.text
+    assert schema.json()["info"]["title"] == f"Tessera {service}"
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["content-type"] == "application/problem+json"
+    assert authenticated_unknown.status_code == 404
+    assert authenticated_unknown.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_readiness_names_the_dependency_that_is_down(
+    open_service: OpenService, service: str
+) -> None:
+    async with open_service(
+        service, s3_bucket="no-such-bucket-here", s3_create_bucket=False
+    ) as svc:
+        ready = await svc.anonymous.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    body = ready.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["storage"] != "ok"
+    assert "storage" in body["detail"]
