@@ -17,3 +17,5 @@ class AnnotationsSettings(PlatformSettings):
         "Open annotation backend for images, video and point clouds, "
         "compatible with CVAT's REST API."
     )
+    server_subtitle: str = "Annotation at scale"
+    server_logo_url: str = ""

@@ -14,5 +14,9 @@ async def about(request: Request) -> About:
     """Name, description and version of this server."""
     settings: AnnotationsSettings = request.app.state.platform.settings
     return About(
-        name=settings.server_name, description=settings.server_description, version=__version__
+        name=settings.server_name,
+        description=settings.server_description,
+        version=__version__,
+        logo_url=settings.server_logo_url,
+        subtitle=settings.server_subtitle,
     )

@@ -9,3 +9,5 @@ class About(BaseModel):
     name: str
     description: str
     version: str
+    logo_url: str
+    subtitle: str
