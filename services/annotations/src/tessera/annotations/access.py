@@ -15,25 +15,10 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
+from tessera.annotations.tables import memberships, organizations
 from tessera.platform.auth import CurrentUser, Principal
 from tessera.platform.db import DbSession
 from tessera.platform.errors import NotFound, Problem
-
-metadata = sa.MetaData(schema="annotations")
-organizations = sa.Table(
-    "organizations",
-    metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("slug", sa.Text),
-)
-memberships = sa.Table(
-    "memberships",
-    metadata,
-    sa.Column("user_id", sa.BigInteger),
-    sa.Column("organization_id", sa.BigInteger),
-    sa.Column("role", sa.Text),
-    sa.Column("is_active", sa.Boolean),
-)
 
 
 class Role(StrEnum):
