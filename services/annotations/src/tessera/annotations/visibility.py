@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.access import Context
+from tessera.annotations.access import Context, Role
 from tessera.annotations.tables import jobs, projects, tasks
 from tessera.platform.errors import NotFound
 
@@ -77,7 +77,7 @@ async def job_for(session: AsyncSession, ctx: Context, job_id: int, *, change: b
     if row is None:
         raise NotFound(f"Job {job_id} does not exist.")
     if change:
-        ctx.require(ctx.role != "supervisor" or ctx.is_admin, f"change job {job_id}")
+        ctx.require(ctx.role != Role.SUPERVISOR or ctx.is_admin, f"change job {job_id}")
     return row
 
 
@@ -91,10 +91,6 @@ async def task_for(
     if row is None:
         raise NotFound(f"Task {task_id} does not exist.")
     if change:
-        allowed = (
-            ctx.manages_organization
-            or row.owner_id == ctx.user_id
-            or row.assignee_id == ctx.user_id
-        )
+        allowed = ctx.manages_organization or ctx.user_id in (row.owner_id, row.assignee_id)
         ctx.require(allowed, f"change task {task_id}")
     return row
