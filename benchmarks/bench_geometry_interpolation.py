@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ GOAL = 100.0
 COMMAND = "python -m benchmarks.run geometry_interpolation"
 
 Keyframe = tuple[int, list[float], float, bool]
+T = TypeVar("T")
 
 
 def _rect_tracks(rng: np.random.Generator) -> list[list[Keyframe]]:
@@ -54,7 +55,11 @@ def _poly_tracks(rng: np.random.Generator) -> list[list[Keyframe]]:
     angles = np.linspace(0, 2 * np.pi, VERTICES, endpoint=False)
     tracks = []
     for _ in range(N_TRACKS):
-        frames = [int(rng.integers(0, 20)), int(rng.integers(130, 170)), int(rng.integers(280, 300))]
+        frames = [
+            int(rng.integers(0, 20)),
+            int(rng.integers(130, 170)),
+            int(rng.integers(280, 300)),
+        ]
         cx, cy = rng.uniform(200, 1600, 2)
         track = []
         for f in frames:
@@ -150,7 +155,9 @@ def _ref_poly_pair(
             continue
         if opened is not None:
             span = i - opened
-            segments.append((index[opened], index[i - 1], _ref_length(left, opened, i - 1) / (2 * span)))
+            segments.append(
+                (index[opened], index[i - 1], _ref_length(left, opened, i - 1) / (2 * span))
+            )
             opened = None
         if i == len(left):
             break
@@ -158,11 +165,20 @@ def _ref_poly_pair(
             opened = i
         else:
             a, b = lists[i][0], lists[i][-1]
-            segments.append((index[i], index[i] + len(lists[i]) - 1, _ref_length(right, a, b) / (2 * (b - a + 1))))
+            segments.append(
+                (
+                    index[i],
+                    index[i] + len(lists[i]) - 1,
+                    _ref_length(right, a, b) / (2 * (b - a + 1)),
+                )
+            )
     for f in range(f0 + 1, min(f1, STOP + 1)):
         t = (f - f0) / (f1 - f0)
         pts = [
-            (left[i][0] + (right[j][0] - left[i][0]) * t, left[i][1] + (right[j][1] - left[i][1]) * t)
+            (
+                left[i][0] + (right[j][0] - left[i][0]) * t,
+                left[i][1] + (right[j][1] - left[i][1]) * t,
+            )
             for i, j in pairs
         ]
         reduced: list[tuple[float, float]] = []
@@ -177,9 +193,9 @@ def _ref_poly_pair(
                     kept.append(pts[k])
                     anchor = k
             kept.append(pts[last])
-            a, b = pts[first], pts[last]
-            if len(kept) == 2 and _dist(a, b) < thr:
-                kept = [((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)]
+            head, tail = pts[first], pts[last]
+            if len(kept) == 2 and _dist(head, tail) < thr:
+                kept = [((head[0] + tail[0]) / 2, (head[1] + tail[1]) / 2)]
             reduced.extend(kept)
         frames[f] = [c for p in reduced[:-1] for c in p]
 
@@ -237,14 +253,22 @@ def _check_poly(got: PolyTracks, ref: list[list[list[float] | None]]) -> None:
             np.testing.assert_allclose(got.vertices(tr, f).reshape(-1), item, atol=1e-6, rtol=0)
 
 
-def _median(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+def _median(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
     times = []
-    result: object = None
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), result
+
+
+def _row(name: str, ref_s: float, fast_s: float) -> str:
+    ratio = ref_s / fast_s
+    met = "yes" if ratio >= GOAL else "no"
+    return (
+        f"| {name} | {ref_s * 1e3:.1f} ms | {fast_s * 1e3:.2f} ms | {ratio:.0f}x "
+        f"| >= {GOAL:.0f}x | {met} |"
+    )
 
 
 _COLD_SCRIPT = """
@@ -284,21 +308,18 @@ def run() -> str:
     with tempfile.TemporaryDirectory() as cache_dir:
         cold = _first_calls(cache_dir)
         warm = _first_calls(cache_dir)
-    rows = []
-    for name, fast, ref, check, ref_repeats in (
-        ("1,000 rectangle tracks x 300 frames", rect_fast, lambda: _ref_rect(rects), _check_rect, 5),
-        ("1,000 polygon tracks (64 vertices, 3 keyframes) x 300 frames", poly_fast,
-         lambda: _ref_poly(polys), _check_poly, 3),
-    ):  # fmt: skip
-        fast_s, fast_out = _median(fast, 7)
-        ref_s, ref_out = _median(ref, ref_repeats)
-        check(fast_out, ref_out)  # type: ignore[operator]
-        ratio = ref_s / fast_s
-        met = "yes" if ratio >= GOAL else "no"
-        rows.append(
-            f"| {name} | {ref_s * 1e3:.1f} ms | {fast_s * 1e3:.2f} ms | {ratio:.0f}x "
-            f"| >= {GOAL:.0f}x | {met} |"
-        )
+    rect_fast_s, rect_out = _median(rect_fast, 7)
+    rect_ref_s, rect_ref = _median(lambda: _ref_rect(rects), 5)
+    _check_rect(rect_out, rect_ref)
+    poly_fast_s, poly_out = _median(poly_fast, 7)
+    poly_ref_s, poly_ref = _median(lambda: _ref_poly(polys), 3)
+    _check_poly(poly_out, poly_ref)
+    rows = [
+        _row("1,000 rectangle tracks x 300 frames", rect_ref_s, rect_fast_s),
+        _row(
+            "1,000 polygon tracks (64 vertices, 3 keyframes) x 300 frames", poly_ref_s, poly_fast_s
+        ),
+    ]
     return "\n".join(
         [
             "## Track interpolation (tessera.geometry.interpolation)",
@@ -312,7 +333,8 @@ def run() -> str:
             *rows,
             "",
             "First calls in a fresh process (import, rectangle batch, polygon batch):",
-            f"empty kernel cache {cold[0]:.2f} s + {cold[1]:.2f} s + {cold[2]:.2f} s (JIT compile);",
+            f"empty kernel cache {cold[0]:.2f} s + {cold[1]:.2f} s + {cold[2]:.2f} s"
+            " (JIT compile);",
             f"cache filled {warm[0]:.2f} s + {warm[1]:.2f} s + {warm[2]:.2f} s (load from disk).",
             "",
             f"Reproduce: `{COMMAND}`",

@@ -1,5 +1,7 @@
 """Numba kernels behind `tessera.geometry.interpolation`.
 
+Kernels take many positional arguments: Numba has no keyword-only parameters.
+
 The polygon kernels reproduce CVAT's `interpolate_position`
 (cvat/apps/dataset_manager/annotation.py) operation for operation, so that the floating
 point results agree: same summation order for arc lengths, `a + (b - a) * t` for every
@@ -28,7 +30,18 @@ def angle_diff(left: float, right: float) -> float:
 
 
 @kernel
-def lerp_frames(
+def wrap_degrees(value: float) -> float:
+    """`value % 360.0`, bit for bit, without the general modulo on the common range."""
+    # Subtracting 360 from a value in [360, 720) is exact (Sterbenz), as is fmod.
+    if 0.0 <= value < 360.0:
+        return value
+    if 360.0 <= value < 720.0:
+        return value - 360.0
+    return value % 360.0
+
+
+@kernel
+def lerp_frames(  # noqa: PLR0917
     p0: FloatArray, p1: FloatArray, r0: float, r1: float, f0: int, f1: int, fa: int, fb: int
 ) -> tuple[FloatArray, FloatArray]:
     """Points and rotation on frames [fa, fb) between keyframes at f0 and f1."""
@@ -42,7 +55,7 @@ def lerp_frames(
         t = (fa + row - f0) / span
         for d in range(dim):
             pts[row, d] = p0[d] + (p1[d] - p0[d]) * t
-        rot[row] = (r0 + dr * t + 360.0) % 360.0
+        rot[row] = wrap_degrees(r0 + dr * t + 360.0)
     return pts, rot
 
 
@@ -176,7 +189,7 @@ def poly_plan(
 
 
 @kernel
-def _poly_frame_into(
+def _poly_frame_into(  # noqa: PLR0917
     left: FloatArray,
     right: FloatArray,
     pair_left: IntArray,
@@ -233,7 +246,7 @@ def _poly_frame_into(
 
 
 @kernel
-def poly_frames(
+def poly_frames(  # noqa: PLR0917
     left: FloatArray,
     right: FloatArray,
     pair_left: IntArray,
@@ -271,82 +284,72 @@ def poly_frames(
 
 
 @kernel
-def _mark_keyframe(
-    row: int, col: int, is_outside: bool, present: BoolArray, key: BoolArray, out: BoolArray
-) -> None:
-    present[row, col] = True
-    key[row, col] = True
-    out[row, col] = is_outside
-
-
-@parallel_kernel
-def linear_batch(
+def linear_batch(  # noqa: PLR0917
     track_offsets: IntArray,
     frames: IntArray,
     points: FloatArray,
     rotation: FloatArray,
     outside: BoolArray,
     start: int,
-    stop: int,
     out_points: FloatArray,
     out_rotation: FloatArray,
     present: BoolArray,
     key: BoolArray,
     out_outside: BoolArray,
 ) -> None:
-    """Fill the (track, frame - start) rows of the outputs, NaN / False where no shape."""
+    """Fill every (track, frame - start) cell of the outputs once, NaN / False if no shape."""
     dim = points.shape[1]
-    for tr in numba.prange(track_offsets.shape[0] - 1):
-        out_points[tr] = np.nan
-        out_rotation[tr] = np.nan
-        present[tr] = False
-        key[tr] = False
-        out_outside[tr] = False
+    # Serial on purpose: the work is a memory-bound fill, and a thread team only adds its
+    # start-up and barrier costs. Per-element loops rather than slice assignments: each
+    # slice assignment costs seconds of compilation in Numba.
+    for tr in range(track_offsets.shape[0] - 1):
         a = track_offsets[tr]
         b = track_offsets[tr + 1]
-        for k in range(a, b):
-            f0 = frames[k]
-            if f0 > stop:
-                break
-            if f0 >= start:
-                col = f0 - start
-                out_points[tr, col, :] = points[k]
+        k = a
+        for col in range(out_rotation.shape[1]):
+            f = start + col
+            while k + 1 < b and frames[k + 1] <= f:
+                k += 1
+            is_key = k < b and frames[k] == f
+            shown = k < b and frames[k] <= f and (is_key or not outside[k])
+            key[tr, col] = is_key
+            present[tr, col] = shown
+            out_outside[tr, col] = is_key and outside[k]
+            if not shown:
+                for d in range(dim):
+                    out_points[tr, col, d] = np.nan
+                out_rotation[tr, col] = np.nan
+            elif is_key or k + 1 == b:
+                for d in range(dim):
+                    out_points[tr, col, d] = points[k, d]
                 out_rotation[tr, col] = rotation[k]
-                _mark_keyframe(tr, col, outside[k], present, key, out_outside)
-            if outside[k]:
-                continue
-            lo = max(f0 + 1, start)
-            if k + 1 < b:
-                f1 = frames[k + 1]
-                hi = min(f1, stop + 1)
-                dr = angle_diff(rotation[k], rotation[k + 1])
-                for f in range(lo, hi):
-                    t = (f - f0) / (f1 - f0)
-                    col = f - start
-                    for d in range(dim):
-                        out_points[tr, col, d] = points[k, d] + (points[k + 1, d] - points[k, d]) * t
-                    out_rotation[tr, col] = (rotation[k] + dr * t + 360.0) % 360.0
-                    present[tr, col] = True
             else:
-                for f in range(lo, stop + 1):
-                    col = f - start
-                    out_points[tr, col, :] = points[k]
-                    out_rotation[tr, col] = rotation[k]
-                    present[tr, col] = True
+                t = (f - frames[k]) / (frames[k + 1] - frames[k])
+                for d in range(dim):
+                    out_points[tr, col, d] = points[k, d] + (points[k + 1, d] - points[k, d]) * t
+                dr = angle_diff(rotation[k], rotation[k + 1])
+                out_rotation[tr, col] = wrap_degrees(rotation[k] + dr * t + 360.0)
+
+
+@kernel
+def _copy_rows(src: FloatArray, dst: FloatArray, pos: int) -> None:
+    for i in range(src.shape[0]):
+        dst[pos + i, 0] = src[i, 0]
+        dst[pos + i, 1] = src[i, 1]
 
 
 @kernel
 def _closed(pts: FloatArray, close: bool) -> FloatArray:
-    if not close:
-        return pts
-    out = np.empty((pts.shape[0] + 1, 2))
-    out[:-1] = pts
-    out[-1] = pts[0]
+    out = np.empty((pts.shape[0] + int(close), 2))
+    _copy_rows(pts, out, 0)
+    if close:
+        out[-1, 0] = pts[0, 0]
+        out[-1, 1] = pts[0, 1]
     return out
 
 
 @kernel
-def _poly_track(
+def _poly_track(  # noqa: PLR0917
     frames: IntArray,
     vertex_offsets: IntArray,
     coords: FloatArray,
@@ -375,7 +378,7 @@ def _poly_track(
         nk = kp.shape[0]
         if f0 >= start:
             if write:
-                out_coords[pos : pos + nk] = kp
+                _copy_rows(kp, out_coords, pos)
                 first[row, f0 - start] = pos
                 count[row, f0 - start] = nk
             pos += nk
@@ -390,7 +393,7 @@ def _poly_track(
         if k + 1 == b:
             for f in range(lo, hi):
                 if write:
-                    out_coords[pos : pos + nk] = kp
+                    _copy_rows(kp, out_coords, pos)
                     first[row, f - start] = pos
                     count[row, f - start] = nk
                 pos += nk
@@ -413,7 +416,7 @@ def _poly_track(
 
 
 @parallel_kernel
-def poly_batch_sizes(
+def poly_batch(  # noqa: PLR0917
     track_offsets: IntArray,
     frames: IntArray,
     vertex_offsets: IntArray,
@@ -422,40 +425,19 @@ def poly_batch_sizes(
     start: int,
     stop: int,
     closed: bool,
-) -> IntArray:
-    """Upper bound of the vertices each track produces on [start, stop]."""
-    n_tracks = track_offsets.shape[0] - 1
-    sizes = np.zeros(n_tracks, np.int64)
-    dummy_coords = np.empty((0, 2))
-    dummy_table = np.empty((0, 0), np.int64)
-    for tr in numba.prange(n_tracks):
-        sizes[tr] = _poly_track(
-            frames, vertex_offsets, coords, outside, track_offsets[tr], track_offsets[tr + 1],
-            start, stop, closed, False, 0, dummy_coords, dummy_table, dummy_table, tr,
-        )  # fmt: skip
-    return sizes
-
-
-@parallel_kernel
-def poly_batch_fill(
-    track_offsets: IntArray,
-    frames: IntArray,
-    vertex_offsets: IntArray,
-    coords: FloatArray,
-    outside: BoolArray,
-    start: int,
-    stop: int,
-    closed: bool,
+    write: bool,
     bases: IntArray,
     out_coords: FloatArray,
     first: IntArray,
     count: IntArray,
+    sizes: IntArray,
 ) -> None:
-    """Write each track's vertices from bases[track]; frames without a shape keep count -1."""
+    """Per track: with `write` False, an upper bound of its vertices on [start, stop] into
+    `sizes`; with `write` True, its vertices from `bases[track]` and its frame table."""
     for tr in numba.prange(track_offsets.shape[0] - 1):
-        _poly_track(
+        sizes[tr] = _poly_track(
             frames, vertex_offsets, coords, outside, track_offsets[tr], track_offsets[tr + 1],
-            start, stop, closed, True, bases[tr], out_coords, first, count, tr,
+            start, stop, closed, write, bases[tr], out_coords, first, count, tr,
         )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tessera.geometry import _interp_kernels as _k
+from tessera.geometry.rle import array_to_cvat_mask, cvat_mask_to_array
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -96,7 +97,7 @@ def _int_field(obj: Mapping[str, Any], key: str, where: str, minimum: int | None
     value = obj.get(key)
     if not _is_int(value):
         raise ValueError(f"{where}: '{key}' must be an integer, got {value!r}")
-    number = int(value)  # type: ignore[call-overload]
+    number = int(value)  # type: ignore[arg-type]
     if minimum is not None and number < minimum:
         raise ValueError(f"{where}: '{key}' must be >= {minimum}, got {number}")
     return number
@@ -147,23 +148,24 @@ def _check_points(shape_type: str, pts: FloatArray, where: str) -> None:
     expected = _FIXED_SIZES.get(shape_type)
     if expected is not None and size != expected:
         raise ValueError(f"{where}: a {shape_type} needs {expected} numbers, got {size}")
-    if shape_type in _POLY_TYPES or shape_type == "points":
-        if size == 0 or size % 2:
-            raise ValueError(f"{where}: a {shape_type} needs an even, non-zero count, got {size}")
+    if (shape_type in _POLY_TYPES or shape_type == "points") and (size == 0 or size % 2):
+        raise ValueError(f"{where}: a {shape_type} needs an even, non-zero count, got {size}")
     if shape_type == "mask":
         _check_mask(pts, where)
 
 
 def _check_mask(pts: FloatArray, where: str) -> None:
+    # As CVAT: box bounds are truncated to ints and runs may stop short of the box's end.
     if pts.shape[0] < 5:
         raise ValueError(f"{where}: a mask needs run lengths and [left, top, right, bottom]")
-    if not np.array_equal(pts, np.floor(pts)) or (pts < 0).any():
-        raise ValueError(f"{where}: mask numbers must be non-negative integers")
-    left, top, right, bottom = pts[-4:]
+    runs = pts[:-4]
+    if not np.array_equal(runs, np.floor(runs)) or (pts < 0).any():
+        raise ValueError(f"{where}: mask run lengths and box must be non-negative integers")
+    left, top, right, bottom = (int(v) for v in pts[-4:])
     if right < left or bottom < top:
         raise ValueError(f"{where}: mask box has right < left or bottom < top")
-    if pts[:-4].sum() != (right - left + 1) * (bottom - top + 1):
-        raise ValueError(f"{where}: mask run lengths do not cover the box")
+    if runs.sum() > (right - left + 1) * (bottom - top + 1):
+        raise ValueError(f"{where}: mask run lengths cover more than the box")
 
 
 def _parse_track(track: object, where: str, element: bool = False) -> _Track:
@@ -226,14 +228,21 @@ def _parse_track(track: object, where: str, element: bool = False) -> _Track:
     keyframes.sort(key=lambda kf: kf.frame)
     carried: list[_Keyframe] = []
     for kf in keyframes:
+        extra = []
         if carried:
             own = {a["spec_id"] for a in kf.attributes}
             extra = [dict(a) for a in carried[-1].attributes if a["spec_id"] not in own]
-            kf = _Keyframe(
-                kf.frame, kf.points, kf.rotation, kf.outside, kf.occluded, kf.z_order,
+        carried.append(
+            _Keyframe(
+                kf.frame,
+                kf.points,
+                kf.rotation,
+                kf.outside,
+                kf.occluded,
+                kf.z_order,
                 kf.attributes + extra,
-            )  # fmt: skip
-        carried.append(kf)
+            )
+        )
     raw_elements = track.get("elements") or []
     if not isinstance(raw_elements, Sequence) or isinstance(raw_elements, str | bytes):
         raise ValueError(f"{where}: 'elements' must be a list of tracks")
@@ -256,6 +265,7 @@ def _parse_track(track: object, where: str, element: bool = False) -> _Track:
 
 def _between(
     shape_type: str,
+    *,
     left: _Keyframe,
     right: _Keyframe,
     lo: int,
@@ -301,8 +311,6 @@ def _closed(points: FloatArray, closed: bool) -> FloatArray:
 
 
 def _sdf_frames(left: _Keyframe, right: _Keyframe, lo: int, hi: int) -> Iterator[_Frame]:
-    from tessera.geometry.rle import array_to_cvat_mask, cvat_mask_to_array
-
     lbox = left.points[-4:].astype(np.int64)
     rbox = right.points[-4:].astype(np.int64)
     # One pixel of background around the union of both boxes keeps the distances exact
@@ -367,7 +375,10 @@ def _iter_raw(
         lo = max(kf.frame + 1, lo_bound)
         if i + 1 < len(kfs):
             nxt = kfs[i + 1]
-            yield from _between(track.type, kf, nxt, lo, min(nxt.frame, stop + 1), mask_mode)
+            yield from _between(
+                track.type, left=kf, right=nxt, lo=lo, hi=min(nxt.frame, stop + 1),
+                mask_mode=mask_mode,
+            )  # fmt: skip
         else:
             for f in range(lo, stop + 1):
                 yield _Frame(f, kf, kf.points, kf.rotation, False, kf.outside)
@@ -385,8 +396,7 @@ def _emit(track: _Track, item: _Frame, elements: list[Shape]) -> Shape:
         "occluded": item.left.occluded,
         "outside": item.outside,
         "z_order": item.left.z_order,
-        "attributes": [dict(a) for a in item.left.attributes]
-        + [dict(a) for a in track.attributes],
+        "attributes": [dict(a) for a in item.left.attributes] + [dict(a) for a in track.attributes],
         "keyframe": item.keyframe,
         "elements": elements,
     }
@@ -450,9 +460,7 @@ def interpolate_track(
 ) -> list[Shape]:
     """All shapes of `track` on [start_frame, stop_frame]; see `iter_interpolated_shapes`."""
     return list(
-        iter_interpolated_shapes(
-            track, stop_frame, start_frame=start_frame, mask_mode=mask_mode
-        )
+        iter_interpolated_shapes(track, stop_frame, start_frame=start_frame, mask_mode=mask_mode)
     )
 
 
@@ -569,8 +577,7 @@ def interpolate_linear_tracks(
     key = np.empty((n_tracks, n_frames), np.bool_)
     res_out = np.empty((n_tracks, n_frames), np.bool_)
     _k.linear_batch(
-        offsets, frm, pts, rot, out, int(start_frame), int(stop_frame),
-        res_pts, res_rot, present, key, res_out,
+        offsets, frm, pts, rot, out, int(start_frame), res_pts, res_rot, present, key, res_out,
     )  # fmt: skip
     return LinearTracks(int(start_frame), res_pts, res_rot, present, key, res_out)
 
@@ -607,14 +614,17 @@ def interpolate_poly_tracks(
     if not isinstance(closed, bool):
         raise ValueError("closed must be a boolean")
     start, stop = int(start_frame), int(stop_frame)
-    sizes = _k.poly_batch_sizes(offsets, frm, voff, xy, out, start, stop, closed)
-    bases = np.zeros(sizes.size, np.int64)
-    np.cumsum(sizes[:-1], out=bases[1:])
     n_tracks, n_frames = offsets.size - 1, stop - start + 1
+    sizes = np.empty(n_tracks, np.int64)
+    no_table = np.empty((0, 0), np.int64)
+    args = (offsets, frm, voff, xy, out, start, stop, closed)
+    bases = np.zeros(n_tracks, np.int64)
+    _k.poly_batch(*args, False, bases, np.empty((0, 2)), no_table, no_table, sizes)
+    np.cumsum(sizes[:-1], out=bases[1:])
     res = np.empty((int(sizes.sum()), 2))
     first = np.zeros((n_tracks, n_frames), np.int64)
     count = np.full((n_tracks, n_frames), -1, np.int64)
-    _k.poly_batch_fill(offsets, frm, voff, xy, out, start, stop, closed, bases, res, first, count)
+    _k.poly_batch(*args, True, bases, res, first, count, sizes)
     key = np.zeros((n_tracks, n_frames), np.bool_)
     res_out = np.zeros((n_tracks, n_frames), np.bool_)
     owner = np.repeat(np.arange(n_tracks), np.diff(offsets))
