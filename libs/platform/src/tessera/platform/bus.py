@@ -53,6 +53,14 @@ STREAMS: Mapping[str, tuple[str, ...]] = {
 DUPLICATE_WINDOW_S = 600.0
 
 
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @dataclass(frozen=True)
 class Event:
     """An event as consumers see it."""
@@ -160,10 +168,7 @@ class Bus:
     async def close(self) -> None:
         """Stop reconnecting and close the connection."""
         self._closing = True
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
+        await cancel_and_wait(self._connector)
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
@@ -307,10 +312,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """Stop the relay task; unpublished rows stay for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _relay_forever(self) -> None:
         backoff = self.poll_interval
@@ -412,10 +414,7 @@ class IdempotentConsumer:
 
     async def stop(self) -> None:
         """Stop pulling; unacknowledged messages are redelivered later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def handle(self, msg: Msg) -> bool:
         """Handle one message; returns False when it had been handled before."""

@@ -20,7 +20,7 @@ class Problem(Exception):
     """An error that reaches the client as `application/problem+json`.
 
     `errors` lists `{"field": ..., "message": ...}` entries when the problem is about
-    particular fields of the request.
+    particular fields of the request; `extensions` adds other members (RFC 9457 §3.2).
     """
 
     def __init__(
@@ -32,6 +32,7 @@ class Problem(Exception):
         type_: str = "about:blank",
         errors: Sequence[dict[str, Any]] = (),
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -40,6 +41,7 @@ class Problem(Exception):
         self.type = type_
         self.errors = list(errors)
         self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})
 
 
 class Unauthorized(Problem):
@@ -67,9 +69,21 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     }
     if problem.errors:
         body["errors"] = problem.errors
+    body.update(problem.extensions)
     return JSONResponse(
         body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON
     )
+
+
+def readiness_response(request: Request, service: str, checks: Mapping[str, str]) -> JSONResponse:
+    """200 when every check says "ok", else 503 problem+json naming the failing ones."""
+    if all(result == "ok" for result in checks.values()):
+        return JSONResponse({"status": "ready", "service": service, "checks": dict(checks)})
+    failing = ", ".join(name for name, result in checks.items() if result != "ok")
+    problem = Problem(
+        503, f"{service} is not ready: {failing} not answering", extensions={"checks": dict(checks)}
+    )
+    return problem_response(request, problem)
 
 
 def field_path(loc: Sequence[int | str]) -> str:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from tessera.platform.auth import AuthenticationMiddleware
 from tessera.platform.bus import Bus, Outbox
 from tessera.platform.db import Database, migrate
-from tessera.platform.errors import PROBLEM_JSON, install_error_handlers
+from tessera.platform.errors import install_error_handlers, readiness_response
 from tessera.platform.settings import PlatformSettings
 from tessera.platform.storage import ObjectStorage
 from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_logging
@@ -95,19 +95,9 @@ def _health_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
 
     @router.get("/readyz", summary="Readiness: the database, NATS and object storage answer")
     async def readyz(request: Request) -> JSONResponse:
-        checks = await check_readiness(request.app.state.platform)
-        if all(result == "ok" for result in checks.values()):
-            return JSONResponse({"status": "ready", "service": spec.name, "checks": checks})
-        failing = ", ".join(name for name, result in checks.items() if result != "ok")
-        body = {
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"{spec.name} is not ready: {failing} not answering",
-            "instance": "/readyz",
-            "checks": checks,
-        }
-        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+        return readiness_response(
+            request, spec.name, await check_readiness(request.app.state.platform)
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus() -> Response:

@@ -19,7 +19,7 @@ from tessera.gateway.config import GatewaySettings
 from tessera.gateway.openapi import merge_openapi
 from tessera.gateway.proxy import forward
 from tessera.gateway.routing import RoutingTable, routing_table
-from tessera.platform.errors import PROBLEM_JSON, NotFound, install_error_handlers
+from tessera.platform.errors import NotFound, install_error_handlers, readiness_response
 from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_logging, http_client
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -121,25 +121,14 @@ def create_app(
         return {"status": "ok", "service": "gateway"}
 
     @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         services = upstreams.table.services
         probes = await asyncio.gather(*(upstreams.probe(s, "/readyz") for s in services))
         checks = {
             s: ("ok" if status == 200 else "not ready")
             for s, (status, _) in zip(services, probes, strict=True)
         }
-        if all(value == "ok" for value in checks.values()):
-            return JSONResponse({"status": "ready", "service": "gateway", "checks": checks})
-        failing = ", ".join(s for s, value in checks.items() if value != "ok")
-        body = {
-            "type": "about:blank",
-            "title": "Service Unavailable",
-            "status": 503,
-            "detail": f"not ready: {failing}",
-            "instance": "/readyz",
-            "checks": checks,
-        }
-        return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
+        return readiness_response(request, "gateway", checks)
 
     @app.get("/healthz/{service}")
     async def service_healthz(service: str) -> JSONResponse:
