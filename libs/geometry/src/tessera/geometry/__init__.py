@@ -1,5 +1,27 @@
 """Tessera's geometry library: Numba kernels behind validating public functions."""
 
+from tessera.geometry.interpolation import (
+    LinearTracks,
+    PolyTracks,
+    interpolate_linear_tracks,
+    interpolate_poly_tracks,
+    interpolate_track,
+    iter_interpolated_shapes,
+    signed_distance,
+)
+from tessera.geometry.merge import merge_segments, shape_similarity, track_similarity
+from tessera.geometry.raster import (
+    FILL_RATIO_BOX_LIMIT,
+    ShapeType,
+    ellipse_to_mask,
+    ellipse_to_polygon,
+    fill_ratio,
+    mask_to_polygons,
+    polygon_to_mask,
+    polygons_to_mask,
+    rectangle_to_polygon,
+    shape_bbox,
+)
 from tessera.geometry.rle import (
     CompressedRLE,
     RLELike,
@@ -15,15 +37,19 @@ from tessera.geometry.rle import (
     from_bbox,
     from_polygons,
     iou,
-    merge,
     rle_to_cvat_mask,
     to_bbox,
     to_counts,
 )
+from tessera.geometry.rle import merge as merge_rles
 
 __all__ = [
+    "FILL_RATIO_BOX_LIMIT",
     "CompressedRLE",
+    "LinearTracks",
+    "PolyTracks",
     "RLELike",
+    "ShapeType",
     "UncompressedRLE",
     "area",
     "array_to_cvat_mask",
@@ -31,13 +57,29 @@ __all__ = [
     "cvat_mask_to_array",
     "cvat_mask_to_rle",
     "decode",
+    "ellipse_to_mask",
+    "ellipse_to_polygon",
     "encode",
     "encode_batch",
+    "fill_ratio",
     "from_bbox",
     "from_polygons",
+    "interpolate_linear_tracks",
+    "interpolate_poly_tracks",
+    "interpolate_track",
     "iou",
-    "merge",
+    "iter_interpolated_shapes",
+    "mask_to_polygons",
+    "merge_rles",
+    "merge_segments",
+    "polygon_to_mask",
+    "polygons_to_mask",
+    "rectangle_to_polygon",
     "rle_to_cvat_mask",
+    "shape_bbox",
+    "shape_similarity",
+    "signed_distance",
     "to_bbox",
     "to_counts",
+    "track_similarity",
 ]

@@ -122,4 +122,5 @@ def as_int_list(values: object, name: str) -> IntArray:
         raise ValueError(f"{name} must be non-negative")
     if arr.max() > MAX_PIXELS:
         raise ValueError(f"{name} holds a value beyond 2**32 - 1")
-    return arr.astype(np.int64)
+    out: IntArray = arr.astype(np.int64)
+    return out

@@ -17,6 +17,7 @@ row-major order over the box (inclusive pixel bounds), starting with a run of ze
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict, overload
 
@@ -38,8 +39,6 @@ from tessera.geometry._validate import (
     check_size,
 )
 
-Int32Array = npt.NDArray[np.int32]
-
 
 class CompressedRLE(TypedDict):
     """COCO RLE with the compressed counts string, as pycocotools returns it."""
@@ -58,8 +57,15 @@ class UncompressedRLE(TypedDict):
 RLELike = Mapping[str, Any]
 """Any `{"size": [h, w], "counts": bytes | str | list[int]}` mapping."""
 
+Frame = tuple[int, int, int, int]
+"""(top, left, h, w): where a C-ordered box sits in an h x w image."""
+
+Packed = tuple[IntArray, IntArray, IntArray]
+"""Run lengths of several RLEs concatenated, their offsets (n + 1), and sizes (n, 2)."""
+
 _CHUNK = 64
 _DENSE = 32
+_MAX_CHARS = 7
 _ERRORS = {
     1: "has a character outside '0'..'o'",
     2: "ends in the middle of a number",
@@ -80,12 +86,13 @@ def _top_change(m: ByteArray, x: int, wraps: bool) -> bool:
     prev = False
     if wraps and x > 0:
         prev = m[m.shape[0] - 1, x - 1] != 0
-    return (m[0, x] != 0) != prev
+    return bool((m[0, x] != 0) != prev)
 
 
 @kernel
-def _bottom_exit(m: ByteArray, x: int, top: int, left: int, h: int, w: int, wraps: bool) -> int:
+def _bottom_exit(m: ByteArray, x: int, frame: Frame, wraps: bool) -> int:
     """Position of the run change just below box column x, or -1 when there is none."""
+    top, left, h, w = frame
     bh, bw = m.shape
     if m[bh - 1, x] == 0 or (wraps and x + 1 < bw):
         return -1
@@ -94,98 +101,93 @@ def _bottom_exit(m: ByteArray, x: int, top: int, left: int, h: int, w: int, wrap
 
 
 @kernel
-def _column_counts(m: ByteArray, top: int, left: int, h: int, w: int) -> Int32Array:
-    """Number of run changes in each column of the box `m` placed at (top, left)."""
+def _change_total(m: ByteArray, frame: Frame) -> int:
+    """Number of run changes of the box `m` placed at (top, left) in an h x w image."""
+    top, _, h, _ = frame
     bh, bw = m.shape
     wraps = top == 0 and bh == h
-    cnt = np.zeros(bw, np.int32)
-    for x in range(bw):
-        cnt[x] = _top_change(m, x, wraps) + (_bottom_exit(m, x, top, left, h, w, wraps) >= 0)
-    for y in range(1, bh):
-        r0 = m[y - 1]
-        r1 = m[y]
-        for x in range(bw):
-            cnt[x] += (r0[x] != 0) != (r1[x] != 0)
-    return cnt
-
-
-@kernel
-def _fill_chunk(
-    a0: ByteArray, a1: ByteArray, nxt: IntArray, slots: IntArray, base: int, h: int, dense: bool
-) -> None:
-    """Record the pixels of row a1 that differ from the row above, each in its column."""
-    if dense:
-        # Branch-free: always write, advance only on a change (each column has a spare slot).
-        for j in range(a0.shape[0]):
-            slots[nxt[j]] = base + j * h
-            nxt[j] += (a0[j] != 0) != (a1[j] != 0)
-    else:
-        for j in range(a0.shape[0]):
-            if (a0[j] != 0) != (a1[j] != 0):
-                slots[nxt[j]] = base + j * h
-                nxt[j] += 1
-
-
-@kernel
-def _fill_box(
-    m: ByteArray, top: int, left: int, h: int, w: int, cnt: Int32Array, out: IntArray
-) -> None:
-    """Write the sorted column-major positions of all run changes of box `m` into `out`.
-
-    `cnt` comes from `_column_counts` on the same box and `out` holds `cnt.sum()` items.
-    """
-    bh, bw = m.shape
-    wraps = top == 0 and bh == h
-    nxt = np.empty(bw, np.int64)
     total = 0
     for x in range(bw):
-        nxt[x] = total
-        total += cnt[x] + 1
-    slots = np.empty(total, np.int64)
-    for x in range(bw):
-        if _top_change(m, x, wraps):
-            slots[nxt[x]] = (left + x) * h + top
-            nxt[x] += 1
-    dense = out.shape[0] * _DENSE > bh * bw
-    nfull = bw // _CHUNK
+        total += _top_change(m, x, wraps) + (_bottom_exit(m, x, frame, wraps) >= 0)
     for y in range(1, bh):
-        r0 = m[y - 1]
-        r1 = m[y]
-        base = left * h + top + y
-        for c in range(nfull):
-            lo = c * _CHUNK
-            a0 = r0[lo : lo + _CHUNK]
-            a1 = r1[lo : lo + _CHUNK]
-            acc = np.uint8(0)
-            for j in range(_CHUNK):
-                acc |= a0[j] ^ a1[j]
-            if acc:
-                _fill_chunk(a0, a1, nxt[lo : lo + _CHUNK], slots, base + lo * h, h, dense)
-        lo = nfull * _CHUNK
-        if lo < bw:
-            _fill_chunk(r0[lo:], r1[lo:], nxt[lo:], slots, base + lo * h, h, dense)
-    for x in range(bw):
-        p = _bottom_exit(m, x, top, left, h, w, wraps)
-        if p >= 0:
-            slots[nxt[x]] = p
-            nxt[x] += 1
-    k = 0
-    start = 0
-    for x in range(bw):
-        for i in range(start, start + cnt[x]):
-            out[k] = slots[i]
-            k += 1
-        start += cnt[x] + 1
+        row = 0
+        for x in range(bw):
+            row += (m[y - 1, x] != 0) != (m[y, x] != 0)
+        total += row
+    return total
 
 
 @kernel
-def _box_changes(m: ByteArray, top: int, left: int, h: int, w: int) -> IntArray:
-    """Sorted positions where runs change, for the C-ordered box `m` at (top, left)."""
+def _fill_box(m: ByteArray, frame: Frame, out: IntArray) -> None:
+    """Write the sorted column-major positions of all run changes of box `m` into `out`.
+
+    `out` holds `_change_total` items. Rows are compared 64 bytes at a time and only
+    blocks with a change are walked pixel by pixel; changes are recorded in row order
+    with their column, then sorted by column (counting sort, stable).
+    """
+    top, left, h, _ = frame
+    bh, bw = m.shape
+    wraps = top == 0 and bh == h
+    cap = out.shape[0] + 1
+    cols = np.empty(cap, np.int32)
+    pos = np.empty(cap, np.int64)
+    per_col = np.zeros(bw, np.int64)
+    k = 0
+    for x in range(bw):
+        if _top_change(m, x, wraps) and k < cap:
+            cols[k] = x
+            pos[k] = (left + x) * h + top
+            k += 1
+    dense = out.shape[0] * _DENSE > bh * bw
+    nchunks = (bw + _CHUNK - 1) // _CHUNK
+    for y in range(1, bh):
+        base = left * h + top + y
+        for c in range(nchunks):
+            lo = c * _CHUNK
+            hi = min(lo + _CHUNK, bw)
+            acc = np.uint8(1)
+            if hi - lo == _CHUNK:
+                acc = np.uint8(0)
+                for x in range(lo, lo + _CHUNK):
+                    acc |= m[y - 1, x] ^ m[y, x]
+            if not acc:
+                continue
+            for x in range(lo, hi):
+                d = (m[y - 1, x] != 0) != (m[y, x] != 0)
+                if dense:
+                    # Branch-free: always write, advance only on a change (one spare slot).
+                    k = min(k, cap - 1)
+                    cols[k] = x
+                    pos[k] = base + x * h
+                    k += d
+                elif d and k < cap:
+                    cols[k] = x
+                    pos[k] = base + x * h
+                    k += 1
+    for x in range(bw):
+        p = _bottom_exit(m, x, frame, wraps)
+        if p >= 0 and k < cap:
+            cols[k] = x
+            pos[k] = p
+            k += 1
+    k = min(k, out.shape[0])
+    for i in range(k):
+        per_col[cols[i]] += 1
+    start = 0
+    for x in range(bw):
+        start, per_col[x] = start + per_col[x], start
+    for i in range(k):
+        out[per_col[cols[i]]] = pos[i]
+        per_col[cols[i]] += 1
+
+
+@kernel
+def _box_changes(m: ByteArray, frame: Frame) -> IntArray:
+    """Sorted positions where runs change, for the C-ordered box `m` placed by `frame`."""
     if m.shape[0] == 0 or m.shape[1] == 0:
         return np.zeros(0, np.int64)
-    cnt = _column_counts(m, top, left, h, w)
-    out = np.empty(int(cnt.sum()), np.int64)
-    _fill_box(m, top, left, h, w, cnt, out)
+    out = np.empty(_change_total(m, frame), np.int64)
+    _fill_box(m, frame, out)
     return out
 
 
@@ -202,24 +204,25 @@ def _flat_changes(s: ByteArray) -> IntArray:
     k = int(s[0] != 0)
     out[0] = 0
     dense = total * _DENSE > n
-    i0 = 1
-    while i0 < n:
-        i1 = min(i0 + _CHUNK, n)
-        a0 = s[i0 - 1 : i1 - 1]
-        a1 = s[i0:i1]
+    for c in range((n + _CHUNK - 2) // _CHUNK):
+        lo = 1 + c * _CHUNK
+        hi = min(lo + _CHUNK, n)
         acc = np.uint8(0)
-        for j in range(a0.shape[0]):
-            acc |= a0[j] ^ a1[j]
+        if hi - lo == _CHUNK:
+            for i in range(lo, lo + _CHUNK):
+                acc |= s[i - 1] ^ s[i]
+        else:
+            acc = np.uint8(1)
         if acc:
-            for j in range(a0.shape[0]):
-                d = (a0[j] != 0) != (a1[j] != 0)
+            for i in range(lo, hi):
+                d = (s[i] != 0) != (s[i - 1] != 0)
                 if dense:
-                    out[k] = i0 + j
+                    # Branch-free: the slot after the last change is spare.
+                    out[k] = i
                     k += d
                 elif d:
-                    out[k] = i0 + j
+                    out[k] = i
                     k += 1
-        i0 = i1
     return out[:total]
 
 
@@ -254,7 +257,8 @@ def _write_string(counts: IntArray, out: ByteArray) -> int:
     """COCO's compressed counts: LEB128-like, 5 bits a char, offset by '0'.
 
     From the fourth count on, each value is the difference to the count two before it.
-    Returns the number of bytes written; `out` must hold `_string_length(counts)`.
+    Returns the number of bytes written; `out` must hold `_string_length(counts)`, at
+    most `_MAX_CHARS` bytes a count (35 bits cover a signed difference of 32-bit counts).
     """
     p = 0
     for i in range(counts.shape[0]):
@@ -280,42 +284,42 @@ def _counts_to_string(counts: IntArray) -> ByteArray:
 
 
 @parallel_kernel
-def _encode_stack(ms: ByteArray, compressed: bool) -> tuple[ByteArray, IntArray, IntArray]:
+def _encode_stack(
+    ms: ByteArray, compressed: bool
+) -> tuple[IntArray, IntArray, ByteArray, IntArray, IntArray]:
     """Encode each mask of a C-ordered (N, H, W) stack, in parallel over masks.
 
-    Returns the strings concatenated with their offsets (compressed), or the run lengths
-    concatenated with theirs; the other pair of arrays is empty.
+    Two parallel passes only (count, then fill), so that a busy core stalls few joins.
+    Returns the run lengths concatenated with their offsets, and, when compressed, the
+    strings in slots of `_MAX_CHARS` bytes per count, with slot offsets and lengths.
     """
     nm, h, w = ms.shape
     npix = h * w
-    cols = np.zeros((nm, w), np.int32)
+    totals = np.zeros(nm, np.int64)
     for i in numba.prange(nm):
         if h > 0 and w > 0:
-            cols[i] = _column_counts(ms[i], 0, 0, h, w)
+            totals[i] = _change_total(ms[i], (0, 0, h, w))
     coff = np.zeros(nm + 1, np.int64)
-    for i in range(nm):
-        coff[i + 1] = coff[i] + int(cols[i].sum()) + 1
-    counts = np.empty(coff[nm], np.int64)
     soff = np.zeros(nm + 1, np.int64)
+    for i in range(nm):
+        coff[i + 1] = coff[i] + totals[i] + 1
+        soff[i + 1] = soff[i] + (_MAX_CHARS * (totals[i] + 1) if compressed else 0)
+    counts = np.empty(coff[nm], np.int64)
+    strings = np.empty(soff[nm], np.uint8)
+    lengths = np.zeros(nm, np.int64)
     for i in numba.prange(nm):
-        pos = counts[coff[i] : coff[i + 1] - 1]
-        if h > 0 and w > 0:
-            _fill_box(ms[i], 0, 0, h, w, cols[i], pos)
-        # Run lengths overwrite their own positions in place, from the end backwards.
         last = coff[i + 1] - 1
+        if h > 0 and w > 0:
+            _fill_box(ms[i], (0, 0, h, w), counts[coff[i] : last])
+        # Run lengths overwrite their own positions in place, from the end backwards.
         counts[last] = npix - (counts[last - 1] if last > coff[i] else 0)
         for j in range(last - 1, coff[i], -1):
             counts[j] -= counts[j - 1]
         if compressed:
-            soff[i + 1] = _string_length(counts[coff[i] : coff[i + 1]])
-    if not compressed:
-        return np.zeros(0, np.uint8), counts, coff
-    for i in range(nm):
-        soff[i + 1] += soff[i]
-    strings = np.empty(soff[nm], np.uint8)
-    for i in numba.prange(nm):
-        _write_string(counts[coff[i] : coff[i + 1]], strings[soff[i] : soff[i + 1]])
-    return strings, soff, coff
+            lengths[i] = _write_string(
+                counts[coff[i] : coff[i + 1]], strings[soff[i] : soff[i + 1]]
+            )
+    return counts, coff, strings, soff, lengths
 
 
 # --- kernels: decoding and run-length algebra ----------------------------------------------
@@ -335,7 +339,7 @@ def _string_to_counts(s: ByteArray) -> tuple[IntArray, int]:
         while more:
             if p >= n:
                 return out[:0], 2
-            c = np.int64(s[p]) - 48
+            c = int(s[p]) - 48
             if c < 0 or c > 63:
                 return out[:0], 1
             if k > 7:
@@ -485,24 +489,20 @@ def _box_iou(dt: FloatArray, gt: FloatArray, crowd: ByteArray) -> FloatArray:
             if ih <= 0:
                 continue
             inter = iw * ih
-            out[d, g] = inter / (da if crowd[g] else da + ga - inter)
+            union = da if crowd[g] else da + ga - inter
+            # Products of subnormal sizes can vanish: 0/0 is NaN in pycocotools too.
+            out[d, g] = inter / union if union != 0 else np.nan
     return out
 
 
 @kernel
-def _rle_iou(
-    dc: IntArray,
-    doff: IntArray,
-    dsize: IntArray,
-    gc: IntArray,
-    goff: IntArray,
-    gsize: IntArray,
-    crowd: ByteArray,
-) -> FloatArray:
+def _rle_iou(dts: Packed, gts: Packed, crowd: ByteArray) -> FloatArray:
     """IoU of run-length masks, screened by their boxes as pycocotools' rleIou does.
 
     Pairs whose boxes overlap but whose image sizes differ get -1.
     """
+    dc, doff, dsize = dts
+    gc, goff, gsize = gts
     nd = doff.shape[0] - 1
     ng = goff.shape[0] - 1
     db = np.empty((nd, 4))
@@ -569,14 +569,21 @@ def _edge_uv(t: int, xs: int, ys: int, s: float, steep: bool) -> tuple[int, int]
 
 
 @kernel
+def _past(t: int, b: int, x0: int, s: float, rising: bool) -> bool:
+    """Whether point t of a steep edge lies past column boundary b (b to b + 1)."""
+    u = int(x0 + s * t + 0.5)
+    return u >= b + 1 if rising else u <= b
+
+
+@kernel
 def _poly_changes(xy: FloatArray, h: int, w: int, out: IntArray) -> int:
     """Column-major positions where the polygon's fill toggles, unsorted.
 
     pycocotools scales by 5, walks every edge point by point, and records a toggle where
     the walk crosses the centre of a pixel column (upsampled x from 5k+2 to 5k+3), at the
     first pixel row below the crossing. Along one edge x moves monotonically by at most 1
-    a step, so each column centre is crossed at most once; this finds each crossing by
-    bisection instead of walking, so polygons far outside the image cost no more.
+    a step, so each column centre is crossed exactly once if at all; this computes each
+    crossing from the line instead of walking, so polygons far outside cost no more.
     With `out` empty, only counts the toggles.
     """
     nv = xy.shape[0] // 2
@@ -613,16 +620,13 @@ def _poly_changes(xy: FloatArray, h: int, w: int, out: IntArray) -> int:
             if not steep:
                 t = b + 1 - x0
             else:
-                lo = 0
-                hi = span
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    um = _edge_uv(mid, x0, y0, s, steep)[0]
-                    if (um >= b + 1) if rising else (um <= b):
-                        hi = mid
-                    else:
-                        lo = mid
-                t = hi
+                # First t past the crossing: estimate from the line, then settle it with
+                # the exact (monotone) formula.
+                t = min(max(math.floor((b + 0.5 - x0) / s) + 1, 1), span)
+                while t > 1 and _past(t - 1, b, x0, s, rising):
+                    t -= 1
+                while t < span and not _past(t, b, x0, s, rising):
+                    t += 1
             v = min(_edge_uv(t - 1, x0, y0, s, steep)[1], _edge_uv(t, x0, y0, s, steep)[1])
             yd = (v + 0.5) / 5.0 - 0.5
             yd = min(max(yd, 0.0), float(h))
@@ -768,8 +772,10 @@ def _counts_extent(counts: IntArray, h: int) -> tuple[int, int, int, int]:
 
 
 @kernel
-def _counts_to_box(counts: IntArray, h: int, top: int, left: int, bh: int, bw: int) -> ByteArray:
-    """Crop the ones of a column-major run-length list to a C-ordered (bh, bw) box."""
+def _counts_to_box(counts: IntArray, h: int, frame: Frame) -> ByteArray:
+    """Crop the ones of a column-major run-length list (h rows) to the C-ordered box
+    `frame` = (top, left, box height, box width)."""
+    top, left, bh, bw = frame
     box = np.zeros((bh, bw), np.uint8)
     p = 0
     for i in range(counts.shape[0]):
@@ -796,9 +802,7 @@ def _compressed(counts: IntArray, h: int, w: int) -> CompressedRLE:
     return {"size": [h, w], "counts": _counts_to_string(counts).tobytes()}
 
 
-def _finish(
-    pos: IntArray, h: int, w: int, compressed: bool
-) -> CompressedRLE | UncompressedRLE:
+def _finish(pos: IntArray, h: int, w: int, compressed: bool) -> CompressedRLE | UncompressedRLE:
     counts = _changes_to_counts(pos, h * w)
     if compressed:
         return _compressed(counts, h, w)
@@ -809,16 +813,16 @@ def _changes(m: ByteArray) -> IntArray:
     h, w = m.shape
     if m.flags.f_contiguous and not m.flags.c_contiguous:
         return _flat_changes(m.T.reshape(-1))
-    return _box_changes(np.ascontiguousarray(m), 0, 0, h, w)
+    return _box_changes(np.ascontiguousarray(m), (0, 0, h, w))
 
 
 @overload
 def encode(mask: npt.NDArray[Any], *, compressed: Literal[True] = ...) -> CompressedRLE: ...
 @overload
 def encode(mask: npt.NDArray[Any], *, compressed: Literal[False]) -> UncompressedRLE: ...
-def encode(
-    mask: npt.NDArray[Any], *, compressed: bool = True
-) -> CompressedRLE | UncompressedRLE:
+@overload
+def encode(mask: npt.NDArray[Any], *, compressed: bool) -> CompressedRLE | UncompressedRLE: ...
+def encode(mask: npt.NDArray[Any], *, compressed: bool = True) -> CompressedRLE | UncompressedRLE:
     """Encode a 2-D bool or uint8 mask (C or Fortran order) as a COCO RLE.
 
     Equals `pycocotools.mask.encode(np.asfortranarray(mask))` byte for byte (with nonzero
@@ -837,6 +841,10 @@ def encode_batch(
 def encode_batch(
     masks: npt.NDArray[Any], *, compressed: Literal[False]
 ) -> list[UncompressedRLE]: ...
+@overload
+def encode_batch(
+    masks: npt.NDArray[Any], *, compressed: bool
+) -> list[CompressedRLE] | list[UncompressedRLE]: ...
 def encode_batch(
     masks: npt.NDArray[Any], *, compressed: bool = True
 ) -> list[CompressedRLE] | list[UncompressedRLE]:
@@ -847,14 +855,17 @@ def encode_batch(
     """
     ms = np.ascontiguousarray(as_mask(masks, "masks", ndim=3))
     n, h, w = ms.shape
-    strings, offsets, coff = _encode_stack(ms, compressed)
+    counts, coff, strings, soff, lengths = _encode_stack(ms, compressed)
     if compressed:
         raw = strings.tobytes()
-        return [{"size": [h, w], "counts": raw[offsets[i] : offsets[i + 1]]} for i in range(n)]
-    counts = offsets
-    return [
+        packed: list[CompressedRLE] = [
+            {"size": [h, w], "counts": raw[soff[i] : soff[i] + lengths[i]]} for i in range(n)
+        ]
+        return packed
+    listed: list[UncompressedRLE] = [
         {"size": [h, w], "counts": counts[coff[i] : coff[i + 1]].tolist()} for i in range(n)
     ]
+    return listed
 
 
 def _unpack(rle: object, name: str = "rle") -> tuple[int, int, IntArray]:
@@ -984,12 +995,12 @@ def iou(
         raise ValueError("dt and gt must both be RLEs or both be boxes")
     if dt_boxes:
         return _box_iou(_as_boxes(dt, "dt"), _as_boxes(gt, "gt"), crowd)
-    dc, doff, dsize = _pack(dt, "dt")  # type: ignore[arg-type]
-    gc, goff, gsize = _pack(gt, "gt")  # type: ignore[arg-type]
-    return _rle_iou(dc, doff, dsize, gc, goff, gsize, crowd)
+    return _rle_iou(_pack(dt, "dt"), _pack(gt, "gt"), crowd)  # type: ignore[arg-type]
 
 
-def from_polygons(polygons: Sequence[Sequence[float] | FloatArray], h: int, w: int) -> CompressedRLE:
+def from_polygons(
+    polygons: Sequence[Sequence[float] | FloatArray], h: int, w: int
+) -> CompressedRLE:
     """Rasterise polygons `[x0, y0, x1, y1, ...]` into one RLE (their union).
 
     Equals `pycocotools.mask.merge(pycocotools.mask.frPyObjects(polygons, h, w))`:
@@ -1051,7 +1062,7 @@ def cvat_mask_to_rle(points: Sequence[float] | FloatArray, h: int, w: int) -> Co
     h, w = check_size(h, w)
     runs, left, top, right, bottom = _cvat_parts(points, h, w)
     box = _runs_to_box(runs, bottom - top + 1, right - left + 1)
-    return _compressed(_changes_to_counts(_box_changes(box, top, left, h, w), h * w), h, w)
+    return _compressed(_changes_to_counts(_box_changes(box, (top, left, h, w)), h * w), h, w)
 
 
 def array_to_cvat_mask(mask: npt.NDArray[Any]) -> list[int]:
@@ -1073,5 +1084,5 @@ def rle_to_cvat_mask(rle: RLELike) -> list[int]:
     top, left, bottom, right = _counts_extent(counts, h)
     if top < 0:
         raise ValueError("rle is empty; CVAT mask shapes need at least one pixel")
-    box = _counts_to_box(counts, h, top, left, bottom - top + 1, right - left + 1)
+    box = _counts_to_box(counts, h, (top, left, bottom - top + 1, right - left + 1))
     return [*_box_to_runs(box).tolist(), left, top, right, bottom]
