@@ -13,7 +13,6 @@ def test_dev_accepts_the_defaults() -> None:
 def test_prod_refuses_every_default_secret_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         "TESSERA_DATABASE_URL",
-        "TESSERA_S3_SECRET_KEY",
         "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -22,7 +21,6 @@ def test_prod_refuses_every_default_secret_by_name(monkeypatch: pytest.MonkeyPat
     message = str(error.value)
     for name in (
         "TESSERA_DATABASE_URL",
-        "TESSERA_S3_SECRET_KEY",
         "TESSERA_BOOTSTRAP_ADMIN_PASSWORD",
     ):
         assert name in message
@@ -31,9 +29,9 @@ def test_prod_refuses_every_default_secret_by_name(monkeypatch: pytest.MonkeyPat
 def test_prod_starts_with_its_own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESSERA_ENV", "prod")
     monkeypatch.setenv("TESSERA_DATABASE_URL", "postgresql://svc:s3cret@db:5432/tessera")
-    monkeypatch.setenv("TESSERA_S3_SECRET_KEY", "from-a-secret")
     monkeypatch.setenv("TESSERA_BOOTSTRAP_ADMIN_PASSWORD", "also-from-a-secret")
     settings = PlatformSettings()
     assert not settings.is_dev
     assert not settings.should_migrate_on_start
     assert not settings.should_create_bucket
+    assert settings.s3_access_key is None, "no keys: the default AWS credential chain (IRSA)"

@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Sequence
 
 from tessera.platform.db import migrate
-from tessera.platform.settings import PlatformSettings
+from tessera.platform.settings import DatabaseSettings
 
 
 async def migrate_packages(database_url: str, packages: Sequence[str]) -> None:
@@ -31,5 +31,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         "packages", nargs="+", help="migrations packages, e.g. tessera.annotations.migrations"
     )
     args = parser.parse_args(argv)
-    settings = PlatformSettings()
+    settings = DatabaseSettings()
     asyncio.run(migrate_packages(settings.database_url.get_secret_value(), args.packages))

@@ -129,7 +129,9 @@ def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAP
                 endpoint_url=settings.s3_endpoint_url,
                 region=settings.s3_region,
                 access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key.get_secret_value(),
+                secret_key=settings.s3_secret_key.get_secret_value()
+                if settings.s3_secret_key
+                else None,
             )
             await storage.start()
             stack.push_async_callback(storage.close)

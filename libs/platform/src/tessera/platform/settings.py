@@ -8,10 +8,17 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_DATABASE_URL = "postgresql+asyncpg://tessera:tessera@127.0.0.1:5432/tessera"
-DEV_S3_SECRET_KEY = "tessera-dev-secret"
 DEV_ADMIN_PASSWORD = "tessera-admin"
 
 Environment = Literal["dev", "test", "prod"]
+
+
+class DatabaseSettings(BaseSettings):
+    """Only the database: what `tessera-migrate` needs."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    database_url: SecretStr = SecretStr(DEV_DATABASE_URL)
 
 
 class PlatformSettings(BaseSettings):
@@ -36,8 +43,9 @@ class PlatformSettings(BaseSettings):
 
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
-    s3_access_key: str = "tessera"
-    s3_secret_key: SecretStr = SecretStr(DEV_S3_SECRET_KEY)
+    # Without keys, the AWS default credential chain applies (IRSA on EKS).
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
     s3_bucket: str = "tessera"
     s3_create_bucket: bool | None = None
 
@@ -67,7 +75,6 @@ class PlatformSettings(BaseSettings):
             return self
         defaults = {
             "TESSERA_DATABASE_URL": self.database_url.get_secret_value() == DEV_DATABASE_URL,
-            "TESSERA_S3_SECRET_KEY": self.s3_secret_key.get_secret_value() == DEV_S3_SECRET_KEY,
             "TESSERA_BOOTSTRAP_ADMIN_PASSWORD": (
                 self.bootstrap_admin_password.get_secret_value() == DEV_ADMIN_PASSWORD
             ),

@@ -32,15 +32,20 @@ class ObjectStorage:
         bucket: str,
         endpoint_url: str | None,
         region: str,
-        access_key: str,
-        secret_key: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
+        """Keys given: static credentials; none: the AWS default chain (env, IRSA, profile)."""
         self.bucket = bucket
+        credentials = (
+            {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+            if access_key and secret_key
+            else {}
+        )
         self._client_args: dict[str, Any] = {
+            **credentials,
             "endpoint_url": endpoint_url,
             "region_name": region,
-            "aws_access_key_id": access_key,
-            "aws_secret_access_key": secret_key,
             "config": AioConfig(
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
