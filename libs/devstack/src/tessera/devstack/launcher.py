@@ -26,8 +26,8 @@ from tessera.devstack.servers import (
     ChildProcess,
     Nats,
     Postgres,
-    _http_ok,
     free_port,
+    http_ok,
     log_tail,
     stop_all,
 )
@@ -109,7 +109,7 @@ class Uvicorn(ChildProcess):
         return {"env": {**os.environ, **self.env}}
 
     def ready(self) -> bool:
-        return _http_ok(f"{self.url}/healthz")
+        return http_ok(f"{self.url}/healthz")
 
 
 def service_env(
@@ -210,7 +210,7 @@ class Fleet:
 
     def _wait_ready(self, url: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _http_ok(f"{url}/readyz"):
+        while not http_ok(f"{url}/readyz"):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the fleet was not ready within {READY_TIMEOUT_S:.0f}s ({url}/readyz)"

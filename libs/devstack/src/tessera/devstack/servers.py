@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -63,7 +64,7 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-class ChildProcess:
+class ChildProcess(ABC):
     """A server process with its log file, a readiness probe and an orderly stop."""
 
     name = "server"
@@ -75,13 +76,13 @@ class ChildProcess:
         self.log_path = state_dir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def command(self) -> Sequence[str]:
         """The command line."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ready(self) -> bool:
         """True once the server accepts work."""
-        raise NotImplementedError
 
     def prepare(self) -> None:
         """Anything to do before the first start (create directories, initdb)."""
@@ -138,13 +139,15 @@ class ChildProcess:
         self.stop()
 
 
-def _tcp_open(port: int) -> bool:
+def tcp_open(port: int) -> bool:
+    """True when something accepts TCP connections on 127.0.0.1:`port`."""
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
         return True
     return False
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
+    """True when `url` answers 200 within half a second."""
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:
             return bool(response.status == 200)
@@ -332,7 +335,7 @@ class Nats(ChildProcess):
         return super().start()
 
     def ready(self) -> bool:
-        return _http_ok(f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true")
+        return http_ok(f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true")
 
 
 class S3(ChildProcess):
@@ -370,7 +373,7 @@ class S3(ChildProcess):
         (self.state_dir / "buckets").mkdir(exist_ok=True)
 
     def ready(self) -> bool:
-        return _tcp_open(self.port)
+        return tcp_open(self.port)
 
 
 def stop_all(servers: Sequence[ChildProcess], on_error: Callable[[str], None] = print) -> None:
