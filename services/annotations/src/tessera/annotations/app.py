@@ -4,9 +4,20 @@ from fastapi import FastAPI
 
 from tessera.annotations import __version__, migrations
 from tessera.annotations.access_tokens.router import router as access_tokens_router
+from tessera.annotations.annotations.router import router as annotations_router
 from tessera.annotations.bootstrap import ensure_bootstrap_admin
+from tessera.annotations.comments.router import router as comments_router
 from tessera.annotations.config import AnnotationsSettings
+from tessera.annotations.invitations.router import router as invitations_router
+from tessera.annotations.issues.router import router as issues_router
+from tessera.annotations.jobs.router import internal_router as segments_router
+from tessera.annotations.jobs.router import router as jobs_router
+from tessera.annotations.labels.router import router as labels_router
+from tessera.annotations.memberships.router import router as memberships_router
+from tessera.annotations.organizations.router import router as organizations_router
+from tessera.annotations.projects.router import router as projects_router
 from tessera.annotations.server.router import router as server_router
+from tessera.annotations.tasks.router import router as tasks_router
 from tessera.annotations.users.router import router as users_router
 from tessera.platform.service import ServiceSpec, create_service_app
 
@@ -16,7 +27,22 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Users, organizations, projects, tasks, jobs, labels and annotations.",
     migrations=migrations.LOCATION,
-    routers=(server_router, users_router, access_tokens_router),
+    routers=(
+        server_router,
+        users_router,
+        access_tokens_router,
+        annotations_router,
+        projects_router,
+        tasks_router,
+        labels_router,
+        jobs_router,
+        segments_router,
+        organizations_router,
+        memberships_router,
+        invitations_router,
+        issues_router,
+        comments_router,
+    ),
     on_start=(ensure_bootstrap_admin,),
 )
 

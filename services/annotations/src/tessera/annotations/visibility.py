@@ -58,15 +58,28 @@ def visible_tasks(ctx: Context) -> sa.ColumnElement[bool]:
 
 
 def visible_jobs(ctx: Context) -> sa.ColumnElement[bool]:
-    """Condition on `jobs` (the task is looked up) selecting what the caller sees."""
-    me = ctx.user_id
-    task_seen = sa.exists().where(tasks.c.id == jobs.c.task_id, visible_tasks(ctx))
+    """Condition on `jobs` (the task is looked up) selecting what the caller sees.
+
+    Outside the organization-wide roles, a job is seen by its assignee and by the owners
+    and assignees of its task or project, not by the assignees of the task's other jobs.
+    """
     if ctx.sees_whole_organization:
-        return task_seen
-    in_context = sa.exists().where(
-        tasks.c.id == jobs.c.task_id, _in_context(tasks.c.organization_id, ctx)
+        return sa.exists().where(tasks.c.id == jobs.c.task_id, visible_tasks(ctx))
+    me = ctx.user_id
+    project_role = sa.exists().where(
+        projects.c.id == tasks.c.project_id,
+        sa.or_(projects.c.owner_id == me, projects.c.assignee_id == me),
     )
-    return sa.or_(task_seen, sa.and_(in_context, jobs.c.assignee_id == me))
+    return sa.exists().where(
+        tasks.c.id == jobs.c.task_id,
+        _in_context(tasks.c.organization_id, ctx),
+        sa.or_(
+            jobs.c.assignee_id == me,
+            tasks.c.owner_id == me,
+            tasks.c.assignee_id == me,
+            project_role,
+        ),
+    )
 
 
 async def job_for(session: AsyncSession, ctx: Context, job_id: int, *, change: bool) -> sa.Row[Any]:
@@ -93,4 +106,21 @@ async def task_for(
     if change:
         allowed = ctx.manages_organization or ctx.user_id in (row.owner_id, row.assignee_id)
         ctx.require(allowed, f"change task {task_id}")
+    return row
+
+
+async def project_for(
+    session: AsyncSession, ctx: Context, project_id: int, *, change: bool
+) -> sa.Row[Any]:
+    """The project row if the caller sees it (404 otherwise), and may change it when `change`."""
+    row = (
+        await session.execute(
+            sa.select(projects).where(projects.c.id == project_id, visible_projects(ctx))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"Project {project_id} does not exist.")
+    if change:
+        allowed = ctx.manages_organization or ctx.user_id in (row.owner_id, row.assignee_id)
+        ctx.require(allowed, f"change project {project_id}")
     return row

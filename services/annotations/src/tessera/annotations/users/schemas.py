@@ -19,3 +19,13 @@ class User(BaseModel):
     is_active: bool
     last_login: datetime | None
     date_joined: datetime
+
+
+class BasicUser(BaseModel):
+    """A user as other resources refer to one (owner, assignee)."""
+
+    url: str
+    id: int
+    username: str
+    first_name: str
+    last_name: str

@@ -77,6 +77,8 @@ SHAPE_TYPES = (
     "skeleton",
 )
 SOURCES = ("manual", "semi-auto", "auto", "file", "consensus")
+LABEL_TYPES = (*SHAPE_TYPES, "any", "tag")
+CHUNK_TYPES = ("video", "imageset")
 
 
 def upgrade() -> None:
@@ -138,7 +140,6 @@ def upgrade() -> None:
         sa.Column("assignee_updated_date", sa.DateTime(timezone=True)),
         sa.Column("organization_id", sa.BigInteger, _fk("organizations")),
         sa.Column("bug_tracker", sa.Text, nullable=False, server_default=""),
-        sa.Column("status", sa.Text, nullable=False, server_default="annotation"),
         sa.Column("dimension", sa.Text),
         sa.Column("source_storage", pg.JSONB),
         sa.Column("target_storage", pg.JSONB),
@@ -172,10 +173,17 @@ def upgrade() -> None:
         sa.Column("stop_frame", sa.Integer),
         sa.Column("frame_filter", sa.Text, nullable=False, server_default=""),
         sa.Column("data_chunk_size", sa.Integer),
+        sa.Column("compressed_chunk_type", sa.Text),
+        sa.Column("original_chunk_type", sa.Text),
         sa.Column("source_storage", pg.JSONB),
         sa.Column("target_storage", pg.JSONB),
         *_created_updated(),
         sa.CheckConstraint("image_quality BETWEEN 5 AND 100", name="image_quality_range"),
+        _check_in("status", ("annotation", "validation", "completed")),
+        _check_in("dimension", ("2d", "3d")),
+        _check_in("media_type", ("image", "video")),
+        _check_in("compressed_chunk_type", CHUNK_TYPES),
+        _check_in("original_chunk_type", CHUNK_TYPES),
         sa.CheckConstraint(
             "segment_size >= 0 AND (overlap IS NULL OR overlap >= 0)", name="segments_nonnegative"
         ),
@@ -196,6 +204,7 @@ def upgrade() -> None:
         sa.Column("type", sa.Text, nullable=False, server_default="any"),
         sa.Column("svg", sa.Text, nullable=False, server_default=""),
         sa.CheckConstraint("(project_id IS NULL) <> (task_id IS NULL)", name="one_owner"),
+        _check_in("type", LABEL_TYPES),
         sa.UniqueConstraint(
             "project_id", "task_id", "parent_id", "name", postgresql_nulls_not_distinct=True
         ),

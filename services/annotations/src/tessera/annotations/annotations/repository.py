@@ -1,0 +1,353 @@
+"""SQL of the annotations data path, on the asyncpg connection under SQLAlchemy.
+
+Bulk paths bypass SQLAlchemy: ids are reserved from the tables' identity sequences in
+one round trip (`nextval` over `generate_series`, returned as one array), rows go in
+with binary COPY (`copy_records_to_table`), and reads run through server-side cursors
+(`Connection.cursor`, fetched in batches) so memory does not grow with the job.
+Everything runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from tessera.annotations.annotations.validation import AttributeSpec, LabelCatalog, LabelSpec
+
+S = "annotations"
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+FETCH_BATCH = 5000
+READ_WORK_MEM = "64MB"
+_JOB_ORDER = re.compile(r"/\*jobs\*/.*?/\*end\*/", re.DOTALL)
+
+TAG_COLUMNS = ("id", "job_id", "label_id", "frame", "group", "source", "attr_ids", "attr_values")
+SHAPE_COLUMNS = (
+    "id", "job_id", "label_id", "parent_id", "frame", "type", "occluded", "outside",
+    "z_order", "rotation", "points", "group", "source", "score", "attr_ids", "attr_values",
+)  # fmt: skip
+TRACK_COLUMNS = (
+    "id", "job_id", "label_id", "parent_id", "frame", "group", "source", "attr_ids",
+    "attr_values",
+)  # fmt: skip
+TRACK_SHAPE_COLUMNS = (
+    "id", "track_id", "job_id", "frame", "type", "occluded", "outside", "z_order",
+    "rotation", "points", "attr_ids", "attr_values",
+)  # fmt: skip
+COPY_COLUMNS = {
+    "tags": TAG_COLUMNS,
+    "shapes": SHAPE_COLUMNS,
+    "tracks": TRACK_COLUMNS,
+    "track_shapes": TRACK_SHAPE_COLUMNS,
+}
+
+# Reads select job_id first so that task-level readers can tell jobs apart; `$1` is an
+# array of job ids in merge order (one id for a job-level read). Tags and shapes come
+# as JSON text built by PostgreSQL (CVAT's field order), with the frame, the label and
+# the number of stored attributes beside it, so that the service only passes text on.
+_ATTRIBUTES = """ARRAY(SELECT json_build_object('spec_id', a.i, 'value', a.v)
+                  FROM unnest({t}.attr_ids, {t}.attr_values) AS a(i, v))"""
+_SHAPE_FIELDS = (
+    """'type', {t}.type, 'occluded', {t}.occluded, 'outside', {t}.outside,
+    'z_order', {t}.z_order, 'rotation', {t}.rotation, 'points', {t}.points, 'id', {t}.id,
+    'frame', {t}.frame, 'label_id', {t}.label_id, 'group', {t}."group", 'source', {t}.source,
+    'attributes', """
+    + _ATTRIBUTES
+)
+TAGS_SQL = f"""
+SELECT t.job_id, t.frame, t.label_id, cardinality(t.attr_ids), json_build_object(
+    'id', t.id, 'frame', t.frame, 'label_id', t.label_id, 'group', t."group",
+    'source', t.source, 'attributes', {_ATTRIBUTES.format(t="t")})::text
+FROM {S}.tags t WHERE t.job_id = ANY($1::bigint[])
+ORDER BY t.frame, /*jobs*/ array_position($1::bigint[], t.job_id), /*end*/ t.id
+"""
+SHAPES_SQL = f"""
+SELECT s.job_id, s.frame, s.label_id,
+       CASE WHEN s.type = 'skeleton' THEN -1 ELSE cardinality(s.attr_ids) END,
+       json_build_object({_SHAPE_FIELDS.format(t="s")},
+    'elements', CASE WHEN s.type = 'skeleton' THEN ARRAY(
+        SELECT json_build_object({_SHAPE_FIELDS.format(t="e")}, 'score', e.score)
+        FROM {S}.shapes e WHERE e.parent_id = s.id ORDER BY e.id) ELSE '{{}}' END,
+    'score', s.score)::text
+FROM {S}.shapes s WHERE s.job_id = ANY($1::bigint[]) AND s.parent_id IS NULL
+ORDER BY s.frame, /*jobs*/ array_position($1::bigint[], s.job_id), /*end*/ s.id
+"""
+TRACKS_SQL = f"""
+SELECT t.job_id, t.id, t.parent_id, t.label_id, t.frame, t."group", t.source,
+       t.attr_ids, t.attr_values,
+       s.id, s.frame, s.type, s.occluded, s.outside, s.z_order, s.rotation, s.points,
+       s.attr_ids, s.attr_values
+FROM {S}.tracks t
+JOIN {S}.track_shapes s ON s.track_id = t.id
+LEFT JOIN {S}.tracks p ON p.id = t.parent_id
+WHERE t.job_id = ANY($1::bigint[])
+ORDER BY coalesce(p.frame, t.frame), array_position($1::bigint[], t.job_id),
+         coalesce(t.parent_id, t.id), t.parent_id IS NOT NULL, t.id, s.frame
+"""
+
+
+@dataclass(frozen=True)
+class JobRange:
+    """The frames an annotation job covers, and its version."""
+
+    id: int
+    task_id: int
+    start_frame: int
+    stop_frame: int
+    frames: frozenset[int] | None
+    version: int
+
+    def covers(self, frame: int) -> bool:
+        """Whether `frame` belongs to this job."""
+        if not self.start_frame <= frame <= self.stop_frame:
+            return False
+        return self.frames is None or frame in self.frames
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under `session`, inside the session's transaction."""
+    connection = await session.connection()
+    return await raw_connection(connection)
+
+
+async def raw_connection(connection: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy async connection."""
+    fairy = await connection.get_raw_connection()
+    driver: asyncpg.Connection = fairy.driver_connection
+    return driver
+
+
+def _job(row: asyncpg.Record) -> JobRange:
+    frames = frozenset(row["frames"]) if row["frames"] is not None else None
+    return JobRange(
+        row["id"], row["task_id"], row["start_frame"], row["stop_frame"], frames, row["version"]
+    )
+
+
+_JOB_FIELDS = "id, task_id, start_frame, stop_frame, frames, version"
+
+
+async def lock_job(conn: asyncpg.Connection, job_id: int) -> JobRange:
+    """Lock the job row until the transaction ends (writers of one job queue here)."""
+    row = await conn.fetchrow(
+        f"SELECT {_JOB_FIELDS} FROM {S}.jobs WHERE id = $1 FOR UPDATE", job_id
+    )
+    assert row is not None
+    return _job(row)
+
+
+async def task_jobs(conn: asyncpg.Connection, task_id: int, *, lock: bool) -> list[JobRange]:
+    """The task's annotation jobs in merge order (start frame, then id); locked if asked."""
+    rows = await conn.fetch(
+        f"SELECT {_JOB_FIELDS} FROM {S}.jobs WHERE task_id = $1 AND type = 'annotation' "
+        f"ORDER BY id {'FOR UPDATE' if lock else ''}",
+        task_id,
+    )
+    return sorted((_job(row) for row in rows), key=lambda j: (j.start_frame, j.id))
+
+
+async def job_range(conn: asyncpg.Connection, job_id: int) -> JobRange | None:
+    """The job's frame range and version, unlocked; None if it does not exist."""
+    row = await conn.fetchrow(f"SELECT {_JOB_FIELDS} FROM {S}.jobs WHERE id = $1", job_id)
+    return _job(row) if row is not None else None
+
+
+async def bump_version(conn: asyncpg.Connection, job_id: int) -> int:
+    """Increment the job's version (and touch it); the new version."""
+    version: int = await conn.fetchval(
+        f"UPDATE {S}.jobs SET version = version + 1, updated_date = now() "
+        "WHERE id = $1 RETURNING version",
+        job_id,
+    )
+    return version
+
+
+async def load_catalog(conn: asyncpg.Connection, task_id: int) -> LabelCatalog:
+    """The labels the task's annotations may use (the project's when it has one)."""
+    task = await conn.fetchrow(
+        f"SELECT project_id, dimension FROM {S}.tasks WHERE id = $1", task_id
+    )
+    assert task is not None
+    if task["project_id"] is not None:
+        owner, owner_id = "project_id", task["project_id"]
+    else:
+        owner, owner_id = "task_id", task_id
+    rows = await conn.fetch(
+        f"SELECT id, name, type, parent_id FROM {S}.labels WHERE {owner} = $1", owner_id
+    )
+    specs = await conn.fetch(
+        f"SELECT a.id, a.label_id, a.input_type, a.mutable, a.default_value, a.values "
+        f"FROM {S}.attribute_specs a JOIN {S}.labels l ON l.id = a.label_id "
+        f"WHERE l.{owner} = $1 ORDER BY a.id",
+        owner_id,
+    )
+    attributes: dict[int, dict[int, AttributeSpec]] = {row["id"]: {} for row in rows}
+    for spec in specs:
+        attributes[spec["label_id"]][spec["id"]] = AttributeSpec(
+            spec["id"], spec["input_type"], spec["mutable"], spec["default_value"],
+            tuple(spec["values"]),
+        )  # fmt: skip
+    children: dict[int, set[int]] = {}
+    for row in rows:
+        if row["parent_id"] is not None:
+            children.setdefault(row["parent_id"], set()).add(row["id"])
+    labels = {
+        row["id"]: LabelSpec(
+            row["id"],
+            row["name"],
+            row["type"],
+            row["parent_id"],
+            attributes[row["id"]],
+            frozenset(children.get(row["id"], ())),
+        )
+        for row in rows
+    }
+    return LabelCatalog(labels, task["dimension"])
+
+
+async def reserve_ids(conn: asyncpg.Connection, table: str, count: int) -> list[int]:
+    """`count` fresh ids from `table`'s identity sequence, in one round trip."""
+    if count == 0:
+        return []
+    ids: list[int] = await conn.fetchval(
+        "SELECT array_agg(nextval(pg_get_serial_sequence($1, 'id')) ORDER BY g) "
+        "FROM generate_series(1, $2) AS g",
+        f"{S}.{table}",
+        count,
+    )
+    return ids
+
+
+async def copy_rows(
+    conn: asyncpg.Connection, table: str, records: Sequence[tuple[Any, ...]]
+) -> None:
+    """Binary COPY of `records` (in COPY_COLUMNS order) into `table`."""
+    if records:
+        await conn.copy_records_to_table(
+            table, records=records, columns=COPY_COLUMNS[table], schema_name=S
+        )
+
+
+@dataclass
+class Cleared:
+    """What a delete removed: top-level counts, and every removed id per table."""
+
+    top_level: int
+    ids: dict[str, set[int]]
+
+
+async def clear_jobs(conn: asyncpg.Connection, job_ids: Sequence[int]) -> Cleared:
+    """Delete every annotation of the jobs."""
+    ids: dict[str, set[int]] = {}
+    top = 0
+    ids["track_shapes"] = await _delete_ids(
+        conn, f"DELETE FROM {S}.track_shapes WHERE job_id = ANY($1) RETURNING id", job_ids
+    )
+    for table in ("tracks", "shapes"):
+        rows = await conn.fetch(
+            f"DELETE FROM {S}.{table} WHERE job_id = ANY($1) RETURNING id, parent_id", job_ids
+        )
+        ids[table] = {row[0] for row in rows}
+        top += sum(1 for row in rows if row[1] is None)
+    ids["tags"] = await _delete_ids(
+        conn, f"DELETE FROM {S}.tags WHERE job_id = ANY($1) RETURNING id", job_ids
+    )
+    return Cleared(top + len(ids["tags"]), ids)
+
+
+async def delete_objects(
+    conn: asyncpg.Connection, job_id: int, wanted: Mapping[str, Sequence[int]]
+) -> Cleared:
+    """Delete the given top-level tags, shapes and tracks of the job with their parts.
+
+    Ids that are not top-level objects of this job are ignored.
+    """
+    ids: dict[str, set[int]] = {}
+    top = 0
+    ids["tags"] = await _delete_ids(
+        conn,
+        f"DELETE FROM {S}.tags WHERE job_id = $1 AND id = ANY($2) RETURNING id",
+        job_id,
+        wanted["tags"],
+    )
+    top += len(ids["tags"])
+    roots = await _top_level(conn, "shapes", job_id, wanted["shapes"])
+    ids["shapes"] = await _delete_ids(
+        conn,
+        f"DELETE FROM {S}.shapes WHERE job_id = $1 AND (id = ANY($2) OR parent_id = ANY($2)) "
+        "RETURNING id",
+        job_id,
+        roots,
+    )
+    top += len(roots)
+    roots = await _top_level(conn, "tracks", job_id, wanted["tracks"])
+    subtree = (
+        f"SELECT id FROM {S}.tracks WHERE job_id = $1 AND (id = ANY($2) OR parent_id = ANY($2))"
+    )
+    ids["track_shapes"] = await _delete_ids(
+        conn,
+        f"DELETE FROM {S}.track_shapes WHERE track_id IN ({subtree}) RETURNING id",
+        job_id,
+        roots,
+    )
+    ids["tracks"] = await _delete_ids(
+        conn, f"DELETE FROM {S}.tracks WHERE id IN ({subtree}) RETURNING id", job_id, roots
+    )
+    top += len(roots)
+    return Cleared(top, ids)
+
+
+async def _top_level(
+    conn: asyncpg.Connection, table: str, job_id: int, wanted: Sequence[int]
+) -> list[int]:
+    if not wanted:
+        return []
+    rows = await conn.fetch(
+        f"SELECT id FROM {S}.{table} WHERE job_id = $1 AND parent_id IS NULL AND id = ANY($2)",
+        job_id,
+        wanted,
+    )
+    return [row[0] for row in rows]
+
+
+async def existing_top_level(
+    conn: asyncpg.Connection, job_ids: Sequence[int], table: str, wanted: Sequence[int]
+) -> dict[int, int]:
+    """Which of `wanted` are top-level objects of the jobs: {object id: job id}."""
+    if not wanted:
+        return {}
+    parent = "" if table == "tags" else "AND parent_id IS NULL"
+    rows = await conn.fetch(
+        f"SELECT id, job_id FROM {S}.{table} WHERE job_id = ANY($1) {parent} AND id = ANY($2)",
+        job_ids,
+        wanted,
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def _delete_ids(conn: asyncpg.Connection, sql: str, *args: Any) -> set[int]:
+    return {row[0] for row in await conn.fetch(sql, *args)}
+
+
+async def cursor(
+    conn: asyncpg.Connection, sql: str, job_ids: Sequence[int]
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Rows of `sql` for the jobs, in batches, through a server-side cursor.
+
+    Rows of several jobs on one frame come in the jobs' order; for one job the order
+    needs no job key, so PostgreSQL can follow the (job_id, frame) index. Must run
+    inside a transaction.
+    """
+    if len(job_ids) == 1:
+        sql = _JOB_ORDER.sub("", sql)
+    cur = await conn.cursor(sql, list(job_ids))
+    while True:
+        batch = await cur.fetch(FETCH_BATCH)
+        if not batch:
+            return
+        yield batch

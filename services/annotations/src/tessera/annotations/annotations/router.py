@@ -1,0 +1,171 @@
+"""`/api/jobs/{id}/annotations` and `/api/tasks/{id}/annotations`, as CVAT serves them.
+
+GET streams `{version, tags, shapes, tracks}`; PUT replaces; PATCH `?action=create|
+update|delete` edits; DELETE clears (204). Semantics in service.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from tessera.annotations.access import RequestContext
+from tessera.annotations.annotations import service
+from tessera.annotations.annotations.schemas import LabeledData
+from tessera.annotations.annotations.service import Action
+from tessera.annotations.visibility import job_for, task_for
+from tessera.platform.bus import Outbox
+from tessera.platform.db import DbSession
+
+router = APIRouter(tags=["annotations"])
+
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LabeledData"}}},
+    }
+}
+_DATA: dict[int | str, dict[str, Any]] = {200: {"model": LabeledData}}
+PatchAction = Literal["create", "update", "delete"]
+
+
+def _outbox(request: Request) -> Outbox:
+    outbox: Outbox = request.app.state.platform.outbox
+    return outbox
+
+
+def _json(document: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+@router.get("/api/jobs/{job_id}/annotations", responses=_DATA, summary="Get job annotations")
+async def get_job_annotations(
+    job_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> StreamingResponse:
+    """The job's tags, shapes and tracks with its version, streamed as JSON."""
+    await job_for(session, ctx, job_id, change=False)
+    database = request.app.state.platform.database
+    return StreamingResponse(
+        service.json_stream(database, job_id=job_id), media_type="application/json"
+    )
+
+
+@router.put(
+    "/api/jobs/{job_id}/annotations",
+    responses=_DATA,
+    openapi_extra=_BODY,
+    summary="Replace job annotations",
+)
+async def put_job_annotations(
+    job_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> Response:
+    """Replace all of the job's annotations; 409 if `version` is not the current one."""
+    body = service.parse_body(await request.body())
+    return _json(
+        await service.write_job(
+            session, ctx, _outbox(request), job_id=job_id, action=Action.PUT, body=body
+        )
+    )
+
+
+@router.patch(
+    "/api/jobs/{job_id}/annotations",
+    responses=_DATA,
+    openapi_extra=_BODY,
+    summary="Create, update or delete some job annotations",
+)
+async def patch_job_annotations(
+    job_id: int,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    action: PatchAction = Query(),  # noqa: B008 - FastAPI's idiom for a required query value
+) -> Response:
+    """Apply `action` to the objects of the body; 409 if `version` is not the current one."""
+    body = service.parse_body(await request.body())
+    return _json(
+        await service.write_job(
+            session, ctx, _outbox(request), job_id=job_id, action=Action(action), body=body
+        )
+    )
+
+
+@router.delete(
+    "/api/jobs/{job_id}/annotations",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete all job annotations",
+)
+async def delete_job_annotations(
+    job_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> Response:
+    """Remove every tag, shape and track of the job."""
+    await service.clear_job(session, ctx, _outbox(request), job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/tasks/{task_id}/annotations", responses=_DATA, summary="Get task annotations")
+async def get_task_annotations(
+    task_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> StreamingResponse:
+    """The task's annotations: its jobs' assembled, overlaps merged; streamed as JSON."""
+    await task_for(session, ctx, task_id, change=False)
+    database = request.app.state.platform.database
+    return StreamingResponse(
+        service.json_stream(database, task_id=task_id), media_type="application/json"
+    )
+
+
+@router.put(
+    "/api/tasks/{task_id}/annotations",
+    responses=_DATA,
+    openapi_extra=_BODY,
+    summary="Replace task annotations",
+)
+async def put_task_annotations(
+    task_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> Response:
+    """Replace the annotations of every job of the task, split by frame."""
+    body = service.parse_body(await request.body())
+    return _json(
+        await service.write_task(
+            session, ctx, _outbox(request), task_id=task_id, action=Action.PUT, body=body
+        )
+    )
+
+
+@router.patch(
+    "/api/tasks/{task_id}/annotations",
+    responses=_DATA,
+    openapi_extra=_BODY,
+    summary="Create, update or delete some task annotations",
+)
+async def patch_task_annotations(
+    task_id: int,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    action: PatchAction = Query(),  # noqa: B008 - FastAPI's idiom for a required query value
+) -> Response:
+    """Apply `action` across the task's jobs (by frame for create, by id otherwise)."""
+    body = service.parse_body(await request.body())
+    return _json(
+        await service.write_task(
+            session, ctx, _outbox(request), task_id=task_id, action=Action(action), body=body
+        )
+    )
+
+
+@router.delete(
+    "/api/tasks/{task_id}/annotations",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete all task annotations",
+)
+async def delete_task_annotations(
+    task_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> Response:
+    """Remove every tag, shape and track of every job of the task."""
+    await service.clear_task(session, ctx, _outbox(request), task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

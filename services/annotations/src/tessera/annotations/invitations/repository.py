@@ -1,0 +1,89 @@
+"""SQL over `invitations` (each with the pending membership it offers)."""
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.annotations.tables import invitations, memberships, organizations
+from tessera.annotations.users.repository import basic_columns
+from tessera.platform.auth import users
+
+_owner = users.alias("owner")
+_user = users.alias("invitee")
+
+
+def _select() -> sa.Select[Any]:
+    return sa.select(
+        invitations,
+        memberships.c.user_id,
+        memberships.c.organization_id,
+        memberships.c.role,
+        memberships.c.is_active,
+        organizations.c.slug.label("organization_slug"),
+        *basic_columns(_owner, "owner"),
+        *basic_columns(_user, "user"),
+    ).select_from(
+        invitations.join(memberships, memberships.c.id == invitations.c.membership_id)
+        .join(organizations, organizations.c.id == memberships.c.organization_id)
+        .join(_user, _user.c.id == memberships.c.user_id)
+        .outerjoin(_owner, _owner.c.id == invitations.c.owner_id)
+    )
+
+
+async def get_invitation(
+    session: AsyncSession, key: str, condition: sa.ColumnElement[bool]
+) -> dict[str, Any] | None:
+    """One invitation with its membership, organization and people, if it matches."""
+    row = (
+        (await session.execute(_select().where(invitations.c.key == key, condition)))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def list_invitations(
+    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The invitations matching `condition`, newest first, and their total count."""
+    count = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(invitations.join(memberships, memberships.c.id == invitations.c.membership_id))
+        .where(condition)
+    )
+    rows = (
+        (
+            await session.execute(
+                _select()
+                .where(condition)
+                .order_by(invitations.c.created_date.desc(), invitations.c.key)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return int(count or 0), [dict(row) for row in rows]
+
+
+async def insert_invitation(
+    session: AsyncSession, *, key: str, membership_id: int, owner_id: int
+) -> None:
+    """Store an invitation to a pending membership, sent now."""
+    await session.execute(
+        sa.insert(invitations).values(
+            key=key, membership_id=membership_id, owner_id=owner_id, sent_date=sa.func.now()
+        )
+    )
+
+
+async def update_invitation(session: AsyncSession, key: str, values: dict[str, Any]) -> None:
+    """Change an invitation's fields."""
+    await session.execute(sa.update(invitations).where(invitations.c.key == key).values(**values))
+
+
+async def delete_invitation(session: AsyncSession, key: str) -> None:
+    """Delete an invitation (its membership stays)."""
+    await session.execute(sa.delete(invitations).where(invitations.c.key == key))

@@ -1,0 +1,60 @@
+"""`/api/memberships`."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from tessera.annotations.access import RequestContext
+from tessera.annotations.memberships import service
+from tessera.annotations.memberships.schemas import Membership, MembershipUpdate
+from tessera.annotations.memberships.service import MembershipFilters
+from tessera.platform.db import DbSession
+from tessera.platform.pagination import Page, PageParams, page_params
+
+router = APIRouter(prefix="/api/memberships", tags=["memberships"])
+
+
+@router.get("", summary="List memberships")
+async def list_memberships(
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    params: Annotated[PageParams, Depends(page_params)],
+    filters: Annotated[MembershipFilters, Depends()],
+) -> Page[Membership]:
+    """Memberships of the caller's organizations (of this one in an organization context)."""
+    count, results = await service.list_memberships(
+        session, ctx, request, filters, offset=params.offset, limit=params.page_size
+    )
+    return Page[Membership].build(request, params, count, results)
+
+
+@router.get("/{membership_id}", summary="Get membership details")
+async def get_membership(
+    membership_id: int, request: Request, ctx: RequestContext, session: DbSession
+) -> Membership:
+    """One membership."""
+    return await service.get_membership(session, ctx, request, membership_id)
+
+
+@router.patch("/{membership_id}", summary="Change a member's role")
+async def update_membership(
+    membership_id: int,
+    body: MembershipUpdate,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+) -> Membership:
+    """Owners change anyone's role but their own; maintainers, supervisors' and workers'."""
+    return await service.update_membership(session, ctx, request, membership_id, body)
+
+
+@router.delete(
+    "/{membership_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a member"
+)
+async def delete_membership(
+    membership_id: int, ctx: RequestContext, session: DbSession
+) -> Response:
+    """Remove a member, or leave the organization."""
+    await service.delete_membership(session, ctx, membership_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
