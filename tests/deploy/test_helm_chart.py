@@ -331,7 +331,9 @@ def test_rendered_workloads(manifests: list[dict[str, Any]]) -> None:
             assert env["TESSERA_NATS_URL"]["value"] == nats_url
             for secret in ("TESSERA_DATABASE_URL", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
                 assert "secretKeyRef" in env[secret]["valueFrom"]
-            assert "TESSERA_S3_SECRET_KEY" not in env, "no static keys: the IRSA role signs S3 calls"
+            assert "TESSERA_S3_SECRET_KEY" not in env, (
+                "no static keys: the IRSA role signs S3 calls"
+            )
     hpas = {m["metadata"]["name"] for m in manifests if m["kind"] == "HorizontalPodAutoscaler"}
     assert hpas == {"rel-tessera-export", "rel-tessera-inference"}
     export = find(manifests, "Deployment", "rel-tessera-export")["spec"]["template"]["spec"]
