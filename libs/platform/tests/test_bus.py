@@ -3,6 +3,7 @@
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -152,3 +153,16 @@ async def test_consumer_handles_each_message_id_once(open_service: OpenService) 
 
 async def _length_is(items: Sequence[object], length: int) -> bool:
     return len(items) == length
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.002, 0.003, 0.005, 0.01])
+async def test_service_stops_promptly_right_after_writing_an_event(
+    open_service: OpenService, delay: float
+) -> None:
+    """Stopping while the relay publishes must not hang (a swallowed cancellation once did)."""
+    async with open_service("annotations") as svc:
+        async with svc.platform.database.transaction() as session:
+            await svc.platform.outbox.add(session, "tasks.deleted", {"task_id": 1})
+        await asyncio.sleep(delay)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 5.0

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,43 @@ async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
             await task
 
 
+class BackgroundLoop(ABC):
+    """A task that loops until `stop()`.
+
+    Stopping sets a flag and wakes the loop as well as cancelling it: on Python 3.11,
+    `asyncio.wait_for` (which nats-py uses inside its requests) can swallow a
+    cancellation that arrives as its future completes, and a loop relying on the
+    cancellation alone would then run on and make `stop()` wait forever.
+    """
+
+    task_name = "background-loop"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        """False once `stop()` was called."""
+        return not self._stopping
+
+    def start(self) -> None:
+        """Start the loop in the background."""
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for it to end."""
+        self._stopping = True
+        self._wake.set()
+        await cancel_and_wait(self._task)
+
+    @abstractmethod
+    async def _run(self) -> None:
+        """The loop; it ends when `running` turns False."""
+
+
 @dataclass(frozen=True)
 class Event:
     """An event as consumers see it."""
@@ -90,7 +128,8 @@ class Bus:
         """Connect (in the background if NATS is not up yet) and declare `streams`."""
         self._connector = asyncio.create_task(self._connect_forever(streams), name="nats-connect")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), wait)
+            async with asyncio.timeout(wait):
+                await self._connected.wait()
 
     async def _connect_forever(self, streams: Mapping[str, tuple[str, ...]]) -> None:
         delay = 0.2
@@ -267,8 +306,10 @@ def create_messaging_tables(op: Any, schema: str) -> None:
     )
 
 
-class Outbox:
+class Outbox(BackgroundLoop):
     """Writes events in the caller's transaction and relays them to JetStream after commit."""
+
+    task_name = "outbox-relay"
 
     def __init__(
         self,
@@ -279,13 +320,12 @@ class Outbox:
         batch_size: int = 200,
         poll_interval: float = 1.0,
     ) -> None:
+        super().__init__()
         self.database = database
         self.bus = bus
         self.table = outbox_table(sa.MetaData(), schema)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def add(self, session: AsyncSession, subject: str, data: Mapping[str, Any]) -> uuid.UUID:
         """Queue an event in `session`'s transaction; it is published after the commit."""
@@ -306,17 +346,9 @@ class Outbox:
             sa_event.listen(sync_session, "after_commit", wake_relay, once=True)
         return msg_id
 
-    def start(self) -> None:
-        """Start the relay task."""
-        self._task = asyncio.create_task(self._relay_forever(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        """Stop the relay task; unpublished rows stay for the next start."""
-        await cancel_and_wait(self._task)
-
-    async def _relay_forever(self) -> None:
+    async def _run(self) -> None:
         backoff = self.poll_interval
-        while True:
+        while self.running:
             try:
                 published, remaining = await self.relay_once()
                 backoff = self.poll_interval
@@ -324,7 +356,8 @@ class Outbox:
                     continue
                 if published == 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                        async with asyncio.timeout(self.poll_interval):
+                            await self._wake.wait()
                 self._wake.clear()
             except asyncio.CancelledError:
                 raise
@@ -381,7 +414,7 @@ class Outbox:
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 
-class IdempotentConsumer:
+class IdempotentConsumer(BackgroundLoop):
     """A durable JetStream pull consumer whose handler runs once per message id."""
 
     def __init__(
@@ -397,6 +430,7 @@ class IdempotentConsumer:
         batch: int = 50,
         redeliver_delay: float = 2.0,
     ) -> None:
+        super().__init__()
         self.database = database
         self.bus = bus
         self.inbox = inbox_table(sa.MetaData(), schema)
@@ -406,15 +440,7 @@ class IdempotentConsumer:
         self.handler = handler
         self.batch = batch
         self.redeliver_delay = redeliver_delay
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start pulling in the background."""
-        self._task = asyncio.create_task(self._consume_forever(), name=f"consumer-{self.durable}")
-
-    async def stop(self) -> None:
-        """Stop pulling; unacknowledged messages are redelivered later."""
-        await cancel_and_wait(self._task)
+        self.task_name = f"consumer-{durable}"
 
     async def handle(self, msg: Msg) -> bool:
         """Handle one message; returns False when it had been handled before."""
@@ -443,13 +469,13 @@ class IdempotentConsumer:
                     await self.handler(session, event)
         return first_time
 
-    async def _consume_forever(self) -> None:
-        while True:
+    async def _run(self) -> None:
+        while self.running:
             try:
                 subscription = await self.bus.jetstream.pull_subscribe(
                     self.subject, durable=self.durable, stream=self.stream
                 )
-                while True:
+                while self.running:
                     try:
                         messages = await subscription.fetch(self.batch, timeout=1.0)
                     except TimeoutError:

@@ -77,7 +77,8 @@ async def check_readiness(platform: Platform) -> dict[str, str]:
 
     async def run(check: Callable[[], Awaitable[None]]) -> str:
         try:
-            await asyncio.wait_for(check(), READINESS_TIMEOUT_S)
+            async with asyncio.timeout(READINESS_TIMEOUT_S):
+                await check()
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return "ok"
