@@ -214,10 +214,10 @@ class Validator:
         try:
             if doc is not None:
                 for key, found in ids.items():
-                    for i, obj in self._items(body, key):
+                    for where, obj in self._objects(body.get(key), f"body.{key}"):
                         value = obj.get("id")
                         if not _is_int(value):
-                            self.errors.add(f"body.{key}[{i}].id", "an integer id is required")
+                            self.errors.add(f"{where}.id", "an integer id is required")
                         else:
                             found.append(value)
         except _TooManyErrors:
@@ -242,22 +242,23 @@ class Validator:
             self.errors.add("body.intervals", "labeled intervals are not supported")
         return Document(version if _is_int(version) else None)
 
-    def _items(self, body: dict[str, Any], key: str) -> Iterable[tuple[int, Obj]]:
-        items = body.get(key)
+    def _objects(self, items: Any, path: str) -> Iterable[tuple[str, Obj]]:
+        """`(path[i], item)` for each object of a list; any other item is reported."""
         if not isinstance(items, list):
             return
         for i, obj in enumerate(items):
+            where = f"{path}[{i}]"
             if isinstance(obj, dict):
-                yield i, obj
+                yield where, obj
             else:
-                self.errors.add(f"body.{key}[{i}]", "must be an object")
+                self.errors.add(where, "must be an object")
 
     def _each(
         self, body: dict[str, Any], key: str, check: Callable[[Obj, str], Obj | None]
     ) -> list[Obj]:
         out = []
-        for i, obj in self._items(body, key):
-            checked = check(obj, f"body.{key}[{i}]")
+        for where, obj in self._objects(body.get(key), f"body.{key}"):
+            checked = check(obj, where)
             if checked is not None:
                 out.append(checked)
         return out
@@ -486,11 +487,7 @@ class Validator:
             return []
         out = []
         used: set[int] = set()
-        for i, element in enumerate(elements):
-            where = f"{path}.elements[{i}]"
-            if not isinstance(element, dict):
-                self.errors.add(where, "must be an object")
-                continue
+        for where, element in self._objects(elements, f"{path}.elements"):
             checked = self._shape(element, where, label)
             if checked is None:
                 continue
@@ -523,11 +520,7 @@ class Validator:
             return None
         kinds: set[str] = set()
         frames: set[int] = set()
-        for i, raw in enumerate(raw_shapes):
-            where = f"{path}.shapes[{i}]"
-            if not isinstance(raw, dict):
-                self.errors.add(where, "must be an object")
-                continue
+        for where, raw in self._objects(raw_shapes, f"{path}.shapes"):
             keyframe = self._keyframe(raw, where, label)
             if keyframe is None:
                 continue
@@ -568,11 +561,7 @@ class Validator:
             return []
         out = []
         used: set[int] = set()
-        for i, element in enumerate(elements):
-            where = f"{path}.elements[{i}]"
-            if not isinstance(element, dict):
-                self.errors.add(where, "must be an object")
-                continue
+        for where, element in self._objects(elements, f"{path}.elements"):
             checked = self._track(element, where, label)
             if checked is None:
                 continue
