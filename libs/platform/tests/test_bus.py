@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.devstack.servers import Nats, free_port
 from tessera.devstack.testing import OpenService, Stack
-from tessera.platform.bus import MSG_ID_HEADER, Event, IdempotentConsumer
+from tessera.platform.auth import actor_scope
+from tessera.platform.bus import ACTOR_HEADER, MSG_ID_HEADER, Event, IdempotentConsumer
 from tessera.platform.service import Platform
 from tessera.platform.telemetry import REQUEST_ID_HEADER, request_id_scope
 
@@ -73,6 +74,52 @@ async def test_event_is_published_after_commit_and_not_on_rollback(
     headers = messages[0].headers or {}
     assert headers[MSG_ID_HEADER] == str(msg_id)
     assert headers[REQUEST_ID_HEADER] == "req-123"
+
+
+async def test_event_carries_its_actor_in_a_header_not_in_its_data(
+    open_service: OpenService, stack: Stack
+) -> None:
+    """The caller of a request is its events' actor; consumers get it as `Event.actor_id`."""
+    async with open_service("annotations") as svc:
+        platform = svc.platform
+        handled: list[Event] = []
+
+        async def handler(session: AsyncSession, event: Event) -> None:
+            handled.append(event)
+
+        consumer = IdempotentConsumer(
+            platform.database,
+            platform.bus,
+            platform.schema,
+            stream="TASKS",
+            durable="actor-test",
+            subject="tasks.>",
+            handler=handler,
+        )
+        consumer.start()
+        try:
+            async with platform.database.transaction() as session:
+                with actor_scope(42):
+                    await platform.outbox.add(session, "tasks.created", {"task_id": 7})
+                await platform.outbox.add(session, "tasks.deleted", {"task_id": 7})
+            # A request's caller becomes the actor of what the request queues.
+            response = await svc.client.post(
+                "/api/tasks", json={"name": "t", "labels": [{"name": "car"}]}
+            )
+            assert response.status_code == 201, response.text
+            await _wait_for(lambda: _length_is(handled, 3))
+        finally:
+            await consumer.stop()
+        messages = await _read_stream(stack.nats.url, stack.nats.token, "TASKS", "tasks.>", 3)
+    assert [(event.subject, event.data, event.actor_id) for event in handled[:2]] == [
+        ("tasks.created", {"task_id": 7}, 42),
+        ("tasks.deleted", {"task_id": 7}, None),
+    ]
+    admin_id = 1
+    assert (handled[2].data["task_id"], handled[2].actor_id) == (response.json()["id"], admin_id)
+    assert all(event.timestamp is not None for event in handled)
+    assert (messages[0].headers or {})[ACTOR_HEADER] == "42"
+    assert ACTOR_HEADER not in (messages[1].headers or {})
 
 
 async def _is_zero(platform: Platform) -> bool:

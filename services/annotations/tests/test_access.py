@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from tessera.annotations import __version__
 from tessera.devstack.testing import OpenService
 from tessera.platform.auth import access_tokens
 
@@ -16,8 +17,15 @@ async def test_about_answers_an_authenticated_caller(open_service: OpenService) 
     assert response.status_code == 200
     body = response.json()
     assert body["name"] == "Tessera"
-    assert body["version"] == "0.1.0"
+    assert body["version"] == "2.80.0"
+    assert body["tessera_version"] == __version__
     assert {"name", "description", "version", "logo_url", "subtitle"} <= set(body)
+
+
+async def test_about_reports_the_configured_cvat_api_version(open_service: OpenService) -> None:
+    async with open_service("annotations", cvat_api_version="2.81.0") as svc:
+        response = await svc.client.get("/api/server/about")
+    assert response.json()["version"] == "2.81.0"
 
 
 async def test_every_non_health_path_needs_a_token(open_service: OpenService) -> None:

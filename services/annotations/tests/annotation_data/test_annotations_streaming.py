@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,3 +48,23 @@ async def test_streamed_get_of_50k_shapes_equals_the_stored_document(
             frames = [obj["frame"] async for kind, obj in stream if kind == "shape"]
         assert frames == sorted(frames)
         assert len(frames) == SHAPES
+
+        # A reader left early (as a client that disconnects) ends cleanly although the
+        # next batch is being fetched ahead, and the connection serves the next reader.
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        try:
+            for _ in range(3):
+                async with open_reader(svc.platform.database) as reader:
+                    stream = await reader.job(seed.job_ids[0])
+                    left = stream.shapes()
+                    first = await anext(left)
+                    await asyncio.sleep(0)  # the fetch ahead is now in flight
+                assert first["frame"] == 0
+                del left, stream
+                gc.collect()
+                await asyncio.sleep(0.05)
+        finally:
+            loop.set_exception_handler(None)
+        assert errors == []

@@ -5,6 +5,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tessera.devstack.testing import OpenService
+from tessera.platform.bus import ACTOR_KEY
 
 PROBLEM = "application/problem+json"
 SVG = (
@@ -165,15 +166,25 @@ async def test_task_fields_are_stored_and_returned(open_service: OpenService) ->
     ]
     assert after == patched.json()
     assert [(subject, payload["task_id"]) for subject, payload in events] == [
+        ("labels.changed", task["id"]),
         ("tasks.created", task["id"]),
         ("tasks.deleted", task["id"]),
     ]
     assert events[0].payload == {
+        "project_id": None,
+        "task_id": task["id"],
+        "created": 1,
+        "updated": 0,
+        "deleted": 0,
+        ACTOR_KEY: 1,
+    }
+    assert events[1].payload == {
         "task_id": task["id"],
         "project_id": None,
         "organization_id": None,
         "owner_id": 1,
         "name": "video",
+        ACTOR_KEY: 1,
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tessera.devstack.testing import OpenService, ServiceHandle
-from tessera.platform.bus import outbox_table
+from tessera.platform.bus import ACTOR_KEY, outbox_table
 
 PROBLEM = "application/problem+json"
 Person = Any  # conftest.Person
@@ -246,6 +246,7 @@ async def test_roles_decide_what_members_see_and_change(
             "job_id": first,
             "task_id": task["id"],
             "changes": {"assignee_id": {"old": None, "new": wes.id}},
+            ACTOR_KEY: mary.id,
         }
 
         assert (

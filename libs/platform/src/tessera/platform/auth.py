@@ -8,8 +8,11 @@ is a safe lookup key; passwords are hashed with argon2.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -72,6 +75,22 @@ access_tokens = sa.Table(
 )
 
 _hasher = PasswordHasher()
+_actor_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("actor_id", default=None)
+
+
+def current_actor_id() -> int | None:
+    """The user id of whoever the work in progress is done for (the request's caller)."""
+    return _actor_id.get()
+
+
+@contextmanager
+def actor_scope(user_id: int | None) -> Iterator[None]:
+    """Run a block on behalf of `user_id` (None: nobody in particular)."""
+    token = _actor_id.set(user_id)
+    try:
+        yield
+    finally:
+        _actor_id.reset(token)
 
 
 def hash_password(password: str) -> str:
@@ -166,7 +185,9 @@ class AuthenticationMiddleware:
     """Verifies the caller of every HTTP request except those on `public_paths`.
 
     Authentication runs before routing, so an unknown path answers 401 to a stranger
-    rather than revealing whether it exists. The principal lands in `request.state`.
+    rather than revealing whether it exists. The principal lands in `request.state`,
+    and its user id in the actor context variable (`current_actor_id`), which the outbox
+    records on every event the request queues.
     """
 
     def __init__(self, app: ASGIApp, *, public_paths: frozenset[str]) -> None:
@@ -186,7 +207,8 @@ class AuthenticationMiddleware:
             await problem_response(request, problem)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
+        with actor_scope(principal.user_id):
+            await self.app(scope, receive, send)
 
 
 _bearer_scheme = HTTPBearer(

@@ -6,6 +6,11 @@ publishes it to JetStream with `Nats-Msg-Id` set to the event id (so JetStream d
 re-publish within its duplicate window) and marks it published once JetStream acks.
 While NATS is unreachable the rows wait, and the relay retries with backoff.
 
+Every event carries its actor: `Outbox.add` records `current_actor_id()` (the caller
+of the request that queued it) under the reserved payload key `ACTOR_KEY`, and the relay
+moves it into the `Tessera-Actor` header, so consumers see it as `Event.actor_id` and
+never in `Event.data`.
+
 `IdempotentConsumer` records every handled message id in the service's `inbox` table
 in the same transaction as the handler's own writes, so a redelivered message is
 acknowledged without being handled twice.
@@ -20,6 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -34,12 +40,16 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.platform.auth import actor_scope, current_actor_id
 from tessera.platform.db import Database
 from tessera.platform.telemetry import REQUEST_ID_HEADER, current_request_id, request_id_scope
 
 logger = logging.getLogger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+ACTOR_HEADER = "Tessera-Actor"
+# Where an outbox row keeps the actor until the relay moves it into ACTOR_HEADER.
+ACTOR_KEY = "__actor_id"
 
 # Every stream of the fleet, declared (idempotently) by every service at start, so no
 # service depends on another having started first.
@@ -47,6 +57,8 @@ STREAMS: Mapping[str, tuple[str, ...]] = {
     "TASKS": ("tasks.>",),
     "JOBS": ("jobs.>",),
     "ANNOTATIONS": ("annotations.>",),
+    "LABELS": ("labels.>",),
+    "MEMBERSHIPS": ("memberships.>",),
     "INGEST": ("ingest.>",),
     "EXPORT": ("export.>",),
     "INFERENCE": ("inference.>",),
@@ -101,13 +113,16 @@ class BackgroundLoop(ABC):
 
 @dataclass(frozen=True)
 class Event:
-    """An event as consumers see it."""
+    """An event as consumers see it: `actor_id` is the user it was done for (if any),
+    `timestamp` when JetStream stored it."""
 
     msg_id: str
     subject: str
     data: dict[str, Any]
     request_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    actor_id: int | None = None
+    timestamp: datetime | None = None
 
 
 class Bus:
@@ -197,11 +212,15 @@ class Bus:
         msg_id: str | None = None,
         timeout: float = 5.0,
     ) -> None:
-        """Publish one event to JetStream and wait for its ack."""
+        """Publish one event to JetStream and wait for its ack (with the current request id
+        and actor in its headers)."""
         headers = {MSG_ID_HEADER: msg_id or uuid.uuid4().hex}
         request_id = current_request_id()
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        actor_id = current_actor_id()
+        if actor_id is not None:
+            headers[ACTOR_HEADER] = str(actor_id)
         await self.jetstream.publish(subject, orjson.dumps(data), headers=headers, timeout=timeout)
 
     async def close(self) -> None:
@@ -328,11 +347,18 @@ class Outbox(BackgroundLoop):
         self.poll_interval = poll_interval
 
     async def add(self, session: AsyncSession, subject: str, data: Mapping[str, Any]) -> uuid.UUID:
-        """Queue an event in `session`'s transaction; it is published after the commit."""
+        """Queue an event in `session`'s transaction; it is published after the commit.
+
+        The current actor (`current_actor_id`) is recorded with it.
+        """
         msg_id = uuid.uuid4()
+        payload = dict(data)
+        actor_id = current_actor_id()
+        if actor_id is not None:
+            payload[ACTOR_KEY] = actor_id
         await session.execute(
             sa.insert(self.table).values(
-                msg_id=msg_id, subject=subject, payload=dict(data), request_id=current_request_id()
+                msg_id=msg_id, subject=subject, payload=payload, request_id=current_request_id()
             )
         )
         sync_session = session.sync_session
@@ -388,9 +414,11 @@ class Outbox(BackgroundLoop):
             published: list[int] = []
             failure: Exception | None = None
             for row in rows:
+                payload = dict(row.payload)
+                actor_id = payload.pop(ACTOR_KEY, None)
                 try:
-                    with request_id_scope(row.request_id):
-                        await self.bus.publish(row.subject, row.payload, msg_id=str(row.msg_id))
+                    with request_id_scope(row.request_id), actor_scope(actor_id):
+                        await self.bus.publish(row.subject, payload, msg_id=str(row.msg_id))
                 except Exception as exc:
                     failure = exc
                     await session.execute(
@@ -448,14 +476,17 @@ class IdempotentConsumer(BackgroundLoop):
         msg_id = (
             headers.get(MSG_ID_HEADER) or f"{msg.metadata.stream}:{msg.metadata.sequence.stream}"
         )
+        actor = headers.get(ACTOR_HEADER, "")
         event = Event(
             msg_id=msg_id,
             subject=msg.subject,
             data=orjson.loads(msg.data) if msg.data else {},
             request_id=headers.get(REQUEST_ID_HEADER),
             headers=headers,
+            actor_id=int(actor) if actor.isdigit() else None,
+            timestamp=msg.metadata.timestamp,
         )
-        with request_id_scope(event.request_id):
+        with request_id_scope(event.request_id), actor_scope(event.actor_id):
             async with self.database.transaction() as session:
                 first_time = (
                     await session.execute(
@@ -469,27 +500,34 @@ class IdempotentConsumer(BackgroundLoop):
                     await self.handler(session, event)
         return first_time
 
+    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while self.running:
+            try:
+                messages = await subscription.fetch(self.batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            for msg in messages:
+                try:
+                    await self.handle(msg)
+                except Exception:
+                    logger.exception("handler of %s failed on %s", self.durable, msg.subject)
+                    await msg.nak(delay=self.redeliver_delay)
+                else:
+                    await msg.ack()
+
     async def _run(self) -> None:
         while self.running:
             try:
                 subscription = await self.bus.jetstream.pull_subscribe(
                     self.subject, durable=self.durable, stream=self.stream
                 )
-                while self.running:
-                    try:
-                        messages = await subscription.fetch(self.batch, timeout=1.0)
-                    except TimeoutError:
-                        continue
-                    for msg in messages:
-                        try:
-                            await self.handle(msg)
-                        except Exception:
-                            logger.exception(
-                                "handler of %s failed on %s", self.durable, msg.subject
-                            )
-                            await msg.nak(delay=self.redeliver_delay)
-                        else:
-                            await msg.ack()
+                try:
+                    await self._pull(subscription)
+                finally:
+                    # A fetch cut short leaves replies in the subscription's queue, which
+                    # would hold up draining the connection until its timeout.
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -5,6 +5,8 @@ from fastapi import FastAPI
 from tessera.annotations import __version__, migrations
 from tessera.annotations.access_tokens.router import router as access_tokens_router
 from tessera.annotations.annotations.router import router as annotations_router
+from tessera.annotations.audit import service as audit
+from tessera.annotations.audit.router import router as audit_router
 from tessera.annotations.bootstrap import ensure_bootstrap_admin
 from tessera.annotations.comments.router import router as comments_router
 from tessera.annotations.config import AnnotationsSettings
@@ -19,6 +21,8 @@ from tessera.annotations.projects.router import router as projects_router
 from tessera.annotations.server.router import router as server_router
 from tessera.annotations.tasks.router import router as tasks_router
 from tessera.annotations.users.router import router as users_router
+from tessera.annotations.webhooks import service as webhooks
+from tessera.annotations.webhooks.router import router as webhooks_router
 from tessera.platform.service import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
@@ -42,8 +46,11 @@ SPEC = ServiceSpec(
         invitations_router,
         issues_router,
         comments_router,
+        audit_router,
+        webhooks_router,
     ),
-    on_start=(ensure_bootstrap_admin,),
+    on_start=(ensure_bootstrap_admin, audit.start_consumers, webhooks.start),
+    on_stop=(audit.stop_consumers, webhooks.stop),
 )
 
 

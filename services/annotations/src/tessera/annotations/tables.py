@@ -261,3 +261,53 @@ track_shapes = sa.Table(
     *_geometry(),
     *_attributes(),
 )
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("msg_id", sa.Text, nullable=False, unique=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor_id", sa.BigInteger),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("organization_id", sa.BigInteger),
+    sa.Column("project_id", sa.BigInteger),
+    sa.Column("task_id", sa.BigInteger),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("details", pg.JSONB, nullable=False, server_default="{}"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("target_url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False, server_default="application/json"),
+    sa.Column("secret", sa.Text, nullable=False, server_default=""),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("enable_ssl", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("events", pg.ARRAY(sa.Text), nullable=False, server_default="{}"),
+    _ref("organization_id", "organizations", nullable=True),
+    _ref("project_id", "projects", nullable=True),
+    _user("owner_id"),
+    *_dates(),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    _ref("webhook_id", "webhooks"),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("redelivery", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("changed_fields", sa.Text, nullable=False, server_default=""),
+    sa.Column("request", pg.JSONB, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("response", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("request_duration", sa.Integer),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    *_dates(),
+)

@@ -4,7 +4,9 @@ Objects leave in CVAT's response form (`LabeledImage`, `LabeledShape`, `LabeledT
 `TrackedShape` of cvat-sdk): attributes the row does not hold are filled in as CVAT
 does on read (the label's defaults; on keyframes the previous keyframe's values).
 Tags and shapes arrive as JSON text made by PostgreSQL and pass through untouched when
-complete; track rows (one per keyframe) are assembled into tracks here.
+complete; track rows (one per keyframe) are assembled into tracks here. Readers hand
+objects on in batches (one per fetched batch of rows), so that the per-object work in
+Python stays a list comprehension.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tessera.annotations.annotations.validation import LabelCatalog
 
 Obj = dict[str, Any]
 Item = str | Obj  # JSON text of an object, or the object
-CHUNK_OBJECTS = 1000
+CHUNK_OBJECTS = 5000
 
 
 def _attributes(
@@ -51,6 +53,13 @@ def complete(row: Record, catalog: LabelCatalog) -> Item:
             catalog.defaults(part["label_id"], None),
         )
     return obj
+
+
+def complete_all(rows: list[Record], catalog: LabelCatalog) -> list[Item]:
+    """`complete` of each row of a batch; rows that hold every attribute stay text."""
+    specs = {label: len(catalog.defaults(label, None)) for label in {row[2] for row in rows}}
+    # A skeleton's count is -1, below every label's: skeletons always go to `complete`.
+    return [row[4] if row[3] >= specs[row[2]] else complete(row, catalog) for row in rows]
 
 
 class TrackAssembler:
@@ -123,24 +132,23 @@ def as_object(item: Item) -> Obj:
 
 async def json_document(
     version: int,
-    tags: AsyncIterator[Item],
-    shapes: AsyncIterator[Item],
-    tracks: AsyncIterator[Item],
+    tags: AsyncIterator[list[Item]],
+    shapes: AsyncIterator[list[Item]],
+    tracks: AsyncIterator[list[Item]],
 ) -> AsyncIterator[bytes]:
-    """CVAT's `LabeledData` JSON, produced in chunks of at most CHUNK_OBJECTS objects."""
+    """CVAT's `LabeledData` JSON, one chunk per batch of at most CHUNK_OBJECTS objects."""
     yield b'{"version":%d,"tags":[' % version
-    for index, (name, items) in enumerate((("tags", tags), ("shapes", shapes),
-                                           ("tracks", tracks))):  # fmt: skip
+    for index, (name, batches) in enumerate((("tags", tags), ("shapes", shapes),
+                                             ("tracks", tracks))):  # fmt: skip
         if index:
             yield b'],"%s":[' % name.encode()
-        first = True
-        batch: list[str] = []
-        async for item in items:
-            batch.append(item if isinstance(item, str) else orjson.dumps(item).decode())
-            if len(batch) >= CHUNK_OBJECTS:
-                yield ("" if first else ",").encode() + ",".join(batch).encode()
-                first = False
-                batch = []
-        if batch:
-            yield ("" if first else ",").encode() + ",".join(batch).encode()
+        separator = ""
+        async for batch in batches:
+            for start in range(0, len(batch), CHUNK_OBJECTS):
+                texts = [
+                    item if isinstance(item, str) else orjson.dumps(item).decode()
+                    for item in batch[start : start + CHUNK_OBJECTS]
+                ]
+                yield (separator + ",".join(texts)).encode()
+                separator = ","
     yield b'],"intervals":[]}'

@@ -3,12 +3,13 @@
 Bulk paths bypass SQLAlchemy: ids are reserved from the tables' identity sequences in
 one round trip (`nextval` over `generate_series`, returned as one array), rows go in
 with binary COPY (`copy_records_to_table`), and reads run through server-side cursors
-(`Connection.cursor`, fetched in batches) so memory does not grow with the job.
-Everything runs inside the caller's transaction.
+(`Connection.cursor`, fetched in batches, one batch ahead) so memory does not grow
+with the job. Everything runs inside the caller's transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,34 +47,70 @@ COPY_COLUMNS = {
     "track_shapes": TRACK_SHAPE_COLUMNS,
 }
 
+
 # Reads select job_id first so that task-level readers can tell jobs apart; `$1` is an
 # array of job ids in merge order (one id for a job-level read). Tags and shapes come
-# as JSON text built by PostgreSQL (CVAT's field order), with the frame, the label and
-# the number of stored attributes beside it, so that the service only passes text on.
-_ATTRIBUTES = """ARRAY(SELECT json_build_object('spec_id', a.i, 'value', a.v)
-                  FROM unnest({t}.attr_ids, {t}.attr_values) AS a(i, v))"""
-_SHAPE_FIELDS = (
-    """'type', {t}.type, 'occluded', {t}.occluded, 'outside', {t}.outside,
-    'z_order', {t}.z_order, 'rotation', {t}.rotation, 'points', {t}.points, 'id', {t}.id,
-    'frame', {t}.frame, 'label_id', {t}.label_id, 'group', {t}."group", 'source', {t}.source,
-    'attributes', """
-    + _ATTRIBUTES
-)
+# as JSON text built by PostgreSQL (CVAT's field order, in the layout of PostgreSQL's
+# `json_build_object`), with the frame, the label and the number of stored attributes
+# beside it, so that the service only passes text on. The text is concatenated from the
+# columns' text forms (explicit casts, so that each output function is looked up once)
+# rather than built with `json_build_object`, which costs several times more per row:
+# numbers and arrays of float8 print as in JSON, booleans are spelt out, attribute values
+# go through `to_json`; `type` and `source` are quoted as they are (their CHECK
+# constraints allow only plain words). One or two attributes need no subquery.
+def _attributes(t: str) -> str:
+    def attribute(n: int) -> str:
+        return (
+            f"""'{{"spec_id" : ' || {t}.attr_ids[{n}]::text || ', "value" : ' || """
+            f"to_json({t}.attr_values[{n}])::text || '}}'"
+        )
+
+    return f"""(CASE cardinality({t}.attr_ids) WHEN 0 THEN '[]'
+    WHEN 1 THEN '[' || {attribute(1)} || ']'
+    WHEN 2 THEN '[' || {attribute(1)} || ',' || {attribute(2)} || ']'
+    ELSE '[' || (SELECT string_agg('{{"spec_id" : ' || a.i::text || ', "value" : '
+                                   || to_json(a.v)::text || '}}', ',' ORDER BY a.n)
+                 FROM unnest({t}.attr_ids, {t}.attr_values) WITH ORDINALITY AS a(i, v, n))
+         || ']' END)"""
+
+
+def _flag(column: str) -> str:
+    return f"CASE WHEN {column} THEN 'true' ELSE 'false' END"
+
+
+def _shape_text(t: str, elements: str) -> str:
+    """SQL text of a shape row `t` as a `LabeledShape` JSON object."""
+    return (
+        f"""'{{"type" : "' || {t}.type || '"' || ', "occluded" : ' || {_flag(f"{t}.occluded")}
+    || ', "outside" : ' || {_flag(f"{t}.outside")} || ', "z_order" : ' || {t}.z_order::text
+    || ', "rotation" : ' || {t}.rotation::text
+    || ', "points" : [' || array_to_string({t}.points, ',') || '], "id" : ' || {t}.id::text
+    || ', "frame" : ' || {t}.frame::text || ', "label_id" : ' || {t}.label_id::text
+    || ', "group" : ' || {t}."group"::text || ', "source" : "' || {t}.source || '"'
+    || ', "attributes" : ' || {_attributes(t)}"""
+        + elements
+        + f"""
+    || ', "score" : ' || {t}.score::text || '}}'"""
+    )
+
+
+_ELEMENTS = f"""
+    || ', "elements" : ' || CASE WHEN s.type = 'skeleton' THEN '[' || coalesce((
+        SELECT string_agg({_shape_text("e", "")}, ',' ORDER BY e.id)
+        FROM {S}.shapes e WHERE e.parent_id = s.id), '') || ']' ELSE '[]' END"""
 TAGS_SQL = f"""
-SELECT t.job_id, t.frame, t.label_id, cardinality(t.attr_ids), json_build_object(
-    'id', t.id, 'frame', t.frame, 'label_id', t.label_id, 'group', t."group",
-    'source', t.source, 'attributes', {_ATTRIBUTES.format(t="t")})::text
+SELECT t.job_id, t.frame, t.label_id, cardinality(t.attr_ids),
+    '{{"id" : ' || t.id::text || ', "frame" : ' || t.frame::text
+    || ', "label_id" : ' || t.label_id::text || ', "group" : ' || t."group"::text
+    || ', "source" : "' || t.source || '"'
+    || ', "attributes" : ' || {_attributes("t")} || '}}'
 FROM {S}.tags t WHERE t.job_id = ANY($1::bigint[])
 ORDER BY t.frame, /*jobs*/ array_position($1::bigint[], t.job_id), /*end*/ t.id
 """
 SHAPES_SQL = f"""
 SELECT s.job_id, s.frame, s.label_id,
        CASE WHEN s.type = 'skeleton' THEN -1 ELSE cardinality(s.attr_ids) END,
-       json_build_object({_SHAPE_FIELDS.format(t="s")},
-    'elements', CASE WHEN s.type = 'skeleton' THEN ARRAY(
-        SELECT json_build_object({_SHAPE_FIELDS.format(t="e")}, 'score', e.score)
-        FROM {S}.shapes e WHERE e.parent_id = s.id ORDER BY e.id) ELSE '{{}}' END,
-    'score', s.score)::text
+       {_shape_text("s", _ELEMENTS)}
 FROM {S}.shapes s WHERE s.job_id = ANY($1::bigint[]) AND s.parent_id IS NULL
 ORDER BY s.frame, /*jobs*/ array_position($1::bigint[], s.job_id), /*end*/ s.id
 """
@@ -334,6 +371,10 @@ async def _delete_ids(conn: asyncpg.Connection, sql: str, *args: Any) -> set[int
     return {row[0] for row in await conn.fetch(sql, *args)}
 
 
+# The batch `cursor` is fetching ahead on a connection, by `id(connection)`.
+_fetching_ahead: dict[int, asyncio.Future[list[asyncpg.Record]]] = {}
+
+
 async def cursor(
     conn: asyncpg.Connection, sql: str, job_ids: Sequence[int]
 ) -> AsyncIterator[list[asyncpg.Record]]:
@@ -341,13 +382,27 @@ async def cursor(
 
     Rows of several jobs on one frame come in the jobs' order; for one job the order
     needs no job key, so PostgreSQL can follow the (job_id, frame) index. Must run
-    inside a transaction.
+    inside a transaction. The next batch is fetched while the caller works on the
+    current one (PostgreSQL and the service overlap), so the connection is busy until
+    the iterator ends: consume one cursor at a time, and call `settle` before using
+    the connection for anything else when an iterator is left early.
     """
     if len(job_ids) == 1:
         sql = _JOB_ORDER.sub("", sql)
     cur = await conn.cursor(sql, list(job_ids))
-    while True:
-        batch = await cur.fetch(FETCH_BATCH)
-        if not batch:
-            return
+    batch = await cur.fetch(FETCH_BATCH)
+    while len(batch) == FETCH_BATCH:
+        _fetching_ahead[id(conn)] = asyncio.ensure_future(cur.fetch(FETCH_BATCH))
         yield batch
+        batch = await _fetching_ahead.pop(id(conn))
+    if batch:
+        yield batch
+
+
+async def settle(conn: asyncpg.Connection) -> None:
+    """Wait for the batch a `cursor` left early is still fetching on `conn`, if any."""
+    pending = _fetching_ahead.pop(id(conn), None)
+    if pending is not None:
+        await asyncio.wait({pending})
+        if not pending.cancelled():
+            pending.exception()  # retrieved: the reader is gone, and so is its error

@@ -55,7 +55,7 @@ from tessera.annotations.annotations.codec import (
     TrackAssembler,
     as_object,
     attribute_arrays,
-    complete,
+    complete_all,
     json_document,
 )
 from tessera.annotations.annotations.repository import Connection, JobRange
@@ -104,21 +104,21 @@ class AnnotationStream:
     connection. Objects are in CVAT's JSON form (dicts).
     """
 
-    def __init__(self, version: int, items: dict[str, AsyncIterator[Item]]) -> None:
+    def __init__(self, version: int, batches: dict[str, AsyncIterator[list[Item]]]) -> None:
         self.version = version
-        self._items = items
+        self._batches = batches
 
     def tags(self) -> AsyncIterator[Obj]:
         """Tags in frame order."""
-        return _objects_of(self._items["tags"])
+        return _objects_of(self._batches["tags"])
 
     def shapes(self) -> AsyncIterator[Obj]:
         """Shapes in frame order, skeleton elements under their skeleton."""
-        return _objects_of(self._items["shapes"])
+        return _objects_of(self._batches["shapes"])
 
     def tracks(self) -> AsyncIterator[Obj]:
         """Tracks in order of their first frame, element tracks under their skeleton."""
-        return _objects_of(self._items["tracks"])
+        return _objects_of(self._batches["tracks"])
 
     async def __aiter__(self) -> AsyncIterator[tuple[Kind, Obj]]:
         for kind, objects in (("tag", self.tags()), ("shape", self.shapes()),
@@ -128,13 +128,14 @@ class AnnotationStream:
 
     def json(self) -> AsyncIterator[bytes]:
         """The whole stream as CVAT's `LabeledData` JSON document, in chunks."""
-        i = self._items
-        return json_document(self.version, i["tags"], i["shapes"], i["tracks"])
+        b = self._batches
+        return json_document(self.version, b["tags"], b["shapes"], b["tracks"])
 
 
-async def _objects_of(items: AsyncIterator[Item]) -> AsyncIterator[Obj]:
-    async for item in items:
-        yield as_object(item)
+async def _objects_of(batches: AsyncIterator[list[Item]]) -> AsyncIterator[Obj]:
+    async for batch in batches:
+        for item in batch:
+            yield as_object(item)
 
 
 class AnnotationReader:
@@ -161,61 +162,61 @@ class AnnotationReader:
         self, version: int, jobs: list[JobRange], catalog: LabelCatalog
     ) -> AnnotationStream:
         return AnnotationStream(version, {
-            "tags": self._per_frame(jobs, catalog, "tags"),
-            "shapes": self._per_frame(jobs, catalog, "shapes"),
+            "tags": self._per_frame(jobs, catalog, repo.TAGS_SQL, "tags"),
+            "shapes": self._per_frame(jobs, catalog, repo.SHAPES_SQL, "shapes"),
             "tracks": self._tracks(jobs, catalog),
         })  # fmt: skip
 
-    async def _rows(
-        self, job_ids: list[int], catalog: LabelCatalog, kind: str
-    ) -> AsyncIterator[tuple[int, int, Item]]:
-        """(job id, frame, item) in frame order."""
-        if kind != "tracks":
-            sql = repo.TAGS_SQL if kind == "tags" else repo.SHAPES_SQL
-            async for rows in repo.cursor(self.conn, sql, job_ids):
-                for row in rows:
-                    yield row[0], row[1], complete(row, catalog)
-            return
-        assembler = TrackAssembler(catalog)
-        async for rows in repo.cursor(self.conn, repo.TRACKS_SQL, job_ids):
-            for job_id, track in assembler.feed(rows):
-                yield job_id, track["frame"], track
-        for job_id, track in assembler.flush():
-            yield job_id, track["frame"], track
-
     async def _per_frame(
-        self, jobs: list[JobRange], catalog: LabelCatalog, kind: str
-    ) -> AsyncIterator[Item]:
+        self, jobs: list[JobRange], catalog: LabelCatalog, sql: str, kind: str
+    ) -> AsyncIterator[list[Item]]:
+        """Tags or shapes in frame order, a batch per fetched batch of rows; on frames
+        that jobs share, each frame's objects are merged once the frame is complete."""
         for cluster in _clusters(jobs):
             overlaps = _overlaps(cluster)
+            batches = repo.cursor(self.conn, sql, [j.id for j in cluster])
+            if not overlaps:
+                async for rows in batches:
+                    yield complete_all(rows, catalog)
+                continue
             current, group = -1, list[tuple[int, Obj]]()
-            async for job_id, frame, item in self._rows([j.id for j in cluster], catalog, kind):
-                if frame != current and group:
-                    for merged in _merge_frame(cluster, group, kind, catalog.dimension):
-                        yield merged
-                    group = []
-                if overlaps and _inside(overlaps, frame):
-                    current = frame
-                    group.append((job_id, as_object(item)))
-                else:
-                    yield item
-            for merged in _merge_frame(cluster, group, kind, catalog.dimension):
-                yield merged
+            async for rows in batches:
+                out: list[Item] = []
+                for row, item in zip(rows, complete_all(rows, catalog), strict=True):
+                    job_id, frame = row[0], row[1]
+                    if frame != current and group:
+                        out += _merge_frame(cluster, group, kind, catalog.dimension)
+                        group = []
+                    if _inside(overlaps, frame):
+                        current = frame
+                        group.append((job_id, as_object(item)))
+                    else:
+                        out.append(item)
+                yield out
+            yield list[Item](_merge_frame(cluster, group, kind, catalog.dimension))
 
-    async def _tracks(self, jobs: list[JobRange], catalog: LabelCatalog) -> AsyncIterator[Item]:
+    async def _tracks(
+        self, jobs: list[JobRange], catalog: LabelCatalog
+    ) -> AsyncIterator[list[Item]]:
+        """Tracks in order of their first frame; those of overlapping jobs merged."""
         for cluster in _clusters(jobs):
-            rows = self._rows([j.id for j in cluster], catalog, "tracks")
+            assembler = TrackAssembler(catalog)
+            batches = repo.cursor(self.conn, repo.TRACKS_SQL, [j.id for j in cluster])
             if len(cluster) == 1:
-                async for _, _, track in rows:
-                    yield track
+                async for rows in batches:
+                    yield [track for _, track in assembler.feed(rows)]
+                yield [track for _, track in assembler.flush()]
                 continue
             per_job: dict[int, list[Obj]] = {j.id: [] for j in cluster}
-            async for job_id, _, track in rows:
-                per_job[job_id].append(as_object(track))
+            async for rows in batches:
+                for job_id, track in assembler.feed(rows):
+                    per_job[job_id].append(track)
+            for job_id, track in assembler.flush():
+                per_job[job_id].append(track)
             segments = [({"tracks": per_job[j.id]}, j.start_frame, j.stop_frame) for j in cluster]
             merged = _merge_segments()(segments, dimension=_dimension(catalog))["tracks"]
-            for track in sorted(merged, key=lambda t: t["frame"]):
-                yield track
+            merged.sort(key=lambda t: t["frame"])
+            yield list[Item](merged)
 
 
 def _merge_segments() -> Callable[..., dict[str, list[Obj]]]:
@@ -289,7 +290,10 @@ async def open_reader(database: Database) -> AsyncIterator[AnnotationReader]:
         conn = await repo.raw_connection(connection)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute(f"SET LOCAL work_mem = '{repo.READ_WORK_MEM}'")
-            yield AnnotationReader(conn)
+            try:
+                yield AnnotationReader(conn)
+            finally:
+                await repo.settle(conn)  # a stream left early may be fetching ahead
 
 
 async def json_stream(database: Database, *, job_id: int | None = None,

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from tessera.annotations.access import RequestContext
+from tessera.annotations.events import EventOutbox
 from tessera.annotations.invitations import service
 from tessera.annotations.invitations.schemas import (
     AcceptedInvitation,
@@ -50,10 +51,10 @@ async def get_invitation(
 
 @router.post("/{key}/accept", summary="Accept an invitation")
 async def accept_invitation(
-    key: str, ctx: RequestContext, session: DbSession
+    key: str, ctx: RequestContext, session: DbSession, outbox: EventOutbox
 ) -> AcceptedInvitation:
     """The invitee joins the organization."""
-    return await service.accept_invitation(session, ctx, key)
+    return await service.accept_invitation(session, ctx, outbox, key)
 
 
 @router.post("/{key}/decline", status_code=NO_CONTENT, summary="Decline an invitation")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.annotations import events
 from tessera.annotations.access import Context
 from tessera.annotations.invitations import repository
 from tessera.annotations.invitations.schemas import (
@@ -24,6 +25,7 @@ from tessera.annotations.tables import invitations
 from tessera.annotations.tables import memberships as membership_table
 from tessera.annotations.users import repository as users
 from tessera.annotations.users.service import basic_user
+from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
 
 EXPIRY = timedelta(days=7)
@@ -138,8 +140,10 @@ async def _pending_for_invitee(session: AsyncSession, ctx: Context, key: str) ->
     return row
 
 
-async def accept_invitation(session: AsyncSession, ctx: Context, key: str) -> AcceptedInvitation:
-    """The invitee joins the organization in the offered role."""
+async def accept_invitation(
+    session: AsyncSession, ctx: Context, outbox: Outbox, key: str
+) -> AcceptedInvitation:
+    """The invitee joins the organization in the offered role (`memberships.changed`)."""
     row = await _pending_for_invitee(session, ctx, key)
     if _expired(row):
         raise Problem(409, "This invitation has expired; ask for it to be resent.")
@@ -147,6 +151,9 @@ async def accept_invitation(session: AsyncSession, ctx: Context, key: str) -> Ac
         session, row["membership_id"], {"is_active": True, "joined_date": sa.func.now()}
     )
     await repository.update_invitation(session, key, {"accepted": True})
+    await events.membership_changed(
+        outbox, session, {**row, "id": row["membership_id"]}, old_role=None, new_role=row["role"]
+    )
     return AcceptedInvitation(organization_slug=row["organization_slug"])
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from tessera.annotations.access import RequestContext
+from tessera.annotations.events import EventOutbox
 from tessera.annotations.labels import service
 from tessera.annotations.labels.schemas import Label, LabelRequest
 from tessera.annotations.labels.service import LabelFilters
@@ -37,14 +38,16 @@ async def get_label(label_id: int, ctx: RequestContext, session: DbSession) -> L
 
 @router.patch("/{label_id}", summary="Update a label")
 async def update_label(
-    label_id: int, body: LabelRequest, ctx: RequestContext, session: DbSession
+    label_id: int, body: LabelRequest, ctx: RequestContext, session: DbSession, outbox: EventOutbox
 ) -> Label:
     """Change a label (or a skeleton's sublabel) with the rules of project and task bodies."""
-    return await service.update_label(session, ctx, label_id, body)
+    return await service.update_label(session, ctx, outbox, label_id, body)
 
 
 @router.delete("/{label_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a label")
-async def delete_label(label_id: int, ctx: RequestContext, session: DbSession) -> Response:
+async def delete_label(
+    label_id: int, ctx: RequestContext, session: DbSession, outbox: EventOutbox
+) -> Response:
     """Delete a label with its sublabels and every annotation that uses it."""
-    await service.delete_label(session, ctx, label_id)
+    await service.delete_label(session, ctx, outbox, label_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

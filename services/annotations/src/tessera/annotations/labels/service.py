@@ -3,7 +3,8 @@
 A request (the `labels` of a project or task body, or one label on `/api/labels/{id}`)
 is merged into the stored labels in memory, the merged set is validated as a whole, and
 only then written, so a refused request changes nothing. Errors name the request's own
-field paths (`body.labels[1].attributes[0].values`).
+field paths (`body.labels[1].attributes[0].values`). A write that changed labels queues
+`labels.changed` in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.annotations import events
 from tessera.annotations.access import Context
 from tessera.annotations.labels import repository, skeleton
 from tessera.annotations.labels.repository import LabelOwner
@@ -33,6 +35,7 @@ from tessera.annotations.visibility import (
     visible_projects,
     visible_tasks,
 )
+from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
 
 PALETTE = (
@@ -75,6 +78,28 @@ class LabelState:
     path: str | None = None
     changed: bool = False
     deleted: bool = False
+
+
+@dataclass
+class Changes:
+    """How many labels (sublabels included) a write created, updated and deleted."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    async def publish(self, outbox: Outbox, session: AsyncSession, owner: LabelOwner) -> None:
+        """Queue `labels.changed` for the owner, unless nothing changed."""
+        if self.created or self.updated or self.deleted:
+            await events.labels_changed(
+                outbox,
+                session,
+                project_id=owner.project_id,
+                task_id=owner.task_id,
+                created=self.created,
+                updated=self.updated,
+                deleted=self.deleted,
+            )
 
 
 class _Named(Protocol):
@@ -269,34 +294,45 @@ async def _write_attributes(session: AsyncSession, label: LabelState) -> None:
 
 
 async def _write_label(
-    session: AsyncSession, owner: LabelOwner, parent_id: int | None, label: LabelState
+    session: AsyncSession,
+    owner: LabelOwner,
+    parent_id: int | None,
+    label: LabelState,
+    changes: Changes,
 ) -> None:
     values = {"name": label.name, "color": label.color, "type": label.type}
     if label.id is None:
         label.id = await repository.insert_label(session, owner, parent_id, values)
+        changes.created += 1
     elif label.changed:
         await repository.update_label(session, label.id, values)
+        changes.updated += 1
     await _write_attributes(session, label)
     for sublabel in label.sublabels:
-        await _write_label(session, owner, label.id, sublabel)
+        await _write_label(session, owner, label.id, sublabel, changes)
     if label.type == "skeleton" and label.changed:
         ids = {sublabel.name: sublabel.id for sublabel in label.sublabels if sublabel.id}
         await repository.update_label(session, label.id, {"svg": skeleton.bind(label.svg, ids)})
 
 
-async def _write(session: AsyncSession, owner: LabelOwner, states: list[LabelState]) -> None:
+async def _write(
+    session: AsyncSession, outbox: Outbox, owner: LabelOwner, states: list[LabelState]
+) -> None:
     _paint(states)
+    changes = Changes()
     dropped = False
     for label in states:
         if label.deleted and label.id is not None:
             await repository.delete_label(session, label.id)
+            changes.deleted += 1 + len(label.sublabels)
             dropped = True
     for label in states:
         if not label.deleted:
-            await _write_label(session, owner, None, label)
+            await _write_label(session, owner, None, label, changes)
             dropped = dropped or any(item.removed_attributes for item in (label, *label.sublabels))
     if dropped:
         await repository.bump_job_versions(session, owner)
+    await changes.publish(outbox, session, owner)
 
 
 async def _load(session: AsyncSession, owner: LabelOwner) -> list[LabelState]:
@@ -304,7 +340,11 @@ async def _load(session: AsyncSession, owner: LabelOwner) -> list[LabelState]:
 
 
 async def apply_requests(
-    session: AsyncSession, owner: LabelOwner, requests: list[LabelRequest], path: str
+    session: AsyncSession,
+    outbox: Outbox,
+    owner: LabelOwner,
+    requests: list[LabelRequest],
+    path: str,
 ) -> None:
     """Create, change or delete the owner's labels as `requests` (found at `path`) say.
 
@@ -318,7 +358,7 @@ async def apply_requests(
         _validate(states, errors)
     if errors:
         raise unprocessable(errors)
-    await _write(session, owner, states)
+    await _write(session, outbox, owner, states)
 
 
 def visible_labels(ctx: Context) -> sa.ColumnElement[bool]:
@@ -449,7 +489,7 @@ async def get_label(session: AsyncSession, ctx: Context, label_id: int) -> Label
 
 
 async def update_label(
-    session: AsyncSession, ctx: Context, label_id: int, request: LabelRequest
+    session: AsyncSession, ctx: Context, outbox: Outbox, label_id: int, request: LabelRequest
 ) -> Label:
     """Change one label (or a skeleton's sublabel) with the same rules as project/task bodies."""
     row = await _label_for(session, ctx, label_id, change=True)
@@ -479,14 +519,16 @@ async def update_label(
             _validate(states, errors)
     if errors:
         raise unprocessable(errors)
-    await _write(session, _owner(row), states)
+    await _write(session, outbox, _owner(row), states)
     return await get_label(session, ctx, label_id)
 
 
-async def delete_label(session: AsyncSession, ctx: Context, label_id: int) -> None:
+async def delete_label(session: AsyncSession, ctx: Context, outbox: Outbox, label_id: int) -> None:
     """Delete a label with its sublabels and every annotation that uses it."""
     row = await _label_for(session, ctx, label_id, change=True)
     if row["parent_id"] is not None:
         raise Problem(409, "A sublabel cannot be deleted on its own; change its skeleton.")
+    sublabels = await repository.sublabels_of(session, [label_id])
     await repository.delete_label(session, label_id)
     await repository.bump_job_versions(session, _owner(row))
+    await Changes(deleted=1 + len(sublabels)).publish(outbox, session, _owner(row))

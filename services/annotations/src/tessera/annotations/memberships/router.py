@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from tessera.annotations.access import RequestContext
+from tessera.annotations.events import EventOutbox
 from tessera.annotations.memberships import service
 from tessera.annotations.memberships.schemas import Membership, MembershipUpdate
 from tessera.annotations.memberships.service import MembershipFilters
@@ -41,20 +42,24 @@ async def get_membership(
 async def update_membership(
     membership_id: int,
     body: MembershipUpdate,
+    *,
     request: Request,
     ctx: RequestContext,
     session: DbSession,
+    outbox: EventOutbox,
 ) -> Membership:
     """Owners change anyone's role but their own; maintainers, supervisors' and workers'."""
-    return await service.update_membership(session, ctx, request, membership_id, body)
+    return await service.update_membership(
+        session, ctx, request, membership_id, body, outbox=outbox
+    )
 
 
 @router.delete(
     "/{membership_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a member"
 )
 async def delete_membership(
-    membership_id: int, ctx: RequestContext, session: DbSession
+    membership_id: int, ctx: RequestContext, session: DbSession, outbox: EventOutbox
 ) -> Response:
     """Remove a member, or leave the organization."""
-    await service.delete_membership(session, ctx, membership_id)
+    await service.delete_membership(session, ctx, outbox, membership_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

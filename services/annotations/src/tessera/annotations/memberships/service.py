@@ -11,12 +11,14 @@ import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.annotations import events
 from tessera.annotations.access import Context
 from tessera.annotations.memberships import repository
 from tessera.annotations.memberships.schemas import Membership, MembershipUpdate
 from tessera.annotations.projects.repository import username_is
 from tessera.annotations.tables import memberships
 from tessera.annotations.users.service import basic_user
+from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem
 
 MANAGED_BY = {
@@ -116,6 +118,8 @@ async def update_membership(
     request: Request,
     membership_id: int,
     body: MembershipUpdate,
+    *,
+    outbox: Outbox,
 ) -> Membership:
     """Give a member another role (never the owner's, and not one's own)."""
     row = await _membership_row(session, ctx, membership_id)
@@ -125,10 +129,16 @@ async def update_membership(
     )
     ctx.require(allowed, f"make this member a {body.role}")
     await repository.update_membership(session, membership_id, {"role": body.role})
+    if body.role != row["role"]:
+        await events.membership_changed(
+            outbox, session, row, old_role=row["role"], new_role=body.role
+        )
     return await get_membership(session, ctx, request, membership_id)
 
 
-async def delete_membership(session: AsyncSession, ctx: Context, membership_id: int) -> None:
+async def delete_membership(
+    session: AsyncSession, ctx: Context, outbox: Outbox, membership_id: int
+) -> None:
     """Remove a member, or leave an organization (its owner cannot)."""
     row = await _membership_row(session, ctx, membership_id)
     if row["role"] == "owner":
@@ -137,3 +147,5 @@ async def delete_membership(session: AsyncSession, ctx: Context, membership_id: 
     leaving = row["user_id"] == ctx.user_id
     ctx.require(leaving or may_manage(ctx, actor, row["role"]), "remove this member")
     await repository.delete_membership(session, membership_id)
+    if row["is_active"]:
+        await events.membership_changed(outbox, session, row, old_role=row["role"], new_role=None)

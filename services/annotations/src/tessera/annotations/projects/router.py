@@ -32,10 +32,14 @@ async def list_projects(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")
 async def create_project(
-    body: ProjectCreate, request: Request, ctx: RequestContext, session: DbSession
+    body: ProjectCreate,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    outbox: EventOutbox,
 ) -> Project:
     """Create a project with its labels in the organization context."""
-    return await service.create_project(session, ctx, request, body)
+    return await service.create_project(session, ctx, request, outbox, body)
 
 
 @router.get("/{project_id}", summary="Get project details")
@@ -48,10 +52,16 @@ async def get_project(
 
 @router.patch("/{project_id}", summary="Update a project")
 async def update_project(
-    project_id: int, body: ProjectUpdate, request: Request, ctx: RequestContext, session: DbSession
+    project_id: int,
+    body: ProjectUpdate,
+    *,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    outbox: EventOutbox,
 ) -> Project:
     """Change fields; `labels` add, change (by `id`) or delete (`deleted: true`) labels."""
-    return await service.update_project(session, ctx, request, project_id, body)
+    return await service.update_project(session, ctx, request, project_id, body, outbox=outbox)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a project")

@@ -106,7 +106,7 @@ async def list_projects(
 
 
 async def create_project(
-    session: AsyncSession, ctx: Context, request: Request, body: ProjectCreate
+    session: AsyncSession, ctx: Context, request: Request, outbox: Outbox, body: ProjectCreate
 ) -> Project:
     """Create a project and its labels; in an organization, owners and maintainers may."""
     ctx.require(ctx.organization_id is None or ctx.manages_organization, "create projects here")
@@ -128,13 +128,19 @@ async def create_project(
         },
     )
     await labels.apply_requests(
-        session, LabelOwner(project_id=project_id), body.labels, "body.labels"
+        session, outbox, LabelOwner(project_id=project_id), body.labels, "body.labels"
     )
     return await get_project(session, ctx, request, project_id)
 
 
 async def update_project(
-    session: AsyncSession, ctx: Context, request: Request, project_id: int, body: ProjectUpdate
+    session: AsyncSession,
+    ctx: Context,
+    request: Request,
+    project_id: int,
+    body: ProjectUpdate,
+    *,
+    outbox: Outbox,
 ) -> Project:
     """Change a project's fields and merge `labels` into its labels, all or nothing."""
     current = await project_for(session, ctx, project_id, change=True)
@@ -157,7 +163,7 @@ async def update_project(
         values["assignee_updated_date"] = sa.func.now()
     values.update(body.storage_values())
     await labels.apply_requests(
-        session, LabelOwner(project_id=project_id), body.labels, "body.labels"
+        session, outbox, LabelOwner(project_id=project_id), body.labels, "body.labels"
     )
     await repository.update_project(session, project_id, values)
     return await get_project(session, ctx, request, project_id)

@@ -11,12 +11,13 @@ router = APIRouter(prefix="/api/server", tags=["server"])
 
 @router.get("/about", summary="Get basic information about the server")
 async def about(request: Request) -> About:
-    """Name, description and version of this server."""
+    """Name, description, the CVAT API version implemented, and Tessera's version."""
     settings: AnnotationsSettings = request.app.state.platform.settings
     return About(
         name=settings.server_name,
         description=settings.server_description,
-        version=__version__,
+        version=settings.cvat_api_version,
         logo_url=settings.server_logo_url,
         subtitle=settings.server_subtitle,
+        tessera_version=__version__,
     )

@@ -50,10 +50,16 @@ async def get_task(task_id: int, request: Request, ctx: RequestContext, session:
 
 @router.patch("/{task_id}", summary="Update a task")
 async def update_task(
-    task_id: int, body: TaskUpdate, request: Request, ctx: RequestContext, session: DbSession
+    task_id: int,
+    body: TaskUpdate,
+    *,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    outbox: EventOutbox,
 ) -> Task:
     """Change fields; `labels` add, change (by `id`) or delete (`deleted: true`) labels."""
-    return await service.update_task(session, ctx, request, task_id, body)
+    return await service.update_task(session, ctx, request, task_id, body, outbox=outbox)
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a task")

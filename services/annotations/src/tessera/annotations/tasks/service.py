@@ -169,14 +169,20 @@ async def create_task(
     )
     if body.project_id is None:
         await labels.apply_requests(
-            session, LabelOwner(task_id=row["id"]), body.labels, "body.labels"
+            session, outbox, LabelOwner(task_id=row["id"]), body.labels, "body.labels"
         )
     await events.task_created(outbox, session, row)
     return await get_task(session, ctx, request, row["id"])
 
 
 async def update_task(
-    session: AsyncSession, ctx: Context, request: Request, task_id: int, body: TaskUpdate
+    session: AsyncSession,
+    ctx: Context,
+    request: Request,
+    task_id: int,
+    body: TaskUpdate,
+    *,
+    outbox: Outbox,
 ) -> Task:
     """Change a task's fields and merge `labels` into its own labels, all or nothing.
 
@@ -222,7 +228,9 @@ async def update_task(
     if "assignee_id" in values and values["assignee_id"] != current.assignee_id:
         values["assignee_updated_date"] = sa.func.now()
     values.update(body.storage_values())
-    await labels.apply_requests(session, LabelOwner(task_id=task_id), body.labels, "body.labels")
+    await labels.apply_requests(
+        session, outbox, LabelOwner(task_id=task_id), body.labels, "body.labels"
+    )
     await repository.update_task(session, task_id, values)
     return await get_task(session, ctx, request, task_id)
 
