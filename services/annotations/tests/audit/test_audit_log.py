@@ -3,9 +3,7 @@
 import asyncio
 from typing import Any
 
-from tessera.devstack.testing import OpenService, ServiceHandle
-
-from .conftest import Enrol, Person
+from tessera.devstack.testing import Enrol, OpenService, Person, ServiceHandle
 
 LAB = {"X-Organization": "lab"}
 RECTANGLE = {"type": "rectangle", "frame": 0, "points": [1.0, 2.0, 3.0, 4.0]}

@@ -1,16 +1,11 @@
 """Organizations, invitations and roles; objects of another organization answer 404."""
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import sqlalchemy as sa
 
-from tessera.devstack.testing import OpenService, ServiceHandle
+from tessera.devstack.testing import Enrol, OpenService, Person, ServiceHandle
 from tessera.platform.bus import ACTOR_KEY, outbox_table
 
 PROBLEM = "application/problem+json"
-Person = Any  # conftest.Person
-Enrol = Callable[[ServiceHandle, str], Awaitable[Person]]  # conftest.enrol
 
 
 async def invite(owner: Person, slug: str, person: Person, role: str) -> None:

@@ -18,7 +18,7 @@ import importlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +177,44 @@ async def run_app(app: FastAPI) -> AsyncIterator[ServiceHandle]:
 
 
 OpenService = Callable[..., AbstractAsyncContextManager[ServiceHandle]]
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user besides the admin, with a personal access token and a client that sends it."""
+
+    id: int
+    username: str
+    token: str
+    client: httpx.AsyncClient
+
+
+Enrol = Callable[[ServiceHandle, str], Awaitable[Person]]
+
+
+@pytest.fixture
+async def enrol() -> AsyncIterator[Enrol]:
+    """`await enrol(svc, "alice")`: a new user of that service with a token and a client."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def enrol_(svc: ServiceHandle, username: str) -> Person:
+        token = f"tsr_{username}-test-token-0123456789abcdefghij"
+        async with svc.platform.database.transaction() as session:
+            user_id = await ensure_user(
+                session, username=username, email=f"{username}@example.com", password=token
+            )
+            await ensure_token(session, owner_id=user_id, name="test", token=token)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=svc.app, raise_app_exceptions=False),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        clients.append(client)
+        return Person(user_id, username, token, client)
+
+    yield enrol_
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture
