@@ -322,3 +322,29 @@ async def test_labels_change_through_project_patch_and_the_labels_endpoint(
             ]
         ]
     assert names == ["tree"]
+
+
+async def test_two_labels_can_swap_names_in_one_request(open_service: OpenService) -> None:
+    """Names are unique per project, checked at commit, so a swap in one request is fine."""
+    async with open_service("annotations") as svc:
+        labels = [{"name": "cat", "type": "rectangle"}, {"name": "dog", "type": "rectangle"}]
+        project = (
+            await svc.client.post("/api/projects", json={"name": "p", "labels": labels})
+        ).json()
+        listed = (await svc.client.get("/api/labels", params={"project_id": project["id"]})).json()
+        ids = {label["name"]: label["id"] for label in listed["results"]}
+        swapped = await svc.client.patch(
+            f"/api/projects/{project['id']}",
+            json={"labels": [{"id": ids["cat"], "name": "dog"}, {"id": ids["dog"], "name": "cat"}]},
+        )
+        assert swapped.status_code == 200, swapped.text
+        after = (await svc.client.get("/api/labels", params={"project_id": project["id"]})).json()
+        assert {label["id"]: label["name"] for label in after["results"]} == {
+            ids["cat"]: "dog",
+            ids["dog"]: "cat",
+        }
+        clash = await svc.client.patch(
+            f"/api/projects/{project['id']}", json={"labels": [{"id": ids["cat"], "name": "cat"}]}
+        )
+        assert clash.status_code == 422
+        assert clash.headers["content-type"] == "application/problem+json"
