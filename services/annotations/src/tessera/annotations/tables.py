@@ -221,6 +221,7 @@ tags = sa.Table(
     sa.Column("group", sa.Integer, nullable=False, server_default="0"),
     sa.Column("source", sa.Text, nullable=False, server_default="manual"),
     *_attributes(),
+    sa.Column("doc", sa.Text),
 )
 
 shapes = sa.Table(
@@ -236,6 +237,7 @@ shapes = sa.Table(
     sa.Column("source", sa.Text, nullable=False, server_default="manual"),
     sa.Column("score", Float64, nullable=False, server_default="1"),
     *_attributes(),
+    sa.Column("doc", sa.Text),
 )
 
 tracks = sa.Table(

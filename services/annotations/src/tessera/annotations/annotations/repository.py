@@ -27,10 +27,13 @@ FETCH_BATCH = 5000
 READ_WORK_MEM = "64MB"
 _JOB_ORDER = re.compile(r"/\*jobs\*/.*?/\*end\*/", re.DOTALL)
 
-TAG_COLUMNS = ("id", "job_id", "label_id", "frame", "group", "source", "attr_ids", "attr_values")
+TAG_COLUMNS = (
+    "id", "job_id", "label_id", "frame", "group", "source", "attr_ids", "attr_values", "doc",
+)  # fmt: skip
 SHAPE_COLUMNS = (
     "id", "job_id", "label_id", "parent_id", "frame", "type", "occluded", "outside",
     "z_order", "rotation", "points", "group", "source", "score", "attr_ids", "attr_values",
+    "doc",
 )  # fmt: skip
 TRACK_COLUMNS = (
     "id", "job_id", "label_id", "parent_id", "frame", "group", "source", "attr_ids",
@@ -50,9 +53,11 @@ COPY_COLUMNS = {
 
 # Reads select job_id first so that task-level readers can tell jobs apart; `$1` is an
 # array of job ids in merge order (one id for a job-level read). Tags and shapes come
-# as JSON text built by PostgreSQL (CVAT's field order, in the layout of PostgreSQL's
-# `json_build_object`), with the frame, the label and the number of stored attributes
-# beside it, so that the service only passes text on. The text is concatenated from the
+# as JSON text, with the frame, the label and the number of stored attributes beside
+# it, so that the service only passes text on: the text stored with the row when it was
+# written (`doc`), or for rows without one (skeletons, whose text includes their
+# elements, and rows older than the column) built by PostgreSQL in CVAT's field order,
+# in the layout of PostgreSQL's `json_build_object`. That text is concatenated from the
 # columns' text forms (explicit casts, so that each output function is looked up once)
 # rather than built with `json_build_object`, which costs several times more per row:
 # numbers and arrays of float8 print as in JSON, booleans are spelt out, attribute values
@@ -100,17 +105,17 @@ _ELEMENTS = f"""
         FROM {S}.shapes e WHERE e.parent_id = s.id), '') || ']' ELSE '[]' END"""
 TAGS_SQL = f"""
 SELECT t.job_id, t.frame, t.label_id, cardinality(t.attr_ids),
-    '{{"id" : ' || t.id::text || ', "frame" : ' || t.frame::text
+    coalesce(t.doc, '{{"id" : ' || t.id::text || ', "frame" : ' || t.frame::text
     || ', "label_id" : ' || t.label_id::text || ', "group" : ' || t."group"::text
     || ', "source" : "' || t.source || '"'
-    || ', "attributes" : ' || {_attributes("t")} || '}}'
+    || ', "attributes" : ' || {_attributes("t")} || '}}')
 FROM {S}.tags t WHERE t.job_id = ANY($1::bigint[])
 ORDER BY t.frame, /*jobs*/ array_position($1::bigint[], t.job_id), /*end*/ t.id
 """
 SHAPES_SQL = f"""
 SELECT s.job_id, s.frame, s.label_id,
        CASE WHEN s.type = 'skeleton' THEN -1 ELSE cardinality(s.attr_ids) END,
-       {_shape_text("s", _ELEMENTS)}
+       coalesce(s.doc, {_shape_text("s", _ELEMENTS)})
 FROM {S}.shapes s WHERE s.job_id = ANY($1::bigint[]) AND s.parent_id IS NULL
 ORDER BY s.frame, /*jobs*/ array_position($1::bigint[], s.job_id), /*end*/ s.id
 """
@@ -381,15 +386,22 @@ async def cursor(
     """Rows of `sql` for the jobs, in batches, through a server-side cursor.
 
     Rows of several jobs on one frame come in the jobs' order; for one job the order
-    needs no job key, so PostgreSQL can follow the (job_id, frame) index. Must run
-    inside a transaction. The next batch is fetched while the caller works on the
-    current one (PostgreSQL and the service overlap), so the connection is busy until
-    the iterator ends: consume one cursor at a time, and call `settle` before using
-    the connection for anything else when an iterator is left early.
+    needs no job key, and the cursor is planned with sorting priced out, so that
+    PostgreSQL follows the (job_id, frame, id) index and streams rows as they are
+    fetched rather than sorting the whole job first (a sort of 100,000 shapes' text took
+    longer than reading them; right after a large write the statistics that would show
+    it are stale). Must run inside a transaction. The next batch is fetched while the
+    caller works on the current one (PostgreSQL and the service overlap), so the
+    connection is busy until the iterator ends: consume one cursor at a time, and call
+    `settle` before using the connection for anything else when an iterator is left
+    early.
     """
     if len(job_ids) == 1:
-        sql = _JOB_ORDER.sub("", sql)
-    cur = await conn.cursor(sql, list(job_ids))
+        await conn.execute("SET LOCAL enable_sort = off")
+        cur = await conn.cursor(_one_job(sql), list(job_ids))
+        await conn.execute("SET LOCAL enable_sort = on")
+    else:
+        cur = await conn.cursor(sql, list(job_ids))
     batch = await cur.fetch(FETCH_BATCH)
     while len(batch) == FETCH_BATCH:
         _fetching_ahead[id(conn)] = asyncio.ensure_future(cur.fetch(FETCH_BATCH))
@@ -397,6 +409,12 @@ async def cursor(
         batch = await _fetching_ahead.pop(id(conn))
     if batch:
         yield batch
+
+
+def _one_job(sql: str) -> str:
+    """`sql` for a single job: an equality on job_id (which an index can deliver in
+    order, unlike `= ANY`) and no job key in the order."""
+    return _JOB_ORDER.sub("", sql).replace("= ANY($1::bigint[])", "= ($1::bigint[])[1]", 1)
 
 
 async def settle(conn: asyncpg.Connection) -> None:

@@ -389,20 +389,27 @@ async def _assign_ids(conn: Connection, doc: Document, keep: dict[str, set[int]]
             obj["id"] = new_id
 
 
+def _text(obj: Obj) -> str:
+    """The JSON text a read returns for a validated tag or shape (ids assigned)."""
+    return orjson.dumps(obj).decode()
+
+
 def _records(doc: Document, job_id: int) -> dict[str, list[tuple[Any, ...]]]:
     out: dict[str, list[tuple[Any, ...]]] = {t: [] for t in repo.COPY_COLUMNS}
     tags, shapes, tracks, keyframes = (out[t] for t in repo.COPY_COLUMNS)
     for t in doc.tags:
         ids, values = attribute_arrays(t["attributes"])
         tags.append((t["id"], job_id, t["label_id"], t["frame"], t["group"], t["source"], ids,
-                     values))  # fmt: skip
+                     values, _text(t)))  # fmt: skip
     for s in doc.shapes:
+        text = None if s["elements"] else _text(s)
         for part, parent in ((s, None), *((e, s["id"]) for e in s["elements"])):
             ids, values = attribute_arrays(part["attributes"])
             shapes.append((
                 part["id"], job_id, part["label_id"], parent, part["frame"], part["type"],
                 part["occluded"], part["outside"], part["z_order"], part["rotation"],
                 part["points"], part["group"], part["source"], part["score"], ids, values,
+                text if parent is None else None,
             ))  # fmt: skip
     for t in doc.tracks:
         for part, parent in ((t, None), *((e, t["id"]) for e in t["elements"])):
