@@ -184,13 +184,16 @@ class Fleet:
             asyncio.run(migrate_packages(postgres.url(), MIGRATIONS))
             asyncio.run(_create_bucket(s3))
             env = service_env(postgres, nats, s3, self.keys, self.state_dir)
+            ports = {service: free_port() for service in SERVICES}
+            env["TESSERA_ANNOTATIONS_URL"] = f"http://127.0.0.1:{ports['annotations']}"
+            env["TESSERA_SCRATCH_DIR"] = str(self.state_dir / "scratch")
             upstreams = {}
             for service in SERVICES:
                 process = Uvicorn(
                     logs,
                     name=service,
                     factory=f"tessera.{service}.app:create_app",
-                    port=free_port(),
+                    port=ports[service],
                     env=env,
                 )
                 self._start(process)

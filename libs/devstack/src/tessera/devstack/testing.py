@@ -17,6 +17,8 @@ import contextlib
 import importlib
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from nats.js.errors import NotFoundError
@@ -177,6 +180,31 @@ async def run_app(app: FastAPI) -> AsyncIterator[ServiceHandle]:
 
 
 OpenService = Callable[..., AbstractAsyncContextManager[ServiceHandle]]
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Run an app under uvicorn on a free loopback port, in a thread; its base URL.
+
+    For clients that need a real socket: another service calling this one over HTTP,
+    or a synchronous client such as cvat-sdk.
+    """
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the server stopped while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not start in time")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ direction holds a whole object in memory. Presigned GET URLs are SigV4.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -124,6 +126,42 @@ class ObjectStorage:
     async def delete(self, key: str) -> None:
         """Delete an object (no error if it is absent)."""
         await self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
+        """(key, size) of every object under `prefix`, in key order (ListObjectsV2 pages)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", ()):
+                yield item["Key"], int(item["Size"])
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (1,000 per request); how many there were."""
+        keys = [key async for key, _ in self.list_keys(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            await self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+        return len(keys)
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """Write a local file (multipart when large, reading 8 MiB at a time); its size."""
+        async with self.upload(key, content_type=content_type) as upload:
+            with path.open("rb") as source:
+                while block := await asyncio.to_thread(source.read, 8 * 2**20):
+                    await upload.write(block)
+        return upload.size
+
+    async def get_file(self, key: str, path: Path) -> int:
+        """Copy an object into a local file; its size."""
+        size = 0
+        with path.open("wb") as target:
+            async for block in self.stream(key, chunk_size=8 * 2**20):
+                await asyncio.to_thread(target.write, block)
+                size += len(block)
+        return size
 
     def upload(
         self, key: str, *, content_type: str = "application/octet-stream"

@@ -15,6 +15,7 @@ from tessera.annotations.issues.router import router as issues_router
 from tessera.annotations.jobs.router import internal_router as segments_router
 from tessera.annotations.jobs.router import router as jobs_router
 from tessera.annotations.labels.router import router as labels_router
+from tessera.annotations.media_access.router import router as media_access_router
 from tessera.annotations.memberships.router import router as memberships_router
 from tessera.annotations.organizations.router import router as organizations_router
 from tessera.annotations.projects.router import router as projects_router
@@ -41,6 +42,7 @@ SPEC = ServiceSpec(
         labels_router,
         jobs_router,
         segments_router,
+        media_access_router,
         organizations_router,
         memberships_router,
         invitations_router,

@@ -3,8 +3,38 @@
 from fastapi import FastAPI
 
 from tessera.ingest import __version__, migrations
+from tessera.ingest.annotations_client import AnnotationsClient
 from tessera.ingest.config import IngestSettings
-from tessera.platform.service import ServiceSpec, create_service_app
+from tessera.ingest.creation import CreationRunner
+from tessera.ingest.frames.router import router as frames_router
+from tessera.ingest.frames.service import MediaReader
+from tessera.ingest.task_data.router import router as task_data_router
+from tessera.platform.requests import RequestStore, requests_router
+from tessera.platform.service import Platform, ServiceSpec, create_service_app
+
+
+async def _start(platform: Platform) -> None:
+    settings = platform.settings
+    assert isinstance(settings, IngestSettings)
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
+    requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
+    await requests.fail_interrupted()
+    platform.extras.update(
+        annotations=annotations,
+        requests=requests,
+        reader=MediaReader(platform.database, platform.storage, settings),
+        creation=CreationRunner(
+            platform.database, platform.storage, settings, annotations, requests
+        ),
+    )
+
+
+async def _stop(platform: Platform) -> None:
+    await platform.extras["creation"].stop()
+    platform.extras["reader"].close()
+    await platform.extras["annotations"].close()
+
 
 SPEC = ServiceSpec(
     name="ingest",
@@ -12,6 +42,9 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Task media: uploads, cloud storage, URLs, shares, frames, chunks and segments.",
     migrations=migrations.LOCATION,
+    routers=(task_data_router, frames_router, requests_router()),
+    on_start=(_start,),
+    on_stop=(_stop,),
 )
 
 

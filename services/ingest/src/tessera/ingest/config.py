@@ -1,11 +1,47 @@
 """Settings of the ingest service."""
 
+from pathlib import Path
+
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tessera.platform.settings import PlatformSettings
 
 
 class IngestSettings(PlatformSettings):
-    """Environment: `TESSERA_*` (see `PlatformSettings`)."""
+    """Environment: `TESSERA_*` (see `PlatformSettings`) and the ingest-specific values below."""
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    # The annotations service, asked who may do what and told the jobs of a new task.
+    annotations_url: str = "http://127.0.0.1:8081"
+    # The credential ingest uses for the annotations service's internal endpoints: an
+    # administrator's token (the bootstrap admin's when unset).
+    service_token: SecretStr | None = None
+    # Local working space for media being prepared; one folder per request, removed after.
+    scratch_dir: Path = Path("/tmp/tessera-ingest")
+    # The connected share (`server_files`); none when unset.
+    share_root: Path | None = None
+    # Largest file one upload may carry, and largest total of one task's media.
+    max_upload_bytes: int = 25 * 2**30
+    max_task_bytes: int = 100 * 2**30
+    # Archives: at most this many files, and an entry may expand at most this many times.
+    max_archive_files: int = 1_000_000
+    max_archive_ratio: int = 200
+    # Remote files (`remote_files`): addresses in these networks may be fetched even though
+    # they are loopback, private, link-local or otherwise internal; size and time limits.
+    remote_allowed_networks: tuple[str, ...] = ()
+    remote_max_bytes: int = 4 * 2**30
+    remote_timeout_s: float = 60.0
+    # Chunks made on first request (`use_cache`) are kept until their total passes this.
+    chunk_cache_bytes: int = 10 * 2**30
+    # Parallel workers for decoding and encoding media.
+    media_workers: int = 2
+
+    @property
+    def internal_token(self) -> str:
+        """The administrator token for the annotations service's internal endpoints."""
+        token = self.service_token or self.bootstrap_admin_token
+        if token is None:
+            raise RuntimeError("set TESSERA_SERVICE_TOKEN (an administrator's access token)")
+        return token.get_secret_value()

@@ -1,0 +1,281 @@
+"""Long-running requests (`/api/requests/{rq_id}`) with status and progress, as CVAT's.
+
+A service that starts background work (task creation, export, import, auto-annotation)
+records it in its own `requests` table and answers `202 {"rq_id": ...}`; the client
+polls `GET /api/requests/{rq_id}`. Request ids start with the name of the service that
+owns them (`ingest-...`), which is how the router sends a poll to the right service.
+
+Status moves `queued` -> `started` -> `finished` | `failed`; `progress` is a fraction in
+[0, 1]. Every change of status, and progress in steps of at least `PROGRESS_STEP`, is
+also published as a `<service>.requests.updated` event through the outbox, so nothing a
+client could see in a poll is missing from the event stream. A request a restart left
+`queued` or `started` is failed at the next start (`fail_interrupted`): its work died
+with the process, and the client must be told rather than wait forever.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.platform.auth import CurrentUser, Principal
+from tessera.platform.bus import Outbox
+from tessera.platform.db import Database, DbSession
+from tessera.platform.errors import NotFound
+
+Status = Literal["queued", "started", "finished", "failed"]
+PROGRESS_STEP = 0.01
+RESULT_LIFETIME = timedelta(days=1)
+
+
+def requests_table(metadata: sa.MetaData, schema: str) -> sa.Table:
+    """The `requests` table of a service's schema."""
+    return sa.Table(
+        "requests",
+        metadata,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("owner_id", sa.BigInteger, nullable=False),
+        sa.Column("organization_id", sa.BigInteger),
+        sa.Column("operation", JSONB, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="queued"),
+        sa.Column("message", sa.Text, nullable=False, server_default=""),
+        sa.Column("progress", sa.Float(53)),
+        sa.Column("result_id", sa.BigInteger),
+        sa.Column("result_url", sa.Text),
+        sa.Column(
+            "created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("started_date", sa.DateTime(timezone=True)),
+        sa.Column("finished_date", sa.DateTime(timezone=True)),
+        sa.Column("expiry_date", sa.DateTime(timezone=True)),
+        sa.Index("requests_owner", "owner_id"),
+        schema=schema,
+    )
+
+
+def create_requests_table(op: Any, schema: str) -> None:
+    """Create `requests` in a service's migration (frozen, as migrations are)."""
+    op.create_table(
+        "requests",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("owner_id", sa.BigInteger, nullable=False),
+        sa.Column("organization_id", sa.BigInteger),
+        sa.Column("operation", JSONB, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, server_default="queued"),
+        sa.Column("message", sa.Text, nullable=False, server_default=""),
+        sa.Column("progress", sa.Float(53)),
+        sa.Column("result_id", sa.BigInteger),
+        sa.Column("result_url", sa.Text),
+        sa.Column(
+            "created_date", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("started_date", sa.DateTime(timezone=True)),
+        sa.Column("finished_date", sa.DateTime(timezone=True)),
+        sa.Column("expiry_date", sa.DateTime(timezone=True)),
+        sa.CheckConstraint(
+            "status IN ('queued', 'started', 'finished', 'failed')", name="requests_status"
+        ),
+        schema=schema,
+    )
+    op.create_index("requests_owner", "requests", ["owner_id"], schema=schema)
+
+
+class Owner(BaseModel):
+    """Who started the request."""
+
+    id: int
+    username: str | None = None
+
+
+class Operation(BaseModel):
+    """What the request does, in CVAT's terms (`type` such as `create:task`)."""
+
+    type: str
+    target: str
+    project_id: int | None = None
+    task_id: int | None = None
+    job_id: int | None = None
+    format: str | None = None
+    function_id: str | None = None
+
+
+class RequestStatus(BaseModel):
+    """`GET /api/requests/{rq_id}`: CVAT's `Request`."""
+
+    id: str
+    status: Status
+    message: str
+    progress: float | None
+    operation: Operation
+    owner: Owner
+    created_date: datetime
+    started_date: datetime | None
+    finished_date: datetime | None
+    expiry_date: datetime | None
+    result_url: str | None
+    result_id: int | None
+
+
+class RequestCreated(BaseModel):
+    """The `202` answer to a request that starts background work."""
+
+    rq_id: str
+
+
+class RequestStore:
+    """A service's requests: recorded in the caller's transaction, advanced in short ones."""
+
+    def __init__(self, database: Database, outbox: Outbox, service: str, schema: str) -> None:
+        self.database = database
+        self.outbox = outbox
+        self.service = service
+        self.table = requests_table(sa.MetaData(), schema)
+        self._reported: dict[str, float] = {}
+
+    def new_id(self, operation: Operation) -> str:
+        """A fresh request id that names this service, the operation and its target."""
+        target = operation.task_id or operation.job_id or operation.project_id or ""
+        kind = operation.type.replace(":", "-")
+        return f"{self.service}-{kind}-{target}-{uuid.uuid4().hex[:12]}".replace("--", "-")
+
+    async def create(
+        self,
+        session: AsyncSession,
+        operation: Operation,
+        *,
+        owner_id: int,
+        organization_id: int | None,
+    ) -> str:
+        """Record a queued request in `session`'s transaction; its id."""
+        rq_id = self.new_id(operation)
+        await session.execute(
+            self.table.insert().values(
+                id=rq_id,
+                owner_id=owner_id,
+                organization_id=organization_id,
+                operation=operation.model_dump(exclude_none=True),
+            )
+        )
+        await self._publish(session, rq_id, "queued", 0.0)
+        return rq_id
+
+    async def get(self, session: AsyncSession, rq_id: str, principal: Principal) -> RequestStatus:
+        """The request as its owner (or an administrator) sees it; 404 for anyone else."""
+        users = sa.table("users", sa.column("id"), sa.column("username"), schema="iam")
+        row = (
+            await session.execute(
+                sa.select(self.table, users.c.username)
+                .join(users, users.c.id == self.table.c.owner_id, isouter=True)
+                .where(self.table.c.id == rq_id)
+            )
+        ).first()
+        if row is None or not (principal.is_superuser or row.owner_id == principal.user_id):
+            raise NotFound(f"Request {rq_id} does not exist.")
+        return RequestStatus(
+            id=row.id,
+            status=row.status,
+            message=row.message,
+            progress=row.progress,
+            operation=Operation(**row.operation),
+            owner=Owner(id=row.owner_id, username=row.username),
+            created_date=row.created_date,
+            started_date=row.started_date,
+            finished_date=row.finished_date,
+            expiry_date=row.expiry_date,
+            result_url=row.result_url,
+            result_id=row.result_id,
+        )
+
+    async def start(self, rq_id: str) -> None:
+        """Mark the request started."""
+        await self._update(rq_id, "started", {"started_date": sa.func.now(), "progress": 0.0})
+
+    async def progress(self, rq_id: str, fraction: float, message: str = "") -> None:
+        """Record progress (a fraction in [0, 1]) when it moved by at least PROGRESS_STEP."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction - self._reported.get(rq_id, -1.0) < PROGRESS_STEP and fraction < 1.0:
+            return
+        values: dict[str, Any] = {"progress": fraction}
+        if message:
+            values["message"] = message
+        await self._update(rq_id, "started", values)
+
+    async def finish(
+        self, rq_id: str, *, result_id: int | None = None, result_url: str | None = None
+    ) -> None:
+        """Mark the request finished, with what it made."""
+        await self._update(rq_id, "finished", {
+            "progress": 1.0, "result_id": result_id, "result_url": result_url, "message": "",
+            "finished_date": sa.func.now(),
+            "expiry_date": datetime.now(UTC) + RESULT_LIFETIME,
+        })  # fmt: skip
+        self._reported.pop(rq_id, None)
+
+    async def fail(self, rq_id: str, message: str) -> None:
+        """Mark the request failed, saying why."""
+        await self._update(rq_id, "failed", {"message": message, "finished_date": sa.func.now()})
+        self._reported.pop(rq_id, None)
+
+    async def fail_interrupted(self) -> int:
+        """Fail the requests a previous process left unfinished; how many there were."""
+        async with self.database.transaction() as session:
+            rows = (
+                await session.execute(
+                    self.table.update()
+                    .where(self.table.c.status.in_(("queued", "started")))
+                    .values(
+                        status="failed",
+                        message=f"The {self.service} service restarted while this request "
+                        "was running; nothing of it was kept. Send it again.",
+                        finished_date=sa.func.now(),
+                    )
+                    .returning(self.table.c.id)
+                )
+            ).all()
+            for row in rows:
+                await self._publish(session, row.id, "failed", None)
+        return len(rows)
+
+    async def _update(self, rq_id: str, status: Status, values: Mapping[str, Any]) -> None:
+        async with self.database.transaction() as session:
+            await session.execute(
+                self.table.update()
+                .where(self.table.c.id == rq_id)
+                .values(status=status, **values)
+            )
+            progress = values.get("progress")
+            await self._publish(session, rq_id, status, progress)
+        if isinstance(progress, float):
+            self._reported[rq_id] = progress
+
+    async def _publish(
+        self, session: AsyncSession, rq_id: str, status: Status, progress: float | None
+    ) -> None:
+        await self.outbox.add(
+            session,
+            f"{self.service}.requests.updated",
+            {"rq_id": rq_id, "status": status, "progress": progress},
+        )
+
+
+def requests_router(store_of: str = "requests") -> APIRouter:
+    """`GET /api/requests/{rq_id}` over the `RequestStore` in `platform.extras[store_of]`."""
+    router = APIRouter(prefix="/api/requests", tags=["requests"])
+
+    @router.get("/{rq_id}", summary="Get the status of a background request")
+    async def get_request(
+        rq_id: str, request: Request, principal: CurrentUser, session: DbSession
+    ) -> RequestStatus:
+        """Status, progress and result of one request the caller started."""
+        store: RequestStore = request.app.state.platform.extras[store_of]
+        return await store.get(session, rq_id, principal)
+
+    return router

@@ -1,0 +1,26 @@
+"""`/api/internal/{tasks|jobs}/{id}/access`: what the caller may do with a task's media.
+
+The ingest service asks with the caller's own token and organization headers, so the
+answer is the caller's, decided by the same visibility rules as every other endpoint.
+"""
+
+from fastapi import APIRouter
+
+from tessera.annotations.access import RequestContext
+from tessera.annotations.media_access import service
+from tessera.annotations.media_access.schemas import JobAccess, TaskAccess
+from tessera.platform.db import DbSession
+
+router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+
+@router.get("/tasks/{task_id}/access", summary="The caller's access to a task (ingest)")
+async def task_access(task_id: int, ctx: RequestContext, session: DbSession) -> TaskAccess:
+    """The task's facts ingest needs, and whether the caller may change its data."""
+    return await service.task_access(session, ctx, task_id)
+
+
+@router.get("/jobs/{job_id}/access", summary="The caller's access to a job (ingest)")
+async def job_access(job_id: int, ctx: RequestContext, session: DbSession) -> JobAccess:
+    """The job's task and frames, if the caller sees the job."""
+    return await service.job_access(session, ctx, job_id)

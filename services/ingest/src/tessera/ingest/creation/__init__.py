@@ -1,0 +1,5 @@
+"""Task creation: gathering files, building media, making jobs, as a background request."""
+
+from tessera.ingest.creation.runner import CreationRunner
+
+__all__ = ["CreationRunner"]

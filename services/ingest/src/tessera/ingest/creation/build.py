@@ -1,0 +1,344 @@
+"""From local files to a task's media: frames, stored originals, chunks and a manifest.
+
+The working folder holds the gathered files; archives are unpacked in place. A task is
+either images (any number, from any folders) or exactly one video; anything else is
+refused naming the file. Frames are numbered after sorting and the frame options
+(`start_frame`, `stop_frame`, `frame_filter`); chunks are made now, or on first request
+when `use_cache` is set. Nothing here touches the database: `MediaBuild` says what to
+record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tessera.ingest.config import IngestSettings
+from tessera.ingest.media.archives import extract_archive, is_archive_name
+from tessera.ingest.media.chunks import write_image_chunk, write_video_chunk
+from tessera.ingest.media.errors import MediaError
+from tessera.ingest.media.frames import VIDEO_CHUNK_SIZE, auto_chunk_size, frame_numbers
+from tessera.ingest.media.images import is_image_name, read_image_info
+from tessera.ingest.media.sorting import sort_names
+from tessera.ingest.media.video import VideoIndex, index_video, is_video_name, read_frames
+from tessera.ingest.task_data.schemas import DataRequest
+from tessera.platform.storage import ObjectStorage
+
+Progress = Callable[[float], Awaitable[None]]
+IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+
+def media_prefix(task_id: int) -> str:
+    """Where a task's stored media lives (originals, chunks, manifest)."""
+    return f"tasks/{task_id}/media/"
+
+
+def chunk_key(task_id: int, quality: str, number: int, extension: str) -> str:
+    """The object key of a task chunk."""
+    return f"{media_prefix(task_id)}chunks/{quality}/{number:06d}.{extension}"
+
+
+def chunk_row(
+    task_id: int, quality: str, number: int, key: str, size: int, *, cached: bool = False
+) -> dict[str, Any]:
+    """A row of the `chunks` table."""
+    return {"task_id": task_id, "quality": quality, "number": number, "object_key": key,
+            "size": size, "cached": cached}  # fmt: skip
+
+
+@dataclass
+class FrameRecord:
+    """One task frame: its name (relative path), size, and the object holding its original."""
+
+    name: str
+    width: int
+    height: int
+    object_key: str | None
+
+
+@dataclass
+class MediaBuild:
+    """What a built task's media is, for the database and the annotations service."""
+
+    media_type: str
+    size: int
+    chunk_size: int
+    compressed_chunk_type: str
+    original_chunk_type: str
+    start_frame: int
+    stop_frame: int
+    frames: list[FrameRecord]
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    video_key: str | None = None
+    video_keyframes: list[int] | None = None
+    manifest_key: str | None = None
+
+
+def unpack(workdir: Path, names: list[str], settings: IngestSettings) -> list[str]:
+    """Replace archives among `names` by the files they hold (in archive order)."""
+    out: list[str] = []
+    for name in names:
+        if not is_archive_name(name):
+            out.append(name)
+            continue
+        archive = workdir / name
+        destination = archive.parent
+        extracted = extract_archive(
+            archive, destination, max_total_bytes=settings.max_task_bytes,
+            max_files=settings.max_archive_files, max_ratio=settings.max_archive_ratio,
+        )  # fmt: skip
+        archive.unlink()
+        prefix = Path(name).parent
+        out += [(prefix / entry).as_posix() for entry in extracted]
+    return [n for n in out if not any(part in n for part in IGNORED)]
+
+
+def classify(names: list[str]) -> tuple[str, list[str]]:
+    """("image" | "video", the media files); MediaError for anything else."""
+    media = [n for n in names if not n.endswith(".jsonl") and "/related_images/" not in f"/{n}"]
+    videos = [n for n in media if is_video_name(n)]
+    images = [n for n in media if is_image_name(n)]
+    for name in media:
+        if name not in videos and name not in images:
+            raise MediaError(name, "unsupported file type (images or one video are accepted)")
+    if videos and (images or len(videos) > 1):
+        raise MediaError(videos[0], "a video task takes exactly one video and nothing else")
+    if not media:
+        raise MediaError("(task data)", "no images or video among the files")
+    return ("video", videos) if videos else ("image", images)
+
+
+def _ordered(names: list[str], options: DataRequest) -> list[str]:
+    if options.sorting_method == "predefined":
+        return names
+    return sort_names(names, options.sorting_method)
+
+
+async def build(
+    task_id: int,
+    workdir: Path,
+    *,
+    names: list[str],
+    options: DataRequest,
+    storage: ObjectStorage,
+    settings: IngestSettings,
+    progress: Progress,
+) -> MediaBuild:
+    """Make the task's media from the gathered files (see the module doc)."""
+    names = await asyncio.to_thread(unpack, workdir, names, settings)
+    media_type, files = classify(names)
+    if media_type == "video":
+        return await _build_video(
+            task_id, workdir, name=files[0], options=options, storage=storage, progress=progress
+        )
+    return await _build_images(
+        task_id, workdir, ordered=_ordered(files, options), options=options, storage=storage,
+        settings=settings, progress=progress,
+    )  # fmt: skip
+
+
+def _selection(count: int, options: DataRequest, name: str) -> range:
+    try:
+        return frame_numbers(count, options.start_frame, options.stop_frame or None,
+                             options.frame_filter)  # fmt: skip
+    except ValueError as exc:
+        raise MediaError(name, str(exc)) from exc
+
+
+async def _build_images(
+    task_id: int,
+    workdir: Path,
+    *,
+    ordered: list[str],
+    options: DataRequest,
+    storage: ObjectStorage,
+    settings: IngestSettings,
+    progress: Progress,
+) -> MediaBuild:
+    selected = [ordered[i] for i in _selection(len(ordered), options, ordered[0])]
+    semaphore = asyncio.Semaphore(settings.media_workers)
+
+    async def info(name: str) -> tuple[int, int]:
+        async with semaphore:
+            found = await asyncio.to_thread(read_image_info, workdir / name)
+            return found.width, found.height
+
+    sizes = await asyncio.gather(*(info(name) for name in selected))
+    await progress(0.2)
+    frames = [
+        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}")
+        for name, (w, h) in zip(selected, sizes, strict=True)
+    ]
+    for index, frame in enumerate(frames):
+        assert frame.object_key is not None
+        await storage.put_file(frame.object_key, workdir / frame.name)
+        if index % 20 == 0:
+            await progress(0.2 + 0.3 * index / len(frames))
+    chunk_size = options.chunk_size or auto_chunk_size(frames[0].width, frames[0].height)
+    built = MediaBuild(
+        media_type="image", size=len(frames), chunk_size=chunk_size,
+        compressed_chunk_type="imageset", original_chunk_type="imageset",
+        start_frame=options.start_frame,
+        stop_frame=options.start_frame + (len(frames) - 1) * options.step, frames=frames,
+    )  # fmt: skip
+    built.manifest_key = await _write_image_manifest(task_id, frames, storage)
+    if not options.use_cache:
+        paths = [workdir / f.name for f in frames]
+        count = math.ceil(len(frames) / chunk_size)
+        for number in range(count):
+            part = paths[number * chunk_size : (number + 1) * chunk_size]
+            built.chunks += await _store_image_chunks(task_id, number, part, options, storage)
+            await progress(0.5 + 0.5 * (number + 1) / count)
+    return built
+
+
+async def _store_image_chunks(
+    task_id: int, number: int, paths: Sequence[Path], options: DataRequest, storage: ObjectStorage
+) -> list[dict[str, Any]]:
+    rows = []
+    for quality, level in (("compressed", options.image_quality or 1), ("original", None)):
+        data = await asyncio.to_thread(_zip_chunk, paths, level)
+        key = chunk_key(task_id, quality, number, "zip")
+        await storage.put(key, data, content_type="application/zip")
+        rows.append(chunk_row(task_id, quality, number, key, len(data)))
+    return rows
+
+
+def _zip_chunk(paths: Sequence[Path], quality: int | None) -> bytes:
+    buffer = io.BytesIO()
+    write_image_chunk(paths, buffer, quality=quality)
+    return buffer.getvalue()
+
+
+async def _write_image_manifest(
+    task_id: int, frames: list[FrameRecord], storage: ObjectStorage
+) -> str:
+    lines = [orjson.dumps({"version": "1.1"}), orjson.dumps({"type": "images"})]
+    for frame in frames:
+        stem, dot, extension = frame.name.rpartition(".")
+        lines.append(orjson.dumps({
+            "name": stem if dot else frame.name, "extension": f".{extension}" if dot else "",
+            "width": frame.width, "height": frame.height,
+        }))  # fmt: skip
+    key = f"{media_prefix(task_id)}manifest.jsonl"
+    await storage.put(key, b"\n".join(lines) + b"\n", content_type="application/jsonl")
+    return key
+
+
+async def _build_video(
+    task_id: int,
+    workdir: Path,
+    *,
+    name: str,
+    options: DataRequest,
+    storage: ObjectStorage,
+    progress: Progress,
+) -> MediaBuild:
+    path = workdir / name
+    index = await asyncio.to_thread(index_video, path)
+    numbers = list(_selection(index.frame_count, options, name))
+    await progress(0.2)
+    video_key = f"{media_prefix(task_id)}originals/{name}"
+    await storage.put_file(video_key, path, content_type="video/mp4")
+    chunk_size = options.chunk_size or VIDEO_CHUNK_SIZE
+    compressed_type = "imageset" if options.use_zip_chunks else "video"
+    built = MediaBuild(
+        media_type="video", size=len(numbers), chunk_size=chunk_size,
+        compressed_chunk_type=compressed_type, original_chunk_type="imageset",
+        start_frame=numbers[0], stop_frame=numbers[-1],
+        frames=[FrameRecord(name, index.width, index.height, None)],
+        video_key=video_key, video_keyframes=[k.number for k in index.keyframes],
+    )  # fmt: skip
+    built.manifest_key = await _write_video_manifest(task_id, name, index, storage)
+    if not options.use_cache:
+        count = math.ceil(len(numbers) / chunk_size)
+        for number in range(count):
+            part = numbers[number * chunk_size : (number + 1) * chunk_size]
+            for quality in ("compressed", "original"):
+                data, extension = await asyncio.to_thread(
+                    functools.partial(
+                        video_chunk, path, index, part, quality=quality,
+                        compressed_type=compressed_type, image_quality=options.image_quality,
+                    )
+                )  # fmt: skip
+                key = chunk_key(task_id, quality, number, extension)
+                await storage.put(key, data, content_type=_CHUNK_TYPES[extension])
+                built.chunks.append(chunk_row(task_id, quality, number, key, len(data)))
+            await progress(0.3 + 0.7 * (number + 1) / count)
+    return built
+
+
+_CHUNK_TYPES = {"zip": "application/zip", "mp4": "video/mp4"}
+
+
+def video_chunk(
+    path: Path,
+    index: VideoIndex,
+    numbers: Sequence[int],
+    *,
+    quality: str,
+    compressed_type: str,
+    image_quality: int,
+) -> tuple[bytes, str]:
+    """One chunk of video frames: compressed as MP4 (or JPEG ZIP), original as PNG ZIP.
+
+    Original chunks hold the decoded frames losslessly (PNG), so what a client reads at
+    original quality is exactly what the video decodes to.
+    """
+    from PIL import Image  # noqa: PLC0415 - only video chunks need it here
+
+    frames = (pixels for _, pixels in read_frames(path, index, numbers))
+    buffer = io.BytesIO()
+    if quality == "compressed" and compressed_type == "video":
+        write_video_chunk(frames, buffer, quality=image_quality or 1)
+        return buffer.getvalue(), "mp4"
+    images = (Image.fromarray(pixels) for pixels in frames)
+    if quality == "compressed":
+        write_image_chunk(images, buffer, quality=image_quality or 1)
+        return buffer.getvalue(), "zip"
+    _png_chunk(images, buffer)
+    return buffer.getvalue(), "zip"
+
+
+def _png_chunk(images: Any, out: io.BytesIO) -> None:
+    import zipfile  # noqa: PLC0415
+
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for i, image in enumerate(images):
+            data = io.BytesIO()
+            image.save(data, format="PNG")
+            info = zipfile.ZipInfo(f"{i:06d}.png", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, data.getvalue())
+
+
+async def _write_video_manifest(
+    task_id: int, name: str, index: VideoIndex, storage: ObjectStorage
+) -> str:
+    lines = [
+        orjson.dumps({"version": "1.1"}),
+        orjson.dumps({"type": "video"}),
+        orjson.dumps(
+            {
+                "properties": {
+                    "name": name,
+                    "resolution": [index.width, index.height],
+                    "length": index.frame_count,
+                }
+            }
+        ),
+    ]
+    lines += [
+        orjson.dumps({"number": k.number, "pts": k.pts, "checksum": k.checksum})
+        for k in index.keyframes
+    ]
+    key = f"{media_prefix(task_id)}manifest.jsonl"
+    await storage.put(key, b"\n".join(lines) + b"\n", content_type="application/jsonl")
+    return key

@@ -1,0 +1,160 @@
+"""Task creation as a background request: all or nothing.
+
+The work runs in this process after the data request is answered (`202 {rq_id}`); the
+request reports its progress. Only when every file has been read, every frame stored
+and every chunk written are the task's media records committed (status `creating`),
+and then the annotations service makes the jobs; once it has, the media is `ready`. A
+failure at any step removes what was stored and recorded, so the task is left as it
+was before the request, and the request's message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tessera.ingest.annotations_client import AnnotationsClient
+from tessera.ingest.config import IngestSettings
+from tessera.ingest.creation.build import MediaBuild, build, media_prefix
+from tessera.ingest.creation.sources import gather
+from tessera.ingest.media.errors import MediaError
+from tessera.ingest.media.frames import segments
+from tessera.ingest.task_data import repository as repo
+from tessera.ingest.task_data.service import CreationPlan, uploads_prefix
+from tessera.platform.db import Database
+from tessera.platform.errors import Problem
+from tessera.platform.requests import RequestStore
+from tessera.platform.storage import ObjectStorage
+
+logger = logging.getLogger(__name__)
+
+
+class CreationRunner:
+    """Runs task-creation requests as tasks of this process."""
+
+    def __init__(
+        self,
+        database: Database,
+        storage: ObjectStorage,
+        settings: IngestSettings,
+        annotations: AnnotationsClient,
+        requests: RequestStore,
+    ) -> None:
+        self.database = database
+        self.storage = storage
+        self.settings = settings
+        self.annotations = annotations
+        self.requests = requests
+        self._running: set[asyncio.Task[None]] = set()
+
+    def spawn(self, rq_id: str, plan: CreationPlan, *, owner_id: int) -> None:
+        """Start the request's work in the background."""
+        task = asyncio.create_task(self._run(rq_id, plan), name=f"create-{rq_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is running (tests and orderly shutdown)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def stop(self) -> None:
+        """Cancel running requests (they are failed at the next start if not before)."""
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(set(self._running))
+
+    async def _run(self, rq_id: str, plan: CreationPlan) -> None:
+        workdir = self.settings.scratch_dir / rq_id
+        try:
+            await self.requests.start(rq_id)
+            await self._create(rq_id, plan, workdir)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._abandon(rq_id, plan, "the ingest service stopped"))
+            raise
+        except MediaError as exc:
+            await self._abandon(rq_id, plan, str(exc))
+        except Problem as exc:
+            await self._abandon(rq_id, plan, exc.detail)
+        except Exception as exc:
+            logger.exception("task creation %s failed", rq_id)
+            await self._abandon(rq_id, plan, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _create(self, rq_id: str, plan: CreationPlan, workdir: Path) -> None:
+        async def step(low: float, high: float, message: str) -> Any:
+            async def report(fraction: float) -> None:
+                await self.requests.progress(rq_id, low + (high - low) * fraction, message)
+
+            await report(0.0)
+            return report
+
+        names = await gather(plan, self.settings, self.storage, workdir / "files",
+                             await step(0.0, 0.2, "Files are being gathered"))  # fmt: skip
+        built = await build(
+            plan.task_id, workdir / "files", names=names, options=plan.options,
+            storage=self.storage, settings=self.settings,
+            progress=await step(0.2, 0.95, "Media is being prepared"),
+        )  # fmt: skip
+        await self.requests.progress(rq_id, 0.96, "Jobs are being created")
+        await self._record(plan, built)
+        overlap = (
+            plan.overlap if plan.overlap is not None else (5 if built.media_type == "video" else 0)
+        )
+        layout = segments(built.size, plan.segment_size, overlap)
+        try:
+            await self.annotations.create_segment_jobs(plan.task_id, {
+                "size": built.size, "media_type": built.media_type, "dimension": "2d",
+                "chunk_size": built.chunk_size,
+                "compressed_chunk_type": built.compressed_chunk_type,
+                "original_chunk_type": built.original_chunk_type,
+                "image_quality": plan.options.image_quality,
+                "start_frame": built.start_frame, "stop_frame": built.stop_frame,
+                "frame_filter": plan.options.frame_filter,
+                "segments": [{"start_frame": a, "stop_frame": b} for a, b in layout.segments],
+            })  # fmt: skip
+        except BaseException:
+            async with self.database.transaction() as session:
+                await repo.delete_media(session, plan.task_id)
+            raise
+        async with self.database.transaction() as session:
+            await repo.mark_ready(session, plan.task_id)
+            await repo.clear_uploads(session, plan.task_id)
+        await self.storage.delete_prefix(uploads_prefix(plan.task_id))
+        await self.requests.finish(rq_id)
+
+    async def _record(self, plan: CreationPlan, built: MediaBuild) -> None:
+        options = plan.options
+        record = {
+            "task_id": plan.task_id, "status": "creating", "media_type": built.media_type,
+            "dimension": "2d", "size": built.size, "chunk_size": built.chunk_size,
+            "image_quality": options.image_quality, "use_zip_chunks": options.use_zip_chunks,
+            "use_cache": options.use_cache,
+            "compressed_chunk_type": built.compressed_chunk_type,
+            "original_chunk_type": built.original_chunk_type,
+            "start_frame": built.start_frame, "stop_frame": built.stop_frame,
+            "frame_filter": options.frame_filter, "sorting_method": options.sorting_method,
+            "storage": "share" if options.server_files and not options.copy_data else "local",
+            "video_key": built.video_key, "video_keyframes": built.video_keyframes,
+            "manifest_key": built.manifest_key,
+        }  # fmt: skip
+        frame_rows = [
+            {"task_id": plan.task_id, "frame": number, **asdict(frame), "related_keys": []}
+            for number, frame in enumerate(built.frames)
+        ]
+        async with self.database.transaction() as session:
+            await repo.insert_media(session, record, frame_rows, built.chunks)
+
+    async def _abandon(self, rq_id: str, plan: CreationPlan, message: str) -> None:
+        """Remove what the request stored (never the uploads' records) and fail it."""
+        try:
+            await self.storage.delete_prefix(media_prefix(plan.task_id))
+        except Exception:
+            logger.exception("could not remove the media of task %s", plan.task_id)
+        await self.requests.fail(rq_id, message)

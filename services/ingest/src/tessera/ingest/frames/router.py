@@ -1,0 +1,100 @@
+"""`GET /api/{tasks|jobs}/{id}/data` (frames, chunks, context images) and `data/meta`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tessera.ingest.annotations_client import AnnotationsClient
+from tessera.ingest.frames.service import MediaReader, Payload, bad_request, media_of
+from tessera.ingest.task_data.schemas import DataMeta
+from tessera.platform.db import DbSession
+from tessera.platform.errors import NotFound
+
+router = APIRouter(tags=["task data"])
+
+DataType = Literal["chunk", "frame", "context_image"]
+Quality = Literal["compressed", "original"]
+
+
+def _client(request: Request) -> AnnotationsClient:
+    client: AnnotationsClient = request.app.state.platform.extras["annotations"]
+    return client
+
+
+def _reader(request: Request) -> MediaReader:
+    reader: MediaReader = request.app.state.platform.extras["reader"]
+    return reader
+
+
+def _send(payload: Payload) -> Response:
+    return Response(payload.data, media_type=payload.media_type)
+
+
+@router.get("/api/tasks/{task_id}/data/", include_in_schema=False)
+@router.get("/api/tasks/{task_id}/data", summary="A frame, chunk or context image of a task")
+async def task_data(
+    task_id: int,
+    request: Request,
+    session: DbSession,
+    *,
+    type: Annotated[DataType, Query()],
+    number: Annotated[int | None, Query()] = None,
+    quality: Annotated[Quality, Query()] = "compressed",
+) -> Response:
+    """`type=chunk|frame|context_image`, `number` (task chunk or task frame), `quality`."""
+    await _client(request).task_access(request, task_id)
+    if number is None:
+        raise bad_request("number is required", "number")
+    reader = _reader(request)
+    if type == "chunk":
+        return _send(await reader.task_chunk(session, task_id, number, quality))
+    if type == "frame":
+        return _send(await reader.frame(session, task_id, number, quality))
+    await media_of(session, task_id)
+    raise NotFound(f"Frame {number} of task {task_id} has no related images.")
+
+
+@router.get("/api/tasks/{task_id}/data/meta", summary="Frames and chunking of a task's media")
+async def task_meta(task_id: int, request: Request, session: DbSession) -> DataMeta:
+    """Frame names and sizes, chunk size, frame range."""
+    await _client(request).task_access(request, task_id)
+    return await _reader(request).meta(session, task_id, None)
+
+
+@router.get("/api/jobs/{job_id}/data/", include_in_schema=False)
+@router.get("/api/jobs/{job_id}/data", summary="A frame, chunk or context image of a job")
+async def job_data(
+    job_id: int,
+    request: Request,
+    session: DbSession,
+    *,
+    type: Annotated[DataType, Query()],
+    number: Annotated[int | None, Query()] = None,
+    index: Annotated[int | None, Query()] = None,
+    quality: Annotated[Quality, Query()] = "compressed",
+) -> Response:
+    """Chunks by `index` in the job (or task chunk `number`); frames by task frame `number`."""
+    job = await _client(request).job_access(request, job_id)
+    reader = _reader(request)
+    if type == "chunk":
+        if (index is None) == (number is None):
+            raise bad_request("give exactly one of index and number", "index")
+        return _send(await reader.job_chunk(session, job, index=index, number=number,
+                                            quality=quality))  # fmt: skip
+    if number is None:
+        raise bad_request("number is required", "number")
+    if number not in job.task_frames():
+        raise bad_request(f"frame {number} is not a frame of job {job_id}", "number")
+    if type == "frame":
+        return _send(await reader.frame(session, job.task_id, number, quality))
+    await media_of(session, job.task_id)
+    raise NotFound(f"Frame {number} of job {job_id} has no related images.")
+
+
+@router.get("/api/jobs/{job_id}/data/meta", summary="Frames and chunking of a job's media")
+async def job_meta(job_id: int, request: Request, session: DbSession) -> DataMeta:
+    """The job's frames, frame range and chunk size."""
+    job = await _client(request).job_access(request, job_id)
+    return await _reader(request).meta(session, job.task_id, job)

@@ -1,0 +1,263 @@
+"""Frames, chunks and meta of a task or a job, as CVAT's data endpoints serve them.
+
+Task chunk `k` holds task frames `k * chunk_size ...`; a job's chunk `index` holds the
+job's frames `index * chunk_size ...`. Chunks are stored objects: made at creation, or
+on first request (`use_cache`, and job chunks that do not coincide with a task chunk),
+then kept and evicted least recently used first beyond the configured budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import mimetypes
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from PIL import Image
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.ingest.annotations_client import JobAccess
+from tessera.ingest.config import IngestSettings
+from tessera.ingest.creation.build import chunk_key, video_chunk
+from tessera.ingest.frames import repository as repo
+from tessera.ingest.media.chunks import compress_frame, write_image_chunk
+from tessera.ingest.media.video import index_video, read_frames
+from tessera.ingest.task_data.schemas import DataMeta, FrameMeta
+from tessera.platform.db import Database
+from tessera.platform.errors import NotFound, Problem
+from tessera.platform.storage import ObjectStorage
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Bytes to send and their media type."""
+
+    data: bytes
+    media_type: str
+
+
+def bad_request(detail: str, field: str) -> Problem:
+    """400 naming the query parameter, as CVAT answers a wrong data request."""
+    return Problem(400, detail, errors=[{"field": f"query.{field}", "message": detail}])
+
+
+async def media_of(session: AsyncSession, task_id: int) -> sa.Row[Any]:
+    """The task's ready media; 404 when it has none (yet)."""
+    media = await repo.ready_media(session, task_id)
+    if media is None:
+        raise NotFound(f"Task {task_id} has no data yet.")
+    return media
+
+
+class MediaReader:
+    """Reads frames and builds chunks of tasks; one per service process."""
+
+    def __init__(
+        self, database: Database, storage: ObjectStorage, settings: IngestSettings
+    ) -> None:
+        self.database = database
+        self.storage = storage
+        self.settings = settings
+        self._videos: dict[str, asyncio.Future[Path]] = {}
+
+    async def meta(self, session: AsyncSession, task_id: int, job: JobAccess | None) -> DataMeta:
+        """`data/meta` of the task, or of one of its jobs."""
+        media = await media_of(session, task_id)
+        rows = await repo.frame_rows(session, task_id)
+        frames = [FrameMeta(width=r.width, height=r.height, name=r.name,
+                            related_files=len(r.related_keys),
+                            has_related_context=bool(r.related_keys)) for r in rows]  # fmt: skip
+        step = _step(media.frame_filter)
+        size, start, stop, included = media.size, media.start_frame, media.stop_frame, None
+        if job is not None:
+            task_frames = job.task_frames()
+            size = len(task_frames)
+            start = media.start_frame + job.start_frame * step
+            stop = min(media.stop_frame, media.start_frame + job.stop_frame * step)
+            included = list(job.frames) if job.frames is not None else None
+            if media.media_type == "image":
+                frames = [frames[i] for i in task_frames]
+        return DataMeta(
+            chunks_updated_date=media.created_date.isoformat(), chunk_size=media.chunk_size,
+            size=size, image_quality=media.image_quality, start_frame=start, stop_frame=stop,
+            frame_filter=media.frame_filter, frames=frames, deleted_frames=[],
+            included_frames=included, storage=media.storage,
+            cloud_storage_id=media.cloud_storage_id,
+        )  # fmt: skip
+
+    async def frame(
+        self, session: AsyncSession, task_id: int, number: int, quality: str
+    ) -> Payload:
+        """One task frame as an image."""
+        media = await media_of(session, task_id)
+        if not 0 <= number < media.size:
+            raise bad_request(f"frame {number} is outside frames 0..{media.size - 1}", "number")
+        if media.media_type == "video":
+            video = await self._local_video(media)
+            index = await asyncio.to_thread(index_video, video)
+            source = _source_numbers(media)[number]
+            pixels = await asyncio.to_thread(lambda: next(read_frames(video, index, [source]))[1])
+            image = Image.fromarray(pixels)
+            if quality == "original":
+                return Payload(await asyncio.to_thread(_png, image), "image/png")
+            data = await asyncio.to_thread(compress_frame, image, media.image_quality or 1)
+            return Payload(data, "image/jpeg")
+        (row,) = await repo.frame_rows(session, task_id, [number])
+        original = await self.storage.get(row.object_key)
+        if quality == "original":
+            kind = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
+            return Payload(original, kind)
+        image = await asyncio.to_thread(Image.open, io.BytesIO(original))
+        data = await asyncio.to_thread(compress_frame, image, media.image_quality or 1)
+        return Payload(data, "image/jpeg")
+
+    async def task_chunk(
+        self, session: AsyncSession, task_id: int, number: int, quality: str
+    ) -> Payload:
+        """Task chunk `number`."""
+        media = await media_of(session, task_id)
+        count = -(-media.size // media.chunk_size)
+        if not 0 <= number < count:
+            raise bad_request(f"chunk {number} is outside chunks 0..{count - 1}", "number")
+        frames = list(range(number * media.chunk_size,
+                            min((number + 1) * media.chunk_size, media.size)))  # fmt: skip
+        return await self._chunk(session, media, quality, number, frames)
+
+    async def job_chunk(
+        self,
+        session: AsyncSession,
+        job: JobAccess,
+        *,
+        index: int | None,
+        number: int | None,
+        quality: str,
+    ) -> Payload:
+        """A job's chunk by its `index` in the job, or by task chunk `number` (deprecated)."""
+        if (index is None) == (number is None):
+            raise bad_request("give exactly one of index and number", "index")
+        media = await media_of(session, job.task_id)
+        task_frames = job.task_frames()
+        size = media.chunk_size
+        if index is not None:
+            count = -(-len(task_frames) // size)
+            if not 0 <= index < count:
+                raise bad_request(f"chunk {index} is outside chunks 0..{count - 1}", "index")
+            frames = task_frames[index * size : (index + 1) * size]
+        else:
+            first, last = task_frames[0] // size, task_frames[-1] // size
+            if not first <= number <= last:
+                raise bad_request(f"chunk {number} is outside chunks {first}..{last}", "number")
+            frames = [f for f in task_frames if f // size == number]
+        aligned = frames[0] % size == 0 and frames == list(
+            range(frames[0], frames[0] + len(frames))
+        )
+        full = len(frames) == size or frames[-1] == media.size - 1
+        if aligned and full:
+            return await self._chunk(session, media, quality, frames[0] // size, frames)
+        if index is not None:
+            return await self._chunk(session, media, f"job-{job.job_id}-{quality}", index, frames)
+        assert number is not None
+        kind = f"job-{job.job_id}-by-task-chunk-{quality}"
+        return await self._chunk(session, media, kind, number, frames)
+
+    async def _chunk(
+        self, session: AsyncSession, media: Any, kind: str, number: int, frames: list[int]
+    ) -> Payload:
+        quality = kind.rsplit("-", 1)[-1]
+        found = await repo.chunk(session, media.task_id, kind, number)
+        if found is not None:
+            return Payload(await self.storage.get(found.object_key), _chunk_type(found.object_key))
+        data, extension = await self._build(session, media, quality, frames)
+        key = chunk_key(media.task_id, kind, number, extension)
+        await self.storage.put(key, data, content_type=_chunk_type(key))
+        async with self.database.transaction() as other:
+            await repo.add_cached_chunk(
+                other, media.task_id, quality=kind, number=number, key=key, size=len(data)
+            )
+            evicted = await repo.evict_cached(other, self.settings.chunk_cache_bytes)
+        for old in evicted:
+            await self.storage.delete(old)
+        return Payload(data, _chunk_type(key))
+
+    async def _build(
+        self, session: AsyncSession, media: Any, quality: str, frames: list[int]
+    ) -> tuple[bytes, str]:
+        if media.media_type == "video":
+            video = await self._local_video(media)
+            index = await asyncio.to_thread(index_video, video)
+            numbers = [_source_numbers(media)[f] for f in frames]
+            return await asyncio.to_thread(functools.partial(
+                video_chunk, video, index, numbers, quality=quality,
+                compressed_type=media.compressed_chunk_type, image_quality=media.image_quality,
+            ))  # fmt: skip
+        rows = await repo.frame_rows(session, media.task_id, frames)
+        with tempfile.TemporaryDirectory(dir=self._scratch()) as folder:
+            paths = []
+            for i, row in enumerate(rows):
+                path = Path(folder) / f"{i:06d}{Path(row.name).suffix}"
+                await self.storage.get_file(row.object_key, path)
+                paths.append(path)
+            level = None if quality == "original" else (media.image_quality or 1)
+            return await asyncio.to_thread(_zip, paths, level), "zip"
+
+    def _scratch(self) -> Path:
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+        return self.settings.scratch_dir
+
+    async def _local_video(self, media: Any) -> Path:
+        """A local copy of the task's video (downloaded once per process)."""
+        key = media.video_key
+        pending = self._videos.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._download(key))
+            self._videos[key] = pending
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            self._videos.pop(key, None)
+            raise
+
+    async def _download(self, key: str) -> Path:
+        folder = self._scratch() / "videos"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / key.replace("/", "_")
+        partial = path.with_suffix(path.suffix + ".part")
+        await self.storage.get_file(key, partial)
+        partial.replace(path)
+        return path
+
+    def close(self) -> None:
+        """Remove the local copies of videos."""
+        shutil.rmtree(self.settings.scratch_dir / "videos", ignore_errors=True)
+
+
+def _step(frame_filter: str) -> int:
+    _, _, value = frame_filter.partition("=")
+    return int(value) if value.strip().isdigit() else 1
+
+
+def _source_numbers(media: Any) -> list[int]:
+    return list(range(media.start_frame, media.stop_frame + 1, _step(media.frame_filter)))
+
+
+def _chunk_type(key: str) -> str:
+    return "video/mp4" if key.endswith(".mp4") else "application/zip"
+
+
+def _zip(paths: Sequence[Path], quality: int | None) -> bytes:
+    buffer = io.BytesIO()
+    write_image_chunk(paths, buffer, quality=quality)
+    return buffer.getvalue()
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

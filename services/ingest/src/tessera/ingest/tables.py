@@ -1,0 +1,82 @@
+"""The ingest schema's tables (created by the migrations)."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from tessera.ingest.migrations import SCHEMA
+
+metadata = sa.MetaData(schema=SCHEMA)
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("task_id", sa.BigInteger, nullable=False),
+    sa.Column("owner_id", sa.BigInteger, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("length", sa.BigInteger, nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+)
+
+upload_files = sa.Table(
+    "upload_files",
+    metadata,
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+)
+
+task_media = sa.Table(
+    "task_media",
+    metadata,
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("dimension", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("chunk_size", sa.Integer, nullable=False),
+    sa.Column("image_quality", sa.Integer, nullable=False),
+    sa.Column("use_zip_chunks", sa.Boolean, nullable=False),
+    sa.Column("use_cache", sa.Boolean, nullable=False),
+    sa.Column("compressed_chunk_type", sa.Text, nullable=False),
+    sa.Column("original_chunk_type", sa.Text, nullable=False),
+    sa.Column("start_frame", sa.Integer, nullable=False),
+    sa.Column("stop_frame", sa.Integer, nullable=False),
+    sa.Column("frame_filter", sa.Text, nullable=False),
+    sa.Column("sorting_method", sa.Text, nullable=False),
+    sa.Column("storage", sa.Text, nullable=False),
+    sa.Column("cloud_storage_id", sa.BigInteger),
+    sa.Column("video_key", sa.Text),
+    sa.Column("video_keyframes", pg.ARRAY(sa.BigInteger)),
+    sa.Column("manifest_key", sa.Text),
+    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+)
+
+frames = sa.Table(
+    "frames",
+    metadata,
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("frame", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("object_key", sa.Text),
+    sa.Column("related_keys", pg.ARRAY(sa.Text), nullable=False),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("task_id", sa.BigInteger, primary_key=True),
+    sa.Column("quality", sa.Text, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False),
+    sa.Column("last_used", sa.DateTime(timezone=True), nullable=False),
+)
