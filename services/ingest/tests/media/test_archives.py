@@ -1,8 +1,12 @@
+import bz2
+import gzip
 import io
+import lzma
 import os
 import struct
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,17 @@ import pytest
 
 from tessera.ingest.media import MediaError, extract_archive, is_archive_name
 
-LIMITS = {"max_total_bytes": 10_000_000, "max_files": 100, "max_ratio": 100.0}
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "tar": bytes,
+    "tar.gz": gzip.compress,
+    "tgz": gzip.compress,
+    "tar.bz2": bz2.compress,
+    "tar.xz": lzma.compress,
+}
+
+
+def extract(archive: Path, dest: Path) -> list[str]:
+    return extract_archive(archive, dest, max_total_bytes=10_000_000, max_files=100, max_ratio=100)
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:
@@ -25,10 +39,14 @@ def make_zip(path: Path, entries: dict[str, bytes], *, deflate: bool = False) ->
     return path
 
 
-def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str) -> Path:
-    with tarfile.open(path, mode) as archive:
+def make_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A tar, compressed as its name says."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
         for info, data in members:
             archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    suffix = next(s for s in COMPRESSORS if path.name.endswith(f".{s}"))
+    path.write_bytes(COMPRESSORS[suffix](buffer.getvalue()))
     return path
 
 
@@ -84,7 +102,7 @@ def test_zip_extracts_files_in_archive_order_and_skips_macos_junk(tmp_path: Path
     )
     dest = tmp_path / "out"
 
-    files = extract_archive(archive, dest, **LIMITS)
+    files = extract(archive, dest)
 
     assert files == ["set/b.jpg", "a.png", "set/sub/c.jpg"]
     assert tree(dest) == ["a.png", "set", "set/b.jpg", "set/sub", "set/sub/c.jpg"]
@@ -92,26 +110,16 @@ def test_zip_extracts_files_in_archive_order_and_skips_macos_junk(tmp_path: Path
     assert (dest / "set/sub/c.jpg").read_bytes() == b"c"
 
 
-@pytest.mark.parametrize(
-    ("suffix", "mode"),
-    [
-        ("tar", "w"),
-        ("tar.gz", "w:gz"),
-        ("tgz", "w:gz"),
-        ("tar.bz2", "w:bz2"),
-        ("tar.xz", "w:xz"),
-    ],
-)
-def test_tar_variants(tmp_path: Path, suffix: str, mode: str) -> None:
+@pytest.mark.parametrize("suffix", ["tar", "tar.gz", "tgz", "tar.bz2", "tar.xz"])
+def test_tar_variants(tmp_path: Path, suffix: str) -> None:
     directory = tarfile.TarInfo("frames")
     directory.type = tarfile.DIRTYPE
     archive = make_tar(
         tmp_path / f"frames.{suffix}",
         [(directory, None), regular("frames/2.jpg", b"two"), regular("1.jpg", b"one")],
-        mode,
     )
 
-    files = extract_archive(archive, tmp_path / "out", **LIMITS)
+    files = extract(archive, tmp_path / "out")
 
     assert files == ["frames/2.jpg", "1.jpg"]
     assert (tmp_path / "out/frames/2.jpg").read_bytes() == b"two"
@@ -133,7 +141,7 @@ def test_zip_slip_is_refused(tmp_path: Path, entry: str, reason: str) -> None:
     dest = tmp_path / "out"
 
     with pytest.raises(MediaError) as caught:
-        extract_archive(archive, dest, **LIMITS)
+        extract(archive, dest)
 
     assert caught.value.file == "slip.zip"
     assert caught.value.reason == f"entry {entry!r}: {reason}"
@@ -143,10 +151,10 @@ def test_zip_slip_is_refused(tmp_path: Path, entry: str, reason: str) -> None:
 
 def test_tar_absolute_and_parent_paths_are_refused(tmp_path: Path) -> None:
     for name in ("/tmp/evil.txt", "../evil.txt"):
-        archive = make_tar(tmp_path / "slip.tar", [regular(name, b"evil")], "w")
+        archive = make_tar(tmp_path / "slip.tar", [regular(name, b"evil")])
 
         with pytest.raises(MediaError, match=r"^slip\.tar: entry '[^']*evil\.txt'"):
-            extract_archive(archive, tmp_path / "out", **LIMITS)
+            extract(archive, tmp_path / "out")
 
         assert not (tmp_path / "out").exists()
 
@@ -163,13 +171,13 @@ def test_tar_absolute_and_parent_paths_are_refused(tmp_path: Path) -> None:
 def test_tar_links_and_devices_are_refused(
     tmp_path: Path, member: tuple[tarfile.TarInfo, None], kind: str
 ) -> None:
-    archive = make_tar(tmp_path / "links.tar.gz", [regular("a.jpg", b"a"), member], "w:gz")
+    archive = make_tar(tmp_path / "links.tar.gz", [regular("a.jpg", b"a"), member])
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
 
     with pytest.raises(MediaError) as caught:
-        extract_archive(archive, dest, **LIMITS)
+        extract(archive, dest)
 
     assert caught.value.reason == f"entry {member[0].name!r}: {kind} entries are not allowed"
     # The file extracted before the link is gone; what was there before stays.
@@ -186,7 +194,7 @@ def test_zip_symlink_is_refused(tmp_path: Path) -> None:
         zf.writestr(link, "/etc/passwd")
 
     with pytest.raises(MediaError, match=r"entry 'link\.jpg': symbolic link entries"):
-        extract_archive(archive, tmp_path / "out", **LIMITS)
+        extract(archive, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
 
@@ -198,7 +206,7 @@ def test_highly_compressible_entry_is_a_bomb(tmp_path: Path) -> None:
     assert archive.stat().st_size < 10_000
 
     with pytest.raises(MediaError) as caught:
-        extract_archive(archive, tmp_path / "out", **LIMITS)
+        extract(archive, tmp_path / "out")
 
     assert caught.value.file == "bomb.zip"
     assert caught.value.reason == (
@@ -210,7 +218,9 @@ def test_highly_compressible_entry_is_a_bomb(tmp_path: Path) -> None:
 def test_declared_total_over_the_limit_is_refused_before_writing(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "big.zip", {"a.bin": random_bytes(600), "b.bin": b"x" * 600})
 
-    with pytest.raises(MediaError, match=r"entry 'b\.bin': declared sizes add up to more than 1000"):
+    with pytest.raises(
+        MediaError, match=r"entry 'b\.bin': declared sizes add up to more than 1000"
+    ):
         extract_archive(archive, tmp_path / "out", max_total_bytes=1000, max_files=10, max_ratio=10)
 
     assert not (tmp_path / "out").exists()
@@ -231,6 +241,7 @@ def test_zip_whose_header_lies_about_size(tmp_path: Path) -> None:
         extract_archive(archive, dest, max_total_bytes=10_000, max_files=10, max_ratio=1000)
 
     assert caught.value.file == "liar.zip"
+    assert caught.value.reason.startswith("entry 'zeros.bin': corrupt or unsupported data (")
     assert not dest.exists()
 
 
@@ -238,12 +249,11 @@ def test_tar_gz_bomb_is_stopped_while_streaming(tmp_path: Path) -> None:
     archive = make_tar(
         tmp_path / "bomb.tar.gz",
         [regular("a.jpg", random_bytes(1000)), regular("zeros.bin", bytes(5_000_000))],
-        "w:gz",
     )
     dest = tmp_path / "out"
 
     with pytest.raises(MediaError, match=r"^bomb\.tar\.gz: entry 'zeros\.bin': .* 100 times"):
-        extract_archive(archive, dest, **LIMITS)
+        extract(archive, dest)
 
     assert not dest.exists()
 
@@ -252,7 +262,6 @@ def test_tar_total_limit_rolls_back_earlier_files(tmp_path: Path) -> None:
     archive = make_tar(
         tmp_path / "many.tar",
         [regular(f"{i}.bin", random_bytes(400, seed=i)) for i in range(3)],
-        "w",
     )
     dest = tmp_path / "out"
 
@@ -268,9 +277,7 @@ def test_too_many_files(tmp_path: Path, kind: str) -> None:
     if kind == "zip":
         archive = make_zip(tmp_path / "many.zip", entries)
     else:
-        archive = make_tar(
-            tmp_path / "many.tar", [regular(n, d) for n, d in entries.items()], "w"
-        )
+        archive = make_tar(tmp_path / "many.tar", [regular(n, d) for n, d in entries.items()])
 
     with pytest.raises(MediaError, match=r"entry '3\.jpg': the archive holds more than 3 files"):
         extract_archive(archive, tmp_path / "out", max_total_bytes=10**6, max_files=3, max_ratio=10)
@@ -288,7 +295,7 @@ def test_duplicate_entries_are_refused(tmp_path: Path) -> None:
             zf.writestr("a.jpg", b"2")
 
     with pytest.raises(MediaError, match=r"entry 'a\.jpg': duplicate entry"):
-        extract_archive(archive, tmp_path / "out", **LIMITS)
+        extract(archive, tmp_path / "out")
 
 
 def test_existing_files_are_never_overwritten(tmp_path: Path) -> None:
@@ -298,7 +305,7 @@ def test_existing_files_are_never_overwritten(tmp_path: Path) -> None:
     (dest / "sub/a.jpg").write_bytes(b"mine")
 
     with pytest.raises(MediaError, match=r"entry 'sub/a\.jpg': a file of that name already"):
-        extract_archive(archive, dest, **LIMITS)
+        extract(archive, dest)
 
     assert (dest / "sub/a.jpg").read_bytes() == b"mine"
     assert tree(dest) == ["sub", "sub/a.jpg"]
@@ -307,8 +314,10 @@ def test_existing_files_are_never_overwritten(tmp_path: Path) -> None:
 def test_file_where_a_directory_is_needed(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "clash.zip", {"a": b"file", "a/b.jpg": b"x"})
 
-    with pytest.raises(MediaError, match=r"entry 'a/b\.jpg': a file stands where a directory is needed"):
-        extract_archive(archive, tmp_path / "out", **LIMITS)
+    with pytest.raises(
+        MediaError, match=r"entry 'a/b\.jpg': a file stands where a directory is needed"
+    ):
+        extract(archive, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
 
@@ -322,7 +331,7 @@ def test_symlinked_directory_in_destination_is_not_followed(tmp_path: Path) -> N
     archive = make_zip(tmp_path / "a.zip", {"sub/x.jpg": b"x"})
 
     with pytest.raises(MediaError, match="the path leaves the destination directory"):
-        extract_archive(archive, dest, **LIMITS)
+        extract(archive, dest)
 
     assert list(outside.iterdir()) == []
 
@@ -333,7 +342,7 @@ def test_garbage_is_a_corrupt_archive(tmp_path: Path, name: str) -> None:
     path.write_bytes(random_bytes(5000))
 
     with pytest.raises(MediaError, match=rf"^{name}: corrupt or unsupported archive"):
-        extract_archive(path, tmp_path / "out", **LIMITS)
+        extract(path, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
 
@@ -342,18 +351,19 @@ def test_truncated_tar_gz_leaves_nothing(tmp_path: Path) -> None:
     archive = make_tar(
         tmp_path / "cut.tar.gz",
         [regular("a.bin", random_bytes(20_000)), regular("b.bin", random_bytes(20_000, 1))],
-        "w:gz",
     )
     archive.write_bytes(archive.read_bytes()[:30_000])
 
-    with pytest.raises(MediaError, match=r"^cut\.tar\.gz: corrupt or unsupported archive"):
-        extract_archive(archive, tmp_path / "out", **LIMITS)
+    with pytest.raises(
+        MediaError, match=r"^cut\.tar\.gz: entry 'b\.bin': corrupt or unsupported data"
+    ):
+        extract(archive, tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
 
 
 def test_unsupported_or_missing(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"^a\.rar: unsupported archive type$"):
-        extract_archive(tmp_path / "a.rar", tmp_path / "out", **LIMITS)
+        extract(tmp_path / "a.rar", tmp_path / "out")
     with pytest.raises(MediaError, match=r"^b\.zip: file not found$"):
-        extract_archive(tmp_path / "b.zip", tmp_path / "out", **LIMITS)
+        extract(tmp_path / "b.zip", tmp_path / "out")

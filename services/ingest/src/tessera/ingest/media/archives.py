@@ -87,8 +87,12 @@ def extract_archive(
         writer.rollback()
         # An OSError's text carries server paths; its strerror does not.
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        reason = f"corrupt or unsupported archive ({detail or type(exc).__name__})"
-        raise MediaError(name, reason) from None
+        detail = detail or type(exc).__name__
+        if writer.current_entry is None:
+            raise MediaError(name, f"corrupt or unsupported archive ({detail})") from None
+        raise writer.error(
+            writer.current_entry, f"corrupt or unsupported data ({detail})"
+        ) from None
     return writer.files
 
 
@@ -187,6 +191,8 @@ class _Writer:
         self._written_bytes = 0
         self._seen: set[str] = set()
         self.files: list[str] = []
+        # The entry being written, so that a failure while reading it can name it.
+        self.current_entry: str | None = None
         self._make_directories(dest, ".")
         self._dest_real = os.path.realpath(dest)
 
@@ -221,6 +227,7 @@ class _Writer:
     def add_directory(self, relative: str) -> None:
         self._claim(relative)
         self._make_directories(self._dest / relative, relative)
+        self.current_entry = None
 
     def add_file(self, relative: str, source: IO[bytes]) -> None:
         self._claim(relative)
@@ -243,6 +250,7 @@ class _Writer:
                     relative, len(self.files) + 1, self._written_bytes, "extracted data is"
                 )
         self.files.append(relative)
+        self.current_entry = None
 
     def rollback(self) -> None:
         """Remove every file and directory this writer created, newest first."""
@@ -259,6 +267,7 @@ class _Writer:
         if relative in self._seen:
             raise self.error(relative, "duplicate entry")
         self._seen.add(relative)
+        self.current_entry = relative
 
     def _check_limits(self, entry: str, files: int, total_bytes: int, what: str) -> None:
         if files > self._max_files:

@@ -48,10 +48,12 @@ _ORIGINAL_SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
 
 
 def compress_frame(image: Image.Image | StrPath, quality: int) -> bytes:
-    """One frame as a JPEG at ``quality`` (1..100), in RGB, oriented as displayed.
+    """One frame as a JPEG at ``quality`` (1..100), oriented as displayed.
 
-    A path is decoded with `load_image` (`MediaError` on a bad file); an image whose EXIF
-    orientation is set is turned first, as CVAT does. Raises `ValueError` for a bad quality.
+    Grey-scale sources stay grey-scale (mode ``L``) and everything else is RGB, converted as
+    `to_8bit` does; CVAT's current ``_compress_image`` keeps ``L`` the same way. A path is
+    decoded with `load_image` (`MediaError` on a bad file); an image whose EXIF orientation is
+    set is turned first, as CVAT does. Raises `ValueError` for a bad quality.
     """
     _check_quality(quality)
     if isinstance(image, Image.Image):
@@ -61,7 +63,7 @@ def compress_frame(image: Image.Image | StrPath, quality: int) -> bytes:
     else:
         image = load_image(image)
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True)
+    image.save(buffer, format="JPEG", quality=quality, optimize=True)
     return buffer.getvalue()
 
 
@@ -104,7 +106,8 @@ def write_video_chunk(
 
     The codec is H.264 (libx264) when PyAV's FFmpeg has it, else MPEG-4 Part 2; ``codec``
     forces one of ``"libx264"`` and ``"mpeg4"``. ``quality`` 1..100 maps to x264's CRF as in
-    CVAT, ``round(51 * (100 - quality) / 99)`` (100 gives 0, lossless), and to an MPEG-4
+    CVAT, ``round(51 * (100 - quality) / 99)`` (100 gives 0, lossless, or 1 in the baseline
+    profile of compressed chunks, which has no lossless mode), and to an MPEG-4
     quantiser from 2 to 31 likewise. A compressed chunk (the default) uses CVAT's compressed
     settings (baseline profile, no loop filter) and halves the size until the height is below
     1080; ``original=True`` keeps the size and encodes with preset ultrafast, as CVAT's
@@ -179,10 +182,17 @@ def _encoder_options(codec: str, quality: int, *, original: bool) -> dict[str, o
     if codec == "mpeg4":
         quantiser = str(2 + round(29 * (100 - quality) / 99))
         return {"qmin": quantiser, "qmax": quantiser}
-    crf = str(round(51 * (100 - quality) / 99))
+    crf = round(51 * (100 - quality) / 99)
     if original:
-        return {"crf": crf, "preset": "ultrafast"}
-    return {"profile": "baseline", "coder": "0", "crf": crf, "wpredp": "0", "flags": "-loop"}
+        return {"crf": str(crf), "preset": "ultrafast"}
+    # CRF 0 is lossless, which x264 refuses in the baseline profile.
+    return {
+        "profile": "baseline",
+        "coder": "0",
+        "crf": str(max(crf, 1)),
+        "wpredp": "0",
+        "flags": "-loop",
+    }
 
 
 def _check_quality(quality: int) -> None:

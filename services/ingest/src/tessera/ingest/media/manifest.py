@@ -346,6 +346,8 @@ class _Parser:
         return value
 
     def _error(self, reason: str) -> MediaError:
+        if not self._line_number:
+            return MediaError(self._file_name, f"empty manifest: {reason}")
         return MediaError(self._file_name, f"line {self._line_number}: {reason}")
 
 

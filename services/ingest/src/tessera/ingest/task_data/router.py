@@ -185,5 +185,3 @@ async def tus_patch(
         status_code=status.HTTP_204_NO_CONTENT,
         headers={**TUS_HEADERS, "Upload-Offset": str(upload.offset)},
     )
-
-
