@@ -247,9 +247,7 @@ class RequestStore:
     async def _update(self, rq_id: str, status: Status, values: Mapping[str, Any]) -> None:
         async with self.database.transaction() as session:
             await session.execute(
-                self.table.update()
-                .where(self.table.c.id == rq_id)
-                .values(status=status, **values)
+                self.table.update().where(self.table.c.id == rq_id).values(status=status, **values)
             )
             progress = values.get("progress")
             await self._publish(session, rq_id, status, progress)

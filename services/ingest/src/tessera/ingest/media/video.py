@@ -82,7 +82,7 @@ def index_video(path: StrPath) -> VideoIndex:
             stream = _video_stream(container, name)
             check_stream = checker.streams.video[0]
             count = 0
-            previous_pts = -1
+            previous_pts: int | None = None
             keyframes: list[KeyFrame] = []
             first: VideoFrame | None = None
             for frame in container.decode(stream):
@@ -92,7 +92,7 @@ def index_video(path: StrPath) -> VideoIndex:
                         raise MediaError(name, "the first frame is not a key frame")
                 if frame.pts is None:
                     raise MediaError(name, f"frame {count} has no timestamp")
-                if frame.pts <= previous_pts:
+                if previous_pts is not None and frame.pts <= previous_pts:
                     raise MediaError(name, f"timestamps do not increase at frame {count}")
                 if frame.key_frame and _seek_lands_on(checker, check_stream, frame.pts):
                     checksum = hashlib.md5(
