@@ -203,6 +203,8 @@ class RequestStore:
         fraction = min(max(fraction, 0.0), 1.0)
         if fraction - self._reported.get(rq_id, -1.0) < PROGRESS_STEP and fraction < 1.0:
             return
+        # Claimed before the write, so concurrent workers of one request do not all write.
+        self._reported[rq_id] = fraction
         values: dict[str, Any] = {"progress": fraction}
         if message:
             values["message"] = message

@@ -19,6 +19,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+SINGLE_PUT_LIMIT = 8 * 1024 * 1024
 
 
 class ObjectNotFound(KeyError):
@@ -147,7 +148,12 @@ class ObjectStorage:
     async def put_file(
         self, key: str, path: Path, *, content_type: str = "application/octet-stream"
     ) -> int:
-        """Write a local file (multipart when large, reading 8 MiB at a time); its size."""
+        """Write a local file (one request when small, else multipart 8 MiB at a time); its size."""
+        size = await asyncio.to_thread(lambda: path.stat().st_size)
+        if size < SINGLE_PUT_LIMIT:
+            data = await asyncio.to_thread(path.read_bytes)
+            await self.put(key, data, content_type=content_type)
+            return len(data)
         async with self.upload(key, content_type=content_type) as upload:
             with path.open("rb") as source:
                 while block := await asyncio.to_thread(source.read, 8 * 2**20):

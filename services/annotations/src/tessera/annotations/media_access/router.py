@@ -1,4 +1,5 @@
-"""`/api/internal/{tasks|jobs}/{id}/access`: what the caller may do with a task's media.
+"""`/api/internal/{tasks|jobs}/{id}/access` and `/api/internal/context`: what the caller
+may do with a task's media, and the organization context of a request.
 
 The ingest service asks with the caller's own token and organization headers, so the
 answer is the caller's, decided by the same visibility rules as every other endpoint.
@@ -8,7 +9,7 @@ from fastapi import APIRouter
 
 from tessera.annotations.access import RequestContext
 from tessera.annotations.media_access import service
-from tessera.annotations.media_access.schemas import JobAccess, TaskAccess
+from tessera.annotations.media_access.schemas import CallerContext, JobAccess, TaskAccess
 from tessera.platform.db import DbSession
 
 router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -24,3 +25,15 @@ async def task_access(task_id: int, ctx: RequestContext, session: DbSession) -> 
 async def job_access(job_id: int, ctx: RequestContext, session: DbSession) -> JobAccess:
     """The job's task and frames, if the caller sees the job."""
     return await service.job_access(session, ctx, job_id)
+
+
+@router.get("/context", summary="The caller's organization context (ingest)")
+async def caller_context(ctx: RequestContext) -> CallerContext:
+    """Who is asking and in which organization, with their role (404 for a stranger)."""
+    return CallerContext(
+        user_id=ctx.user_id,
+        username=ctx.principal.username,
+        is_admin=ctx.is_admin,
+        organization_id=ctx.organization_id,
+        role=ctx.role.value if ctx.role else None,
+    )

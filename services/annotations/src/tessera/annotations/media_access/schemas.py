@@ -28,3 +28,13 @@ class JobAccess(BaseModel):
     start_frame: int
     stop_frame: int
     frames: list[int] | None
+
+
+class CallerContext(BaseModel):
+    """The caller and the organization their request acts in, with their role there."""
+
+    user_id: int
+    username: str
+    is_admin: bool
+    organization_id: int | None
+    role: Literal["owner", "maintainer", "supervisor", "worker"] | None
