@@ -1,4 +1,5 @@
-"""The annotations service, as ingest sees it: access decisions and segment jobs.
+"""The annotations service, as ingest sees it: access decisions, organization context and
+segment jobs.
 
 Access is asked with the caller's own credentials (their bearer token and organization
 context), so the answer is exactly what the annotations service would decide for them;
@@ -55,6 +56,27 @@ class JobAccess:
         return list(range(self.start_frame, self.stop_frame + 1))
 
 
+@dataclass(frozen=True)
+class CallerContext:
+    """The caller and the organization their request acts in (None: personal workspace)."""
+
+    user_id: int
+    username: str
+    is_admin: bool
+    organization_id: int | None
+    role: str | None
+
+    @property
+    def sees_whole_organization(self) -> bool:
+        """Administrators, and owners, maintainers and supervisors of the organization."""
+        return self.is_admin or self.role in ("owner", "maintainer", "supervisor")
+
+    @property
+    def manages_organization(self) -> bool:
+        """Administrators, and owners and maintainers of the organization."""
+        return self.is_admin or self.role in ("owner", "maintainer")
+
+
 class AnnotationsClient:
     """HTTP client of the annotations service."""
 
@@ -91,6 +113,17 @@ class AnnotationsClient:
             start_frame=body["start_frame"],
             stop_frame=body["stop_frame"],
             frames=tuple(frames) if frames is not None else None,
+        )
+
+    async def context(self, request: Request) -> CallerContext:
+        """The caller's organization context (their organization headers resolved)."""
+        body = await self._ask(request, "/api/internal/context")
+        return CallerContext(
+            user_id=body["user_id"],
+            username=body["username"],
+            is_admin=body["is_admin"],
+            organization_id=body["organization_id"],
+            role=body["role"],
         )
 
     def forget(self, task_id: int) -> None:

@@ -4,6 +4,8 @@ from fastapi import FastAPI
 
 from tessera.ingest import __version__, migrations
 from tessera.ingest.annotations_client import AnnotationsClient
+from tessera.ingest.cloud_storages.router import router as cloud_storages_router
+from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation import CreationRunner
 from tessera.ingest.frames.router import router as frames_router
@@ -20,12 +22,14 @@ async def _start(platform: Platform) -> None:
     annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
     requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
     await requests.fail_interrupted()
+    clouds = CloudStorages(platform.database, settings)
     platform.extras.update(
         annotations=annotations,
+        clouds=clouds,
         requests=requests,
-        reader=MediaReader(platform.database, platform.storage, settings),
+        reader=MediaReader(platform.database, platform.storage, settings, clouds),
         creation=CreationRunner(
-            platform.database, platform.storage, settings, annotations, requests
+            platform.database, platform.storage, settings, annotations, requests, clouds=clouds
         ),
     )
 
@@ -33,6 +37,7 @@ async def _start(platform: Platform) -> None:
 async def _stop(platform: Platform) -> None:
     await platform.extras["creation"].stop()
     platform.extras["reader"].close()
+    await platform.extras["clouds"].close()
     await platform.extras["annotations"].close()
 
 
@@ -42,7 +47,7 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Task media: uploads, cloud storage, URLs, shares, frames, chunks and segments.",
     migrations=migrations.LOCATION,
-    routers=(task_data_router, frames_router, requests_router()),
+    routers=(task_data_router, frames_router, cloud_storages_router, requests_router()),
     on_start=(_start,),
     on_stop=(_stop,),
 )

@@ -1,11 +1,14 @@
 """Settings of the ingest service."""
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tessera.platform.settings import PlatformSettings
+
+DEV_SECRETS_KEY = "tessera development secrets key"  # refused outside dev
 
 
 class IngestSettings(PlatformSettings):
@@ -37,6 +40,10 @@ class IngestSettings(PlatformSettings):
     chunk_cache_bytes: int = 10 * 2**30
     # Parallel workers for decoding and encoding media.
     media_workers: int = 2
+    # Passphrase of the key that encrypts cloud storage credentials in the database.
+    secrets_key: SecretStr = SecretStr(DEV_SECRETS_KEY)
+    # Objects read at once from a cloud storage while a task is created.
+    cloud_concurrency: int = 16
 
     @property
     def internal_token(self) -> str:
@@ -45,3 +52,12 @@ class IngestSettings(PlatformSettings):
         if token is None:
             raise RuntimeError("set TESSERA_SERVICE_TOKEN (an administrator's access token)")
         return token.get_secret_value()
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_key(self) -> Self:
+        if not self.is_dev and self.secrets_key.get_secret_value() == DEV_SECRETS_KEY:
+            raise ValueError(
+                "TESSERA_SECRETS_KEY still holds the development default; set it, "
+                "or set TESSERA_ENV=dev for a local setup"
+            )
+        return self

@@ -80,3 +80,30 @@ chunks = sa.Table(
     sa.Column("cached", sa.Boolean, nullable=False),
     sa.Column("last_used", sa.DateTime(timezone=True), nullable=False),
 )
+
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+)
+
+cloud_storages = sa.Table(
+    "cloud_storages",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("owner_id", sa.BigInteger, nullable=False),
+    sa.Column("owner_username", sa.Text, nullable=False),
+    sa.Column("organization_id", sa.BigInteger),
+    sa.Column("provider_type", sa.Text, nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("credentials_type", sa.Text, nullable=False),
+    sa.Column("secret_id", sa.Uuid, sa.ForeignKey("secrets.id")),
+    sa.Column("specific_attributes", sa.Text, nullable=False),
+    sa.Column("manifests", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_date", sa.DateTime(timezone=True), nullable=False),
+)

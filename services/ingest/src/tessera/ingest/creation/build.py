@@ -1,11 +1,14 @@
 """From local files to a task's media: frames, stored originals, chunks and a manifest.
 
 The working folder holds the gathered files; archives are unpacked in place. A task is
-either images (any number, from any folders) or exactly one video; anything else is
-refused naming the file. Frames are numbered after sorting and the frame options
-(`start_frame`, `stop_frame`, `frame_filter`); chunks are made now, or on first request
-when `use_cache` is set. Nothing here touches the database: `MediaBuild` says what to
-record.
+either images (any number, from any folders), exactly one video, or point clouds (a 3D
+task: `.pcd` files and KITTI `.bin` scans, which become `.pcd` as in CVAT); anything else
+is refused naming the file. Images and point clouds get their context images by CVAT's
+folder layouts (`tessera.ingest.media.related`); a given `manifest.jsonl` is checked
+against the files (`tessera.ingest.creation.given_manifest`). Frames are numbered after
+sorting and the frame options (`start_frame`, `stop_frame`, `frame_filter`); chunks are
+made now, or on first request when `use_cache` is set. Nothing here touches the database:
+`MediaBuild` says what to record.
 """
 
 from __future__ import annotations
@@ -22,23 +25,38 @@ from typing import Any
 import orjson
 
 from tessera.ingest.config import IngestSettings
+from tessera.ingest.creation.given_manifest import GivenManifest, split_manifest
 from tessera.ingest.media.archives import extract_archive, is_archive_name
 from tessera.ingest.media.chunks import write_image_chunk, write_video_chunk
 from tessera.ingest.media.errors import MediaError
 from tessera.ingest.media.frames import VIDEO_CHUNK_SIZE, auto_chunk_size, frame_numbers
-from tessera.ingest.media.images import is_image_name, read_image_info
+from tessera.ingest.media.images import ImageInfo, is_image_name, read_image_info
+from tessera.ingest.media.pointclouds import (
+    is_pointcloud_name,
+    kitti_to_pcd,
+    pcd_name,
+    read_pointcloud_info,
+    write_pointcloud_chunk,
+)
+from tessera.ingest.media.related import detect_related_images, is_in_related_folder
 from tessera.ingest.media.sorting import sort_names
 from tessera.ingest.media.video import VideoIndex, index_video, is_video_name, read_frames
 from tessera.ingest.task_data.schemas import DataRequest
 from tessera.platform.storage import ObjectStorage
 
 Progress = Callable[[float], Awaitable[None]]
+ORIGINALS_AT_ONCE = 16  # objects written to storage at once
 IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 
 
 def media_prefix(task_id: int) -> str:
     """Where a task's stored media lives (originals, chunks, manifest)."""
     return f"tasks/{task_id}/media/"
+
+
+def related_prefix(task_id: int) -> str:
+    """Where a task's context images are stored, each under its name among the task's files."""
+    return f"{media_prefix(task_id)}related/"
 
 
 def chunk_key(task_id: int, quality: str, number: int, extension: str) -> str:
@@ -56,12 +74,14 @@ def chunk_row(
 
 @dataclass
 class FrameRecord:
-    """One task frame: its name (relative path), size, and the object holding its original."""
+    """One task frame: its name (relative path), size, the object holding its original, and
+    the objects holding its context images."""
 
     name: str
     width: int
     height: int
     object_key: str | None
+    related_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +100,7 @@ class MediaBuild:
     video_key: str | None = None
     video_keyframes: list[int] | None = None
     manifest_key: str | None = None
+    dimension: str = "2d"
 
 
 def unpack(workdir: Path, names: list[str], settings: IngestSettings) -> list[str]:
@@ -102,21 +123,32 @@ def unpack(workdir: Path, names: list[str], settings: IngestSettings) -> list[st
 
 
 def classify(names: list[str]) -> tuple[str, list[str]]:
-    """("image" | "video", the media files); MediaError for anything else."""
-    media = [n for n in names if not n.endswith(".jsonl") and "/related_images/" not in f"/{n}"]
+    """("image" | "video" | "pointcloud", the media files); MediaError for anything else.
+
+    Images in `related_images` folders are context images, never frames. With point clouds
+    among the files every image is a candidate context image, as in CVAT's 3D tasks.
+    """
+    media = [n for n in names if not is_in_related_folder(n)]
     videos = [n for n in media if is_video_name(n)]
     images = [n for n in media if is_image_name(n)]
+    clouds = [n for n in media if is_pointcloud_name(n)]
     for name in media:
-        if name not in videos and name not in images:
-            raise MediaError(name, "unsupported file type (images or one video are accepted)")
-    if videos and (images or len(videos) > 1):
+        if name not in videos and name not in images and name not in clouds:
+            raise MediaError(
+                name, "unsupported file type (images, one video or point clouds are accepted)"
+            )
+    if videos and (images or clouds or len(videos) > 1):
         raise MediaError(videos[0], "a video task takes exactly one video and nothing else")
     if not media:
-        raise MediaError("(task data)", "no images or video among the files")
+        raise MediaError("(task data)", "no images, video or point clouds among the files")
+    if clouds:
+        return "pointcloud", clouds
     return ("video", videos) if videos else ("image", images)
 
 
-def _ordered(names: list[str], options: DataRequest) -> list[str]:
+def _ordered(names: list[str], options: DataRequest, given: GivenManifest | None) -> list[str]:
+    if given is not None:
+        return given.frame_order(names, options.sorting_method)
     if options.sorting_method == "predefined":
         return names
     return sort_names(names, options.sorting_method)
@@ -134,14 +166,24 @@ async def build(
 ) -> MediaBuild:
     """Make the task's media from the gathered files (see the module doc)."""
     names = await asyncio.to_thread(unpack, workdir, names, settings)
+    manifest_name, names = split_manifest(names)
+    given = None
+    if manifest_name is not None:
+        given = await asyncio.to_thread(GivenManifest.read, workdir, manifest_name)
     media_type, files = classify(names)
     if media_type == "video":
         return await _build_video(
-            task_id, workdir, name=files[0], options=options, storage=storage, progress=progress
-        )
+            task_id, workdir, name=files[0], options=options, storage=storage, progress=progress,
+            given=given,
+        )  # fmt: skip
+    if media_type == "pointcloud":
+        return await _build_pointclouds(
+            task_id, workdir, clouds=files, names=names, options=options, storage=storage,
+            settings=settings, progress=progress, given=given,
+        )  # fmt: skip
     return await _build_images(
-        task_id, workdir, ordered=_ordered(files, options), options=options, storage=storage,
-        settings=settings, progress=progress,
+        task_id, workdir, ordered=_ordered(files, options, given), names=names,
+        options=options, storage=storage, settings=settings, progress=progress, given=given,
     )  # fmt: skip
 
 
@@ -158,10 +200,12 @@ async def _build_images(
     workdir: Path,
     *,
     ordered: list[str],
+    names: list[str],
     options: DataRequest,
     storage: ObjectStorage,
     settings: IngestSettings,
     progress: Progress,
+    given: GivenManifest | None,
 ) -> MediaBuild:
     selected = [ordered[i] for i in _selection(len(ordered), options, ordered[0])]
     semaphore = asyncio.Semaphore(settings.media_workers)
@@ -172,22 +216,145 @@ async def _build_images(
             return found.width, found.height
 
     sizes = await asyncio.gather(*(info(name) for name in selected))
+    if given is not None:
+        given.check_image_sizes(
+            {name: ImageInfo(w, h) for name, (w, h) in zip(selected, sizes, strict=True)}
+        )
     await progress(0.2)
+    related = detect_related_images(selected, names, dimension="2d")
+    related_keys = await _store_related_images(task_id, workdir, related, storage, settings)
     frames = [
-        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}")
+        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}",
+                    [related_keys[r] for r in related[name]])
         for name, (w, h) in zip(selected, sizes, strict=True)
-    ]
-    for index, frame in enumerate(frames):
+    ]  # fmt: skip
+    return await _store_frames(
+        task_id, workdir, frames, options=options, storage=storage, progress=progress
+    )
+
+
+async def _build_pointclouds(
+    task_id: int,
+    workdir: Path,
+    *,
+    clouds: list[str],
+    names: list[str],
+    options: DataRequest,
+    storage: ObjectStorage,
+    settings: IngestSettings,
+    progress: Progress,
+    given: GivenManifest | None,
+) -> MediaBuild:
+    """A 3D task: as images, with KITTI scans turned into the PCD files the frames are."""
+    sources = {pcd_name(name): name for name in clouds}
+    if len(sources) != len(clouds):
+        twice = next(name for name in clouds if pcd_name(name) != name and pcd_name(name) in clouds)
+        raise MediaError(twice, f"becomes {pcd_name(twice)}, which is also among the files")
+    ordered = _ordered(list(sources), options, given)
+    selected = [ordered[i] for i in _selection(len(ordered), options, ordered[0])]
+    semaphore = asyncio.Semaphore(settings.media_workers)
+
+    async def prepare(name: str) -> tuple[int, int]:
+        async with semaphore:
+            if sources[name] == name:
+                found = await asyncio.to_thread(read_pointcloud_info, workdir / name)
+            else:
+                found = await asyncio.to_thread(
+                    kitti_to_pcd, workdir / sources[name], workdir / name
+                )
+            return found.width, found.height
+
+    sizes = await asyncio.gather(*(prepare(name) for name in selected))
+    await progress(0.2)
+    related = detect_related_images(selected, names, dimension="3d")
+    related_keys = await _store_related_images(task_id, workdir, related, storage, settings)
+    frames = [
+        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}",
+                    [related_keys[r] for r in related[name]])
+        for name, (w, h) in zip(selected, sizes, strict=True)
+    ]  # fmt: skip
+    return await _store_frames(
+        task_id, workdir, frames, options=options, storage=storage, progress=progress,
+        dimension="3d",
+    )  # fmt: skip
+
+
+async def _store_related_images(
+    task_id: int,
+    workdir: Path,
+    related: dict[str, list[str]],
+    storage: ObjectStorage,
+    settings: IngestSettings,
+) -> dict[str, str]:
+    """Check and store the frames' context images; their object keys by name."""
+    names = sorted({name for images in related.values() for name in images})
+    semaphore = asyncio.Semaphore(settings.media_workers)
+
+    async def check(name: str) -> None:
+        async with semaphore:
+            try:
+                await asyncio.to_thread(read_image_info, workdir / name)
+            except MediaError as exc:
+                raise MediaError(name, exc.reason) from None
+
+    await asyncio.gather(*(check(name) for name in names))
+    keys = {name: f"{related_prefix(task_id)}{name}" for name in names}
+    for name, key in keys.items():
+        await storage.put_file(key, workdir / name)
+    return keys
+
+
+def originals_stay_in_cloud(options: DataRequest) -> bool:
+    """Whether a task's image originals are read from its cloud storage (no `copy_data`)."""
+    return options.cloud_storage_id is not None and not options.copy_data
+
+
+async def _store_originals(
+    workdir: Path, frames: list[FrameRecord], storage: ObjectStorage, progress: Progress
+) -> None:
+    semaphore = asyncio.Semaphore(ORIGINALS_AT_ONCE)
+    done = 0
+
+    async def store(frame: FrameRecord) -> None:
+        nonlocal done
         assert frame.object_key is not None
-        await storage.put_file(frame.object_key, workdir / frame.name)
-        if index % 20 == 0:
-            await progress(0.2 + 0.3 * index / len(frames))
-    chunk_size = options.chunk_size or auto_chunk_size(frames[0].width, frames[0].height)
+        async with semaphore:
+            await storage.put_file(frame.object_key, workdir / frame.name)
+        done += 1
+        await progress(0.2 + 0.3 * done / len(frames))
+
+    await asyncio.gather(*(store(frame) for frame in frames))
+
+
+async def _store_frames(
+    task_id: int,
+    workdir: Path,
+    frames: list[FrameRecord],
+    *,
+    options: DataRequest,
+    storage: ObjectStorage,
+    progress: Progress,
+    dimension: str = "2d",
+) -> MediaBuild:
+    """Store the originals of image or point cloud frames, their manifest and chunks.
+
+    Images taken from a cloud storage without `copy_data` stay in the bucket: their
+    frames keep no object key and are read from the bucket under their names.
+    """
+    if dimension == "2d" and originals_stay_in_cloud(options):
+        for frame in frames:
+            frame.object_key = None
+    else:
+        await _store_originals(workdir, frames, storage, progress)
+    # A point cloud's size is its PCD WIDTH and HEIGHT (an unorganised cloud has height 1).
+    first = frames[0]
+    chunk_size = options.chunk_size or auto_chunk_size(max(first.width, 1), first.height)
     built = MediaBuild(
         media_type="image", size=len(frames), chunk_size=chunk_size,
         compressed_chunk_type="imageset", original_chunk_type="imageset",
         start_frame=options.start_frame,
         stop_frame=options.start_frame + (len(frames) - 1) * options.step, frames=frames,
+        dimension=dimension,
     )  # fmt: skip
     built.manifest_key = await _write_image_manifest(task_id, frames, storage)
     if not options.use_cache:
@@ -195,26 +362,39 @@ async def _build_images(
         count = math.ceil(len(frames) / chunk_size)
         for number in range(count):
             part = paths[number * chunk_size : (number + 1) * chunk_size]
-            built.chunks += await _store_image_chunks(task_id, number, part, options, storage)
+            built.chunks += await _store_image_chunks(
+                task_id, number, part, options, storage, dimension=dimension
+            )
             await progress(0.5 + 0.5 * (number + 1) / count)
     return built
 
 
 async def _store_image_chunks(
-    task_id: int, number: int, paths: Sequence[Path], options: DataRequest, storage: ObjectStorage
+    task_id: int,
+    number: int,
+    paths: Sequence[Path],
+    options: DataRequest,
+    storage: ObjectStorage,
+    *,
+    dimension: str,
 ) -> list[dict[str, Any]]:
     rows = []
     for quality, level in (("compressed", options.image_quality or 1), ("original", None)):
-        data = await asyncio.to_thread(_zip_chunk, paths, level)
+        data = await asyncio.to_thread(zip_chunk, paths, level, dimension)
         key = chunk_key(task_id, quality, number, "zip")
         await storage.put(key, data, content_type="application/zip")
         rows.append(chunk_row(task_id, quality, number, key, len(data)))
     return rows
 
 
-def _zip_chunk(paths: Sequence[Path], quality: int | None) -> bytes:
+def zip_chunk(paths: Sequence[Path], quality: int | None, dimension: str) -> bytes:
+    """An image-set chunk of image files (JPEG at `quality`, or originals for None), or of
+    PCD files for a 3D task (the files themselves at either quality, as CVAT's chunks)."""
     buffer = io.BytesIO()
-    write_image_chunk(paths, buffer, quality=quality)
+    if dimension == "3d":
+        write_pointcloud_chunk(paths, buffer)
+    else:
+        write_image_chunk(paths, buffer, quality=quality)
     return buffer.getvalue()
 
 
@@ -241,9 +421,14 @@ async def _build_video(
     options: DataRequest,
     storage: ObjectStorage,
     progress: Progress,
+    given: GivenManifest | None,
 ) -> MediaBuild:
     path = workdir / name
+    if given is not None:
+        given.frame_order([name], options.sorting_method)
     index = await asyncio.to_thread(index_video, path)
+    if given is not None:
+        given.check_video(index)
     numbers = list(_selection(index.frame_count, options, name))
     await progress(0.2)
     video_key = f"{media_prefix(task_id)}originals/{name}"

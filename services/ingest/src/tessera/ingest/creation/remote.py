@@ -1,18 +1,13 @@
 """Fetching `remote_files` without letting a URL reach inside the network (SSRF).
 
-A URL's host is resolved and every address it resolves to must be public: loopback,
-private, link-local (cloud metadata endpoints live there), multicast, reserved and
-unspecified addresses are refused unless configuration allows their network. The
-address the connection actually reached is checked again before the body is read (a
-name that resolves differently the second time gains nothing), each redirect is checked
-as a new URL, and size and time are limited.
+Every URL, redirects included, passes `tessera.platform.egress`'s checks, the address
+the connection actually reached is checked again before the body is read, and size and
+time are limited.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from pathlib import Path
 from urllib.parse import unquote, urljoin
 
@@ -20,9 +15,9 @@ import httpx
 
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.media.errors import MediaError
+from tessera.platform.egress import EgressRefused, check_address, check_public_url
 
 MAX_REDIRECTS = 5
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _name_of(url: str) -> str:
@@ -33,41 +28,11 @@ def _name_of(url: str) -> str:
     return name
 
 
-def _is_internal(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-def _check_address(url: str, raw: str, settings: IngestSettings) -> None:
-    address = ipaddress.ip_address(raw.split("%", 1)[0])
-    allowed = any(address in ipaddress.ip_network(net) for net in settings.remote_allowed_networks)
-    if _is_internal(address) and not allowed:
-        raise MediaError(url, f"refused: its host resolves to the internal address {address}")
-
-
-async def _check_host(url: str, settings: IngestSettings) -> None:
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https"):
-        raise MediaError(url, "only http and https URLs can be fetched")
-    if not parsed.host:
-        raise MediaError(url, "the URL has no host")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+async def _check_url(url: str, current: str, settings: IngestSettings) -> None:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parsed.host, port, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise MediaError(url, f"its host does not resolve ({exc.strerror})") from exc
-    for info in infos:
-        _check_address(url, str(info[4][0]), settings)
+        await check_public_url(current, settings.remote_allowed_networks)
+    except EgressRefused as exc:
+        raise MediaError(url, str(exc)) from exc
 
 
 async def fetch_remote(url: str, target: Path, settings: IngestSettings) -> str:
@@ -77,14 +42,17 @@ async def fetch_remote(url: str, target: Path, settings: IngestSettings) -> str:
     timeout = httpx.Timeout(settings.remote_timeout_s)
     async with httpx.AsyncClient(follow_redirects=False, timeout=timeout, trust_env=False) as http:
         for _ in range(MAX_REDIRECTS + 1):
-            await _check_host(current, settings)
+            await _check_url(url, current, settings)
             try:
                 async with asyncio.timeout(settings.remote_timeout_s):
                     async with http.stream("GET", current) as response:
                         stream = response.extensions.get("network_stream")
                         peer = stream.get_extra_info("server_addr") if stream else None
                         if peer:
-                            _check_address(url, str(peer[0]), settings)
+                            try:
+                                check_address(str(peer[0]), settings.remote_allowed_networks)
+                            except EgressRefused as exc:
+                                raise MediaError(url, str(exc)) from exc
                         if response.is_redirect and "location" in response.headers:
                             current = urljoin(current, response.headers["location"])
                             continue

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from tessera.ingest.annotations_client import AnnotationsClient
+from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.build import MediaBuild, build, media_prefix
 from tessera.ingest.creation.sources import gather
 from tessera.ingest.media.errors import MediaError
 from tessera.ingest.media.frames import segments
 from tessera.ingest.task_data import repository as repo
+from tessera.ingest.task_data.schemas import DataRequest
 from tessera.ingest.task_data.service import CreationPlan, uploads_prefix
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem
@@ -31,6 +33,13 @@ from tessera.platform.requests import RequestStore
 from tessera.platform.storage import ObjectStorage
 
 logger = logging.getLogger(__name__)
+
+
+def _storage_kind(options: DataRequest) -> str:
+    """CVAT's `storage` of task data: where the originals are read from."""
+    if options.cloud_storage_id is not None:
+        return "local" if options.copy_data else "cloud_storage"
+    return "share" if options.server_files and not options.copy_data else "local"
 
 
 class CreationRunner:
@@ -43,8 +52,11 @@ class CreationRunner:
         settings: IngestSettings,
         annotations: AnnotationsClient,
         requests: RequestStore,
+        *,
+        clouds: CloudStorages,
     ) -> None:
         self.database = database
+        self.clouds = clouds
         self.storage = storage
         self.settings = settings
         self.annotations = annotations
@@ -95,8 +107,10 @@ class CreationRunner:
             await report(0.0)
             return report
 
-        names = await gather(plan, self.settings, self.storage, workdir / "files",
-                             await step(0.0, 0.2, "Files are being gathered"))  # fmt: skip
+        names = await gather(
+            plan, settings=self.settings, storage=self.storage, clouds=self.clouds,
+            target=workdir / "files", progress=await step(0.0, 0.2, "Files are being gathered"),
+        )  # fmt: skip
         built = await build(
             plan.task_id, workdir / "files", names=names, options=plan.options,
             storage=self.storage, settings=self.settings,
@@ -110,8 +124,8 @@ class CreationRunner:
         layout = segments(built.size, plan.segment_size, overlap)
         try:
             await self.annotations.create_segment_jobs(plan.task_id, {
-                "size": built.size, "media_type": built.media_type, "dimension": "2d",
-                "chunk_size": built.chunk_size,
+                "size": built.size, "media_type": built.media_type,
+                "dimension": built.dimension, "chunk_size": built.chunk_size,
                 "compressed_chunk_type": built.compressed_chunk_type,
                 "original_chunk_type": built.original_chunk_type,
                 "image_quality": plan.options.image_quality,
@@ -133,19 +147,19 @@ class CreationRunner:
         options = plan.options
         record = {
             "task_id": plan.task_id, "status": "creating", "media_type": built.media_type,
-            "dimension": "2d", "size": built.size, "chunk_size": built.chunk_size,
+            "dimension": built.dimension, "size": built.size, "chunk_size": built.chunk_size,
             "image_quality": options.image_quality, "use_zip_chunks": options.use_zip_chunks,
             "use_cache": options.use_cache,
             "compressed_chunk_type": built.compressed_chunk_type,
             "original_chunk_type": built.original_chunk_type,
             "start_frame": built.start_frame, "stop_frame": built.stop_frame,
             "frame_filter": options.frame_filter, "sorting_method": options.sorting_method,
-            "storage": "share" if options.server_files and not options.copy_data else "local",
+            "storage": _storage_kind(options), "cloud_storage_id": options.cloud_storage_id,
             "video_key": built.video_key, "video_keyframes": built.video_keyframes,
             "manifest_key": built.manifest_key,
         }  # fmt: skip
         frame_rows = [
-            {"task_id": plan.task_id, "frame": number, **asdict(frame), "related_keys": []}
+            {"task_id": plan.task_id, "frame": number, **asdict(frame)}
             for number, frame in enumerate(built.frames)
         ]
         async with self.database.transaction() as session:

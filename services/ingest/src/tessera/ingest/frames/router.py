@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from tessera.ingest.annotations_client import AnnotationsClient
-from tessera.ingest.frames.service import MediaReader, Payload, bad_request, media_of
+from tessera.ingest.frames.service import MediaReader, Payload, bad_request
 from tessera.ingest.task_data.schemas import DataMeta
 from tessera.platform.db import DbSession
-from tessera.platform.errors import NotFound
 
 router = APIRouter(tags=["task data"])
 
@@ -52,8 +51,7 @@ async def task_data(
         return _send(await reader.task_chunk(session, task_id, number, quality))
     if type == "frame":
         return _send(await reader.frame(session, task_id, number, quality))
-    await media_of(session, task_id)
-    raise NotFound(f"Frame {number} of task {task_id} has no related images.")
+    return _send(await reader.context_images(session, task_id, number))
 
 
 @router.get("/api/tasks/{task_id}/data/meta", summary="Frames and chunking of a task's media")
@@ -75,7 +73,8 @@ async def job_data(
     index: Annotated[int | None, Query()] = None,
     quality: Annotated[Quality, Query()] = "compressed",
 ) -> Response:
-    """Chunks by `index` in the job (or task chunk `number`); frames by task frame `number`."""
+    """Chunks by `index` in the job (or task chunk `number`); frames and context images by
+    task frame `number`, as in CVAT."""
     job = await _client(request).job_access(request, job_id)
     reader = _reader(request)
     if type == "chunk":
@@ -89,8 +88,7 @@ async def job_data(
         raise bad_request(f"frame {number} is not a frame of job {job_id}", "number")
     if type == "frame":
         return _send(await reader.frame(session, job.task_id, number, quality))
-    await media_of(session, job.task_id)
-    raise NotFound(f"Frame {number} of job {job_id} has no related images.")
+    return _send(await reader.context_images(session, job.task_id, number))
 
 
 @router.get("/api/jobs/{job_id}/data/meta", summary="Frames and chunking of a job's media")

@@ -24,10 +24,14 @@ from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.ingest.annotations_client import JobAccess
+from tessera.ingest.cloud_storages.bucket import CloudError
+from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
-from tessera.ingest.creation.build import chunk_key, video_chunk
+from tessera.ingest.creation.build import chunk_key, related_prefix, video_chunk, zip_chunk
 from tessera.ingest.frames import repository as repo
-from tessera.ingest.media.chunks import compress_frame, write_image_chunk
+from tessera.ingest.media.chunks import compress_frame
+from tessera.ingest.media.pointclouds import POINTCLOUD_MEDIA_TYPE
+from tessera.ingest.media.related import write_context_images_chunk
 from tessera.ingest.media.video import index_video, read_frames
 from tessera.ingest.task_data.schemas import DataMeta, FrameMeta
 from tessera.platform.db import Database
@@ -60,11 +64,16 @@ class MediaReader:
     """Reads frames and builds chunks of tasks; one per service process."""
 
     def __init__(
-        self, database: Database, storage: ObjectStorage, settings: IngestSettings
+        self,
+        database: Database,
+        storage: ObjectStorage,
+        settings: IngestSettings,
+        clouds: CloudStorages,
     ) -> None:
         self.database = database
         self.storage = storage
         self.settings = settings
+        self.clouds = clouds
         self._videos: dict[str, asyncio.Future[Path]] = {}
 
     async def meta(self, session: AsyncSession, task_id: int, job: JobAccess | None) -> DataMeta:
@@ -110,7 +119,9 @@ class MediaReader:
             data = await asyncio.to_thread(compress_frame, image, media.image_quality or 1)
             return Payload(data, "image/jpeg")
         (row,) = await repo.frame_rows(session, task_id, [number])
-        original = await self.storage.get(row.object_key)
+        original = await self._original(media, row)
+        if media.dimension == "3d":
+            return Payload(original, POINTCLOUD_MEDIA_TYPE)
         if quality == "original":
             kind = mimetypes.guess_type(row.name)[0] or "application/octet-stream"
             return Payload(original, kind)
@@ -202,10 +213,38 @@ class MediaReader:
             paths = []
             for i, row in enumerate(rows):
                 path = Path(folder) / f"{i:06d}{Path(row.name).suffix}"
-                await self.storage.get_file(row.object_key, path)
+                await asyncio.to_thread(path.write_bytes, await self._original(media, row))
                 paths.append(path)
             level = None if quality == "original" else (media.image_quality or 1)
-            return await asyncio.to_thread(_zip, paths, level), "zip"
+            return await asyncio.to_thread(zip_chunk, paths, level, media.dimension), "zip"
+
+    async def context_images(self, session: AsyncSession, task_id: int, number: int) -> Payload:
+        """The context images of task frame `number` as CVAT serves them (a ZIP of JPEGs);
+        404 when the frame has none."""
+        media = await media_of(session, task_id)
+        if not 0 <= number < media.size:
+            raise bad_request(f"frame {number} is outside frames 0..{media.size - 1}", "number")
+        rows = await repo.frame_rows(session, task_id, [number])
+        keys = rows[0].related_keys if rows else []
+        if not keys:
+            raise NotFound(f"Frame {number} of task {task_id} has no context images.")
+        with tempfile.TemporaryDirectory(dir=self._scratch()) as folder:
+            images = []
+            for i, key in enumerate(keys):
+                path = Path(folder) / f"{i:06d}{Path(key).suffix}"
+                await self.storage.get_file(key, path)
+                images.append((key.removeprefix(related_prefix(task_id)), path))
+            return Payload(await asyncio.to_thread(_context_zip, images), "application/zip")
+
+    async def _original(self, media: Any, row: Any) -> bytes:
+        """A frame's original bytes: stored, or in the task's cloud storage bucket."""
+        if row.object_key is not None:
+            return await self.storage.get(row.object_key)
+        bucket = await self.clouds.shared_bucket(media.cloud_storage_id)
+        try:
+            return await bucket.read(row.name)
+        except CloudError as exc:
+            raise Problem(502, f"The task's cloud storage could not be read: {exc}") from exc
 
     def _scratch(self) -> Path:
         self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -251,9 +290,9 @@ def _chunk_type(key: str) -> str:
     return "video/mp4" if key.endswith(".mp4") else "application/zip"
 
 
-def _zip(paths: Sequence[Path], quality: int | None) -> bytes:
+def _context_zip(images: Sequence[tuple[str, Path]]) -> bytes:
     buffer = io.BytesIO()
-    write_image_chunk(paths, buffer, quality=quality)
+    write_context_images_chunk(images, buffer)
     return buffer.getvalue()
 
 

@@ -1,6 +1,9 @@
-"""Point clouds: PCD files (ASCII and binary) and KITTI ``.bin`` scans."""
+"""Point clouds: PCD files (ASCII and binary) and KITTI ``.bin`` scans; their task chunks."""
 
+import shutil
 import struct
+import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -9,6 +12,16 @@ from tessera.ingest.media._typing import StrPath
 from tessera.ingest.media.errors import MediaError
 
 POINTCLOUD_EXTENSIONS = frozenset({".pcd", ".bin"})
+
+# The media type CVAT serves a point cloud frame with (its ``media.mimetypes``).
+POINTCLOUD_MEDIA_TYPE = "image/x.point-cloud-data"
+
+_KITTI_PCD_HEADER = (
+    "VERSION 0.7\nFIELDS x y z intensity\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\n"
+    "WIDTH {points}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {points}\nDATA binary\n"
+)
+# A fixed entry time keeps chunks byte-for-byte reproducible.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 # A KITTI scan is a bare sequence of float32 x, y, z, intensity.
 _KITTI_FIELDS = ("x", "y", "z", "intensity")
@@ -56,6 +69,48 @@ def read_pointcloud_info(path: StrPath) -> PointCloudInfo:
             return _Pcd(name, stream).read()
     except FileNotFoundError:
         raise MediaError(name, "file not found") from None
+
+
+def pcd_name(name: str) -> str:
+    """The name a point cloud has in a task: a KITTI ``.bin`` scan becomes ``.pcd``, as in CVAT."""
+    path = PurePosixPath(name)
+    return str(path.with_suffix(".pcd")) if path.suffix.lower() == ".bin" else name
+
+
+def kitti_to_pcd(source: StrPath, target: StrPath) -> PointCloudInfo:
+    """Write the KITTI scan at ``source`` as a binary PCD at ``target``; what it holds.
+
+    The header is the one CVAT writes when it converts ``.bin`` scans (``convert_bin_to_pcd``
+    in ``cvat/apps/engine/media_extractors.py``): fields ``x y z intensity`` as 4-byte floats,
+    ``WIDTH`` the number of points, ``HEIGHT 1``. The points follow as the scan stores them
+    (little-endian float32, which is what CVAT writes back after reading them). Raises
+    `MediaError` for a scan that is not a positive multiple of 16 bytes.
+    """
+    source_path = Path(source)
+    try:
+        info = _kitti_info(source_path.name, source_path.stat().st_size)
+    except FileNotFoundError:
+        raise MediaError(source_path.name, "file not found") from None
+    header = _KITTI_PCD_HEADER.format(points=info.points).encode("ascii")
+    with source_path.open("rb") as scan, Path(target).open("wb") as out:
+        out.write(header)
+        shutil.copyfileobj(scan, out)
+    return info
+
+
+def write_pointcloud_chunk(paths: Iterable[StrPath], out: BinaryIO) -> None:
+    """Write CVAT's chunk of a 3D task to ``out``: a ZIP with stored entries.
+
+    Entry ``i`` is ``f"{i:06d}.pcd"`` holding the bytes of the ``i``-th PCD file unchanged,
+    as CVAT's ``ZipChunkWriter`` and ``ZipCompressedChunkWriter`` write point clouds for both
+    qualities.
+    """
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        for index, path in enumerate(paths):
+            entry = zipfile.ZipInfo(f"{index:06d}.pcd", date_time=_ZIP_DATE)
+            entry.external_attr = 0o644 << 16
+            with Path(path).open("rb") as source, archive.open(entry, "w") as target:
+                shutil.copyfileobj(source, target)
 
 
 def _kitti_info(name: str, size: int) -> PointCloudInfo:

@@ -116,6 +116,15 @@ async def finish_upload(session: AsyncSession, upload_id: uuid.UUID) -> None:
     await session.execute(sa.delete(uploads).where(uploads.c.id == upload_id))
 
 
+async def unfinished_uploads(session: AsyncSession, task_id: int) -> list[sa.Row[Any]]:
+    """The task's resumable uploads not yet joined into a file (by file name).
+
+    A zero-length upload stays here too: no PATCH ever completes it.
+    """
+    query = sa.select(uploads).where(uploads.c.task_id == task_id).order_by(uploads.c.filename)
+    return list((await session.execute(query)).all())
+
+
 async def insert_media(
     session: AsyncSession,
     record: dict[str, Any],

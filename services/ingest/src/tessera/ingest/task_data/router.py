@@ -16,13 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from tessera.ingest.annotations_client import AnnotationsClient, TaskAccess
+from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation import CreationRunner
 from tessera.ingest.task_data import service
 from tessera.ingest.task_data.schemas import DataRequest, DataResponse
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
-from tessera.platform.errors import Problem
+from tessera.platform.errors import NotFound, Problem, unprocessable
 from tessera.platform.requests import Operation, RequestStore
 
 router = APIRouter(prefix="/api/tasks", tags=["task data"])
@@ -50,6 +51,16 @@ async def _access(request: Request, task_id: int) -> TaskAccess:
     access = await client.task_access(request, task_id)
     service.require_change(access)
     return access
+
+
+async def _require_cloud_storage(request: Request, session: DbSession, storage_id: int) -> None:
+    """422 naming `cloud_storage_id` unless the caller sees that storage."""
+    client: AnnotationsClient = _extras(request)["annotations"]
+    clouds: CloudStorages = _extras(request)["clouds"]
+    try:
+        await clouds.get(session, await client.context(request), storage_id)
+    except NotFound as exc:
+        raise unprocessable([("body.cloud_storage_id", str(exc.detail))]) from exc
 
 
 def _absolute(request: Request, path: str) -> str:
@@ -107,6 +118,8 @@ async def post_data(
     else:
         raw = _json_body(await request.body())
     options = _data_request(raw)
+    if options.cloud_storage_id is not None:
+        await _require_cloud_storage(request, session, options.cloud_storage_id)
     plan = await service.plan(session, _settings(request), access, options)
     store: RequestStore = _extras(request)["requests"]
     rq_id = await store.create(

@@ -15,7 +15,8 @@ class DataRequest(BaseModel):
     """Where a task's media comes from and how it is cut (the body of Upload-Finish).
 
     Files come from earlier uploads (Upload-Multiple or TUS), from `server_files` on
-    the connected share, or from `remote_files` URLs. `stop_frame` 0 means "to the end",
+    the connected share (or, with `cloud_storage_id`, keys and folders of that cloud
+    storage's bucket), or from `remote_files` URLs. `stop_frame` 0 means "to the end",
     as in CVAT.
     """
 
@@ -61,17 +62,12 @@ class DataRequest(BaseModel):
             raise ValueError("ground-truth validation frames are not supported yet")
         return value
 
-    @field_validator("cloud_storage_id")
-    @classmethod
-    def _no_cloud(cls, value: int | None) -> int | None:
-        if value is not None:
-            raise ValueError("cloud storages are not available yet")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> DataRequest:
         if self.stop_frame and self.stop_frame < self.start_frame:
             raise ValueError("stop_frame must not be less than start_frame")
+        if self.cloud_storage_id is not None and not self.server_files:
+            raise ValueError("cloud_storage_id needs server_files: the bucket's keys or folders")
         if self.upload_file_order and self.sorting_method != "predefined":
             raise ValueError("upload_file_order is only for sorting_method 'predefined'")
         return self

@@ -238,9 +238,14 @@ async def plan(
     uploaded = [
         (f.name, f.object_key, f.size) for f in await repo.uploaded_files(session, access.task_id)
     ]
+    if pending := await repo.unfinished_uploads(session, access.task_id):
+        listed = ", ".join(f"{u.filename} ({u.received} of {u.length} bytes)" for u in pending)
+        raise unprocessable([("body", f"resumable uploads did not finish: {listed}")])
+    cloud = body.cloud_storage_id is not None
     given = {
         "uploaded files": bool(uploaded),
-        "server_files": bool(body.server_files),
+        "server_files": bool(body.server_files) and not cloud,
+        "cloud storage files": bool(body.server_files) and cloud,
         "remote_files": bool(body.remote_files),
     }
     sources = [name for name, present in given.items() if present]
@@ -250,13 +255,15 @@ async def plan(
         )
     if len(sources) > 1:
         raise unprocessable([("body", f"files from more than one source ({', '.join(sources)})")])
-    if body.server_files and settings.share_root is None:
+    if body.server_files and not cloud and settings.share_root is None:
         raise unprocessable([("body.server_files", "no share is connected to this server")])
     if body.upload_file_order and uploaded:
         names = {name for name, _, _ in uploaded}
         wanted = set(body.upload_file_order)
         problems = [f"{n} (missing)" for n in sorted(wanted - names)]
         problems += [f"{n} (extra)" for n in sorted(names - wanted)]
+        problems += [f"{n} (repeated)" for n in sorted(wanted & names)
+                     if body.upload_file_order.count(n) > 1]  # fmt: skip
         if problems or len(body.upload_file_order) != len(wanted):
             message = "must list each uploaded file once: " + ", ".join(problems)
             raise unprocessable([("body.upload_file_order", message)])

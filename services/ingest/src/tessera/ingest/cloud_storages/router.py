@@ -1,0 +1,118 @@
+"""`/api/cloudstorages`: S3 buckets that tasks take their data from, as CVAT's API has them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from tessera.ingest.annotations_client import AnnotationsClient, CallerContext
+from tessera.ingest.cloud_storages.schemas import (
+    CloudStoragePatch,
+    CloudStorageRead,
+    CloudStorageWrite,
+    ContentPage,
+)
+from tessera.ingest.cloud_storages.service import CloudStorages, storage_filters, to_read
+from tessera.platform.auth import CurrentUser
+from tessera.platform.db import DbSession
+from tessera.platform.pagination import Page, PageParams, page_params
+
+router = APIRouter(prefix="/api/cloudstorages", tags=["cloud storages"])
+
+
+def _storages(request: Request) -> CloudStorages:
+    storages: CloudStorages = request.app.state.platform.extras["clouds"]
+    return storages
+
+
+async def _context(request: Request, user: CurrentUser) -> CallerContext:
+    client: AnnotationsClient = request.app.state.platform.extras["annotations"]
+    return await client.context(request)
+
+
+Context = Annotated[CallerContext, Depends(_context)]
+Storages = Annotated[CloudStorages, Depends(_storages)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a cloud storage")
+async def create_storage(
+    body: CloudStorageWrite, ctx: Context, storages: Storages, session: DbSession
+) -> CloudStorageRead:
+    """Check that the bucket lists with these credentials, then save it (keys encrypted)."""
+    return await storages.create(session, ctx, body)
+
+
+@router.get("", summary="List cloud storages")
+async def list_storages(
+    request: Request,
+    *,
+    ctx: Context,
+    storages: Storages,
+    session: DbSession,
+    params: Annotated[PageParams, Depends(page_params)],
+    name: Annotated[str | None, Query(description="display name")] = None,
+    resource: Annotated[str | None, Query(description="bucket")] = None,
+    provider_type: str | None = None,
+    credentials_type: str | None = None,
+) -> Page[CloudStorageRead]:
+    """The storages visible in the caller's context, newest first."""
+    filters = storage_filters(name, resource, provider_type, credentials_type)
+    count, results = await storages.page(session, ctx, params.offset, params.page_size, filters)
+    return Page[CloudStorageRead].build(request, params, count, results)
+
+
+@router.get("/{storage_id}", summary="A cloud storage")
+async def get_storage(
+    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+) -> CloudStorageRead:
+    """One storage (never its keys)."""
+    return to_read(await storages.get(session, ctx, storage_id))
+
+
+@router.patch("/{storage_id}", summary="Change a cloud storage")
+async def update_storage(
+    storage_id: int,
+    body: CloudStoragePatch,
+    ctx: Context,
+    storages: Storages,
+    session: DbSession,
+) -> CloudStorageRead:
+    """Change the fields given; the bucket is checked again before saving."""
+    return await storages.update(session, ctx, storage_id, body)
+
+
+@router.delete(
+    "/{storage_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a cloud storage"
+)
+async def delete_storage(
+    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+) -> Response:
+    """Remove the storage and its keys (409 while tasks read their media from it)."""
+    await storages.delete(session, ctx, storage_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{storage_id}/status", summary="Whether the bucket answers")
+async def storage_status(
+    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+) -> str:
+    """AVAILABLE, NOT_FOUND or FORBIDDEN."""
+    return await storages.status(session, ctx, storage_id)
+
+
+@router.get("/{storage_id}/content-v2", summary="A folder of the bucket")
+async def storage_content(
+    storage_id: int,
+    *,
+    ctx: Context,
+    storages: Storages,
+    session: DbSession,
+    prefix: str | None = None,
+    next_token: str | None = None,
+    page_size: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> ContentPage:
+    """Sub-folders and files of `prefix` (names relative to it), a page at a time."""
+    return await storages.content(
+        session, ctx, storage_id, prefix=prefix, next_token=next_token, page_size=page_size
+    )
