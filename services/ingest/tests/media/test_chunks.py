@@ -15,6 +15,7 @@ from tessera.ingest.media import (
     read_frames,
     read_image_info,
     write_image_chunk,
+    write_lossless_video_chunk,
     write_video_chunk,
 )
 from tessera.ingest.media.testing import (
@@ -23,6 +24,7 @@ from tessera.ingest.media.testing import (
     make_test_video,
     marked_frame,
 )
+from tessera.ingest.media.video import decode_frames
 
 
 def is_white(image: Image.Image, xy: tuple[int, int]) -> bool:
@@ -227,3 +229,39 @@ def test_video_chunk_validation() -> None:
         )
     with pytest.raises(ValueError, match="unsupported video chunk codec 'vp9'"):
         write_video_chunk([np.zeros((4, 4, 3), np.uint8)], io.BytesIO(), quality=70, codec="vp9")  # type: ignore[arg-type]
+
+
+def _planes(frame: av.VideoFrame) -> list[bytes]:
+    return [bytes(plane) for plane in frame.planes]
+
+
+def test_lossless_chunks_of_decoded_frames_decode_to_the_same_samples(tmp_path: Path) -> None:
+    video = make_test_video(tmp_path / "v.mp4", 12, (66, 40), b_frames=2)
+    index = index_video(video)
+    source = [frame for _, frame in decode_frames(video, index, range(3, 11))]
+    expected = [_planes(frame) for frame in source]
+    out = io.BytesIO()
+    write_lossless_video_chunk(source, out)
+    with av.open(io.BytesIO(out.getvalue()), mode="r", format="mp4") as container:
+        decoded = list(container.decode(video=0))
+    assert [frame.format.name for frame in decoded] == ["yuv420p"] * 8
+    assert [_planes(frame) for frame in decoded] == expected
+
+
+@pytest.mark.parametrize("size", [(64, 48), (33, 25)])
+def test_lossless_chunks_of_rgb_pixels_decode_to_the_same_pixels(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    pixels = [rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(3)]
+    out = io.BytesIO()
+    write_lossless_video_chunk(pixels, out)
+    with av.open(io.BytesIO(out.getvalue()), mode="r", format="mp4") as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, pixels, strict=True))
+
+
+def test_lossless_chunks_refuse_no_frames_and_mixed_sizes() -> None:
+    with pytest.raises(ValueError, match="at least one frame"):
+        write_lossless_video_chunk([], io.BytesIO())
+    mixed = [np.zeros((4, 4, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)]
+    with pytest.raises(ValueError, match="unlike"):
+        write_lossless_video_chunk(mixed, io.BytesIO())

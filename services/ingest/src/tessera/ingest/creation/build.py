@@ -14,20 +14,26 @@ made now, or on first request when `use_cache` is set. Nothing here touches the 
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
+import itertools
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from av.video.frame import VideoFrame
+from PIL import Image
 
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.given_manifest import GivenManifest, split_manifest
 from tessera.ingest.media.archives import extract_archive, is_archive_name
-from tessera.ingest.media.chunks import write_image_chunk, write_video_chunk
+from tessera.ingest.media.chunks import (
+    write_image_chunk,
+    write_lossless_video_chunk,
+    write_video_chunk,
+)
 from tessera.ingest.media.errors import MediaError
 from tessera.ingest.media.frames import VIDEO_CHUNK_SIZE, auto_chunk_size, frame_numbers
 from tessera.ingest.media.images import ImageInfo, is_image_name, read_image_info
@@ -40,7 +46,13 @@ from tessera.ingest.media.pointclouds import (
 )
 from tessera.ingest.media.related import detect_related_images, is_in_related_folder
 from tessera.ingest.media.sorting import sort_names
-from tessera.ingest.media.video import VideoIndex, index_video, is_video_name, read_frames
+from tessera.ingest.media.video import (
+    VideoIndex,
+    decode_frames,
+    index_video,
+    is_video_name,
+    to_rgb,
+)
 from tessera.ingest.task_data.schemas import DataRequest
 from tessera.platform.storage import ObjectStorage
 
@@ -437,7 +449,7 @@ async def _build_video(
     compressed_type = "imageset" if options.use_zip_chunks else "video"
     built = MediaBuild(
         media_type="video", size=len(numbers), chunk_size=chunk_size,
-        compressed_chunk_type=compressed_type, original_chunk_type="imageset",
+        compressed_chunk_type=compressed_type, original_chunk_type="video",
         start_frame=numbers[0], stop_frame=numbers[-1],
         frames=[FrameRecord(name, index.width, index.height, None)],
         video_key=video_key, video_keyframes=[k.number for k in index.keyframes],
@@ -445,15 +457,13 @@ async def _build_video(
     built.manifest_key = await _write_video_manifest(task_id, name, index, storage)
     if not options.use_cache:
         count = math.ceil(len(numbers) / chunk_size)
+        chunks = video_chunks(
+            path, index, numbers, chunk_size,
+            compressed_type=compressed_type, image_quality=options.image_quality,
+        )  # fmt: skip
         for number in range(count):
-            part = numbers[number * chunk_size : (number + 1) * chunk_size]
-            for quality in ("compressed", "original"):
-                data, extension = await asyncio.to_thread(
-                    functools.partial(
-                        video_chunk, path, index, part, quality=quality,
-                        compressed_type=compressed_type, image_quality=options.image_quality,
-                    )
-                )  # fmt: skip
+            made = await asyncio.to_thread(next, chunks)
+            for quality, (data, extension) in zip(("compressed", "original"), made, strict=True):
                 key = chunk_key(task_id, quality, number, extension)
                 await storage.put(key, data, content_type=_CHUNK_TYPES[extension])
                 built.chunks.append(chunk_row(task_id, quality, number, key, len(data)))
@@ -464,6 +474,27 @@ async def _build_video(
 _CHUNK_TYPES = {"zip": "application/zip", "mp4": "video/mp4"}
 
 
+ChunkBytes = tuple[bytes, str]  # the chunk, and its file extension
+
+
+def video_chunks(
+    path: Path,
+    index: VideoIndex,
+    numbers: Sequence[int],
+    chunk_size: int,
+    *,
+    compressed_type: str,
+    image_quality: int,
+) -> Iterator[tuple[ChunkBytes, ChunkBytes]]:
+    """(compressed, original) for each chunk of `numbers`, decoding the video once."""
+    frames = decode_frames(path, index, numbers)
+    while part := [frame for _, frame in itertools.islice(frames, chunk_size)]:
+        yield (
+            _compressed_video_chunk(part, index, compressed_type, image_quality),
+            _original_video_chunk(part, index),
+        )
+
+
 def video_chunk(
     path: Path,
     index: VideoIndex,
@@ -472,36 +503,40 @@ def video_chunk(
     quality: str,
     compressed_type: str,
     image_quality: int,
-) -> tuple[bytes, str]:
-    """One chunk of video frames: compressed as MP4 (or JPEG ZIP), original as PNG ZIP.
+) -> ChunkBytes:
+    """One chunk of video frames, as `video_chunks` makes it at creation.
 
-    Original chunks hold the decoded frames losslessly (PNG), so what a client reads at
-    original quality is exactly what the video decodes to.
+    Compressed chunks are MP4 (or a ZIP of JPEGs with `use_zip_chunks`); original chunks are
+    lossless MP4, which decode to exactly the frames the video decodes to.
     """
-    from PIL import Image  # noqa: PLC0415 - only video chunks need it here
+    part = [frame for _, frame in decode_frames(path, index, numbers)]
+    if quality == "original":
+        return _original_video_chunk(part, index)
+    return _compressed_video_chunk(part, index, compressed_type, image_quality)
 
-    frames = (pixels for _, pixels in read_frames(path, index, numbers))
+
+def _compressed_video_chunk(
+    frames: list[VideoFrame], index: VideoIndex, compressed_type: str, image_quality: int
+) -> ChunkBytes:
     buffer = io.BytesIO()
-    if quality == "compressed" and compressed_type == "video":
+    if compressed_type == "video" and not index.rotation:
         write_video_chunk(frames, buffer, quality=image_quality or 1)
         return buffer.getvalue(), "mp4"
-    images = (Image.fromarray(pixels) for pixels in frames)
-    if quality == "compressed":
-        write_image_chunk(images, buffer, quality=image_quality or 1)
-        return buffer.getvalue(), "zip"
-    _png_chunk(images, buffer)
+    pixels = [to_rgb(frame, index.rotation) for frame in frames]
+    if compressed_type == "video":
+        write_video_chunk(pixels, buffer, quality=image_quality or 1)
+        return buffer.getvalue(), "mp4"
+    write_image_chunk([Image.fromarray(p) for p in pixels], buffer, quality=image_quality or 1)
     return buffer.getvalue(), "zip"
 
 
-def _png_chunk(images: Any, out: io.BytesIO) -> None:
-    import zipfile  # noqa: PLC0415
-
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        for i, image in enumerate(images):
-            data = io.BytesIO()
-            image.save(data, format="PNG")
-            info = zipfile.ZipInfo(f"{i:06d}.png", date_time=(1980, 1, 1, 0, 0, 0))
-            archive.writestr(info, data.getvalue())
+def _original_video_chunk(frames: list[VideoFrame], index: VideoIndex) -> ChunkBytes:
+    buffer = io.BytesIO()
+    if index.rotation:
+        write_lossless_video_chunk([to_rgb(f, index.rotation) for f in frames], buffer)
+    else:
+        write_lossless_video_chunk(frames, buffer)
+    return buffer.getvalue(), "mp4"
 
 
 async def _write_video_manifest(

@@ -10,6 +10,7 @@ from tessera.ingest.media.chunks import (
     VIDEO_CHUNK_FPS,
     compress_frame,
     write_image_chunk,
+    write_lossless_video_chunk,
     write_video_chunk,
 )
 from tessera.ingest.media.errors import MediaError
@@ -100,6 +101,7 @@ __all__ = [
     "sort_names",
     "write_image_chunk",
     "write_image_manifest",
+    "write_lossless_video_chunk",
     "write_video_chunk",
     "write_video_manifest",
 ]

@@ -130,11 +130,23 @@ def read_frames(
 ) -> Iterator[tuple[int, NDArray[np.uint8]]]:
     """Yield ``(number, pixels)`` for each frame in ``numbers``, in order.
 
+    ``pixels`` is an RGB ``uint8`` array of shape (height, width, 3), rotated for display;
+    otherwise as `decode_frames`.
+    """
+    for number, frame in decode_frames(path, index, numbers):
+        yield number, to_rgb(frame, index.rotation)
+
+
+def decode_frames(
+    path: StrPath, index: VideoIndex, numbers: Sequence[int]
+) -> Iterator[tuple[int, VideoFrame]]:
+    """Yield ``(number, frame)`` for each frame in ``numbers``, in order, as decoded.
+
     ``numbers`` must be strictly increasing frame numbers below ``index.frame_count``, else
-    `ValueError`. ``pixels`` is an RGB ``uint8`` array of shape (height, width, 3), rotated
-    for display. The reader seeks to the key frame before a wanted frame only when that is
-    closer than decoding on from where it is, so runs of consecutive frames cost one seek.
-    Raises `MediaError` when the file turns out to disagree with ``index`` or fails to decode.
+    `ValueError`. Frames are in the stream's own pixel format and not rotated. The reader
+    seeks to the key frame before a wanted frame only when that is closer than decoding on
+    from where it is, so runs of consecutive frames cost one seek. Raises `MediaError` when
+    the file turns out to disagree with ``index`` or fails to decode.
     """
     wanted = list(numbers)
     _check_numbers(wanted, index.frame_count)
@@ -164,7 +176,7 @@ def read_frames(
                     position += 1
                     frame = _next_frame(frames, name, position)
                 position += 1
-                yield number, _to_rgb(frame, index.rotation)
+                yield number, frame
     except av.FFmpegError as exc:
         raise MediaError(name, f"not a readable video ({_describe(exc)})") from None
 
@@ -204,7 +216,8 @@ def _rotation(frame: VideoFrame) -> int:
     return round(frame.rotation / 90) % 4 * 90
 
 
-def _to_rgb(frame: VideoFrame, rotation: int) -> NDArray[np.uint8]:
+def to_rgb(frame: VideoFrame, rotation: int) -> NDArray[np.uint8]:
+    """A decoded frame as RGB ``uint8`` pixels, turned by ``rotation`` degrees."""
     pixels = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
     if rotation:
         pixels = np.ascontiguousarray(np.rot90(pixels, rotation // 90))
