@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -21,7 +20,7 @@ from tessera.ingest.cloud_storages.bucket import BucketConfig, CloudBucket, Clou
 from tessera.ingest.creation.sources import cloud_path
 from tessera.ingest.media.errors import MediaError
 from tessera.ingest.tables import cloud_storages, secrets
-from tessera.ingest.testing import Fleet, png_bytes
+from tessera.ingest.testing import Fleet, client_with_token, png_bytes
 
 Bucket = Any  # conftest.Bucket
 PolicyServer = Any  # conftest.PolicyServer
@@ -324,12 +323,7 @@ async def test_organization_storages_follow_the_members_roles(
     alice, mary, walt = [await enrol(fleet.ingest, n) for n in ("alice", "mary", "walt")]
     lab = {"X-Organization": "lab"}
 
-    def on_annotations(token: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=annotations_url, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    async with on_annotations(alice.token) as as_alice:
+    async with client_with_token(annotations_url, alice.token) as as_alice:
         assert (await as_alice.post("/api/organizations", json={"slug": "lab"})).status_code == 201
         for person, role in ((mary, "supervisor"), (walt, "worker")):
             invited = await as_alice.post(
@@ -338,7 +332,7 @@ async def test_organization_storages_follow_the_members_roles(
                 headers=lab,
             )
             assert invited.status_code == 201, invited.text
-            async with on_annotations(person.token) as as_person:
+            async with client_with_token(annotations_url, person.token) as as_person:
                 key = invited.json()["key"]
                 accepted = await as_person.post(f"/api/invitations/{key}/accept")
                 assert accepted.status_code == 200, accepted.text

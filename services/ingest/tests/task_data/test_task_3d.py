@@ -9,7 +9,6 @@ served JPEGs by colour.
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from tessera.ingest.tables import frames, task_media
-from tessera.ingest.testing import Fleet, png_bytes
+from tessera.ingest.testing import Fleet, png_bytes, zip_members, zip_of
 
 PCD_TYPE = "image/x.point-cloud-data"
 
@@ -47,19 +46,6 @@ def binary_pcd(seed: int, width: int, height: int = 1) -> bytes:
     )
     body = np.random.default_rng(seed).normal(size=(width * height, 3)).astype("<f4")
     return header.encode() + body.tobytes()
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def members(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
 
 
 def colour_of(jpeg: bytes) -> tuple[float, ...]:
@@ -129,9 +115,9 @@ async def test_kitti_scans_from_the_share_make_a_3d_task(fleet: Fleet, tmp_path:
             f"/api/tasks/{task_id}/data", type="chunk", number=0, quality=quality
         )
         assert chunk.headers["content-type"] == "application/zip"
-        assert members(chunk.content) == {"000000.pcd": expected[0], "000001.pcd": expected[1]}
+        assert zip_members(chunk.content) == {"000000.pcd": expected[0], "000001.pcd": expected[1]}
     last = await fleet.get_data(f"/api/tasks/{task_id}/data", type="chunk", number=1)
-    assert members(last.content) == {"000000.pcd": expected[2]}
+    assert zip_members(last.content) == {"000000.pcd": expected[2]}
     for number, pcd in enumerate(expected):
         frame = await fleet.get_data(f"/api/tasks/{task_id}/data", type="frame", number=number)
         assert frame.content == pcd
@@ -139,7 +125,7 @@ async def test_kitti_scans_from_the_share_make_a_3d_task(fleet: Fleet, tmp_path:
 
     context = await fleet.get_data(f"/api/tasks/{task_id}/data", type="context_image", number=0)
     assert context.headers["content-type"] == "application/zip"
-    served = members(context.content)
+    served = zip_members(context.content)
     assert sorted(served) == ["IMAGE_00/data/0000.png.jpg", "image_01/data/0000.png.jpg"]
     for camera in ("IMAGE_00/data/0000.png", "image_01/data/0000.png"):
         assert_close(colour_of(served[f"{camera}.jpg"]), sent_colour(cameras[camera]))
@@ -188,7 +174,7 @@ async def test_pcd_archive_with_related_images_and_use_cache(fleet: Fleet) -> No
     chunk = await fleet.get_data(
         f"/api/tasks/{task_id}/data", type="chunk", number=0, quality="compressed"
     )
-    assert members(chunk.content) == {"000000.pcd": ordered[0], "000001.pcd": ordered[1]}
+    assert zip_members(chunk.content) == {"000000.pcd": ordered[0], "000001.pcd": ordered[1]}
 
     jobs = (await fleet.annotations.get("/api/jobs", params={"task_id": task_id})).json()
     first = min(jobs["results"], key=lambda j: j["start_frame"])
@@ -196,14 +182,14 @@ async def test_pcd_archive_with_related_images_and_use_cache(fleet: Fleet) -> No
     job_chunk = await fleet.get_data(
         f"/api/jobs/{second['id']}/data", type="chunk", index=0, quality="original"
     )
-    assert members(job_chunk.content) == {"000000.pcd": ordered[2]}
+    assert zip_members(job_chunk.content) == {"000000.pcd": ordered[2]}
     context = await fleet.get_data(f"/api/jobs/{first['id']}/data", type="context_image", number=0)
-    served = members(context.content)
+    served = zip_members(context.content)
     assert sorted(served) == ["back.png.jpg", "front.png.jpg"]
     front = images["scan/related_images/a_pcd/front.png"]
     assert_close(colour_of(served["front.png.jpg"]), sent_colour(front))
     lone = await fleet.get_data(f"/api/tasks/{task_id}/data", type="context_image", number=1)
-    assert list(members(lone.content)) == ["b.png.jpg"]
+    assert list(zip_members(lone.content)) == ["b.png.jpg"]
     outside = await client.get(
         f"/api/jobs/{first['id']}/data", params={"type": "context_image", "number": 2}
     )

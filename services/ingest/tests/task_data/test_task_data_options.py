@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import httpx
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -23,7 +22,7 @@ from PIL import Image
 
 from tessera.devstack.testing import Enrol
 from tessera.ingest.media.testing import frame_index, make_test_video
-from tessera.ingest.testing import Fleet, png_bytes
+from tessera.ingest.testing import Fleet, client_with_token, png_bytes
 
 # Original chunks of the cache test are ~25 kB (two 64x64 noise PNGs): two fit, three do not.
 CACHE_BUDGET = 60_000
@@ -217,12 +216,10 @@ async def test_only_the_owner_and_the_organization_read_task_data(
     alice, mary, eve = [await enrol(fleet.ingest, n) for n in ("alice", "mary", "eve")]
     lab = {"X-Organization": "lab"}
 
-    def on_annotations(token: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=annotations_url, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    async with on_annotations(alice.token) as as_alice, on_annotations(mary.token) as as_mary:
+    async with (
+        client_with_token(annotations_url, alice.token) as as_alice,
+        client_with_token(annotations_url, mary.token) as as_mary,
+    ):
         org = await as_alice.post("/api/organizations", json={"slug": "lab"})
         assert org.status_code == 201, org.text
         invited = await as_alice.post(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +19,7 @@ from PIL import Image
 
 from tessera.ingest.media.testing import make_test_video
 from tessera.ingest.media.video import index_video
-from tessera.ingest.testing import Fleet, png_bytes
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def members(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+from tessera.ingest.testing import Fleet, png_bytes, zip_members, zip_of
 
 
 def mean_colour(data: bytes) -> tuple[float, ...]:
@@ -88,11 +74,11 @@ async def test_2d_related_images_are_stored_counted_and_served(fleet: Fleet) -> 
     chunk = await fleet.get_data(
         f"/api/tasks/{task_id}/data", type="chunk", number=0, quality="original"
     )
-    assert list(members(chunk.content).values()) == list(frames.values())
+    assert list(zip_members(chunk.content).values()) == list(frames.values())
 
     context = await fleet.get_data(f"/api/tasks/{task_id}/data", type="context_image", number=0)
     assert context.headers["content-type"] == "application/zip"
-    served = members(context.content)
+    served = zip_members(context.content)
     assert sorted(served) == ["ctx_a.png.jpg", "ctx_b.png.jpg"]
     assert_same_colour(served["ctx_a.png.jpg"], related["related_images/img_1_png/ctx_a.png"])
     assert_same_colour(served["ctx_b.png.jpg"], related["related_images/img_1_png/ctx_b.png"])
@@ -109,7 +95,7 @@ async def test_2d_related_images_are_stored_counted_and_served(fleet: Fleet) -> 
     jobs = (await fleet.annotations.get("/api/jobs", params={"task_id": task_id})).json()
     second = max(jobs["results"], key=lambda j: j["start_frame"])
     by_job = await fleet.get_data(f"/api/jobs/{second['id']}/data", type="context_image", number=2)
-    (entry,) = members(by_job.content).items()
+    (entry,) = zip_members(by_job.content).items()
     assert entry[0] == "left.png.jpg"
     assert_same_colour(entry[1], related["related_images/scene.v2_png/left.png"])
     not_in_job = await client.get(
@@ -155,7 +141,11 @@ async def test_a_manifest_gives_the_predefined_order(fleet: Fleet) -> None:
     chunk = await fleet.get_data(
         f"/api/tasks/{task_id}/data", type="chunk", number=0, quality="original"
     )
-    assert list(members(chunk.content).values()) == [files["c.png"], files["a.png"], files["b.png"]]
+    assert list(zip_members(chunk.content).values()) == [
+        files["c.png"],
+        files["a.png"],
+        files["b.png"],
+    ]
 
 
 async def test_a_manifest_on_the_share_in_sorted_order_is_accepted(

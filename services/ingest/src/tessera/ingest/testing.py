@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,26 @@ def png_bytes(seed: int, size: tuple[int, int] = (32, 24)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (seed * 40 % 256, 100, 200)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    """A ZIP archive holding `files` (name -> bytes), in order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zip_members(data: bytes) -> dict[str, bytes]:
+    """The entries of a ZIP archive (name -> bytes), in archive order."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def client_with_token(base_url: str, token: str) -> httpx.AsyncClient:
+    """A client of the service at `base_url` that sends `token` (close it after use)."""
+    return httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
 
 
 @dataclass

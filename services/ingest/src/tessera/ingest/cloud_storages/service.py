@@ -113,6 +113,12 @@ class CloudStorages:
                 await self._retired.pop(0)[1].__aexit__(None, None, None)
             return bucket
 
+    def _retire_shared(self, storage_id: int) -> None:
+        """Stop sharing a storage's client here (its keys or bucket changed); closed later."""
+        entry = self._shared.pop(storage_id, None)
+        if entry is not None:
+            self._retired.append((time.monotonic(), entry[1]))
+
     async def close(self) -> None:
         """Close the shared bucket clients."""
         for _, bucket in [*self._shared.values(), *self._retired]:
@@ -197,6 +203,7 @@ class CloudStorages:
                 await repo.insert_secret(session, self._box.seal(keys)) if keys else None
             )
         updated = await repo.update(session, storage_id, changes)
+        self._retire_shared(storage_id)
         if "secret_id" in changes and row.secret_id is not None:
             await repo.delete_secret(session, row.secret_id)
         return to_read(updated)
@@ -215,6 +222,7 @@ class CloudStorages:
                 "delete those tasks first.",
             )
         await repo.delete(session, storage_id)
+        self._retire_shared(storage_id)
         if row.secret_id is not None:
             await repo.delete_secret(session, row.secret_id)
 
@@ -227,11 +235,11 @@ class CloudStorages:
         folder = prefix if prefix is not None else self.attributes(row).get("prefix", "")
         if folder and not folder.endswith("/"):
             folder += "/"
-        async with await self.open(session, row) as bucket:
-            try:
-                listing = await bucket.list_page(folder, token=next_token, page_size=page_size)
-            except CloudError as exc:
-                raise Problem(400, str(exc)) from exc
+        try:
+            bucket = await self.shared_bucket(storage_id)
+            listing = await bucket.list_page(folder, token=next_token, page_size=page_size)
+        except CloudError as exc:
+            raise Problem(400, str(exc)) from exc
         entries = [
             ContentEntry(name=f[len(folder) :].rstrip("/"), type="DIR", mime_type="DIR")
             for f in listing.folders

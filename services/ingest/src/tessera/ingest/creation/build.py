@@ -20,7 +20,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from av.video.frame import VideoFrame
@@ -233,13 +233,10 @@ async def _build_images(
             {name: ImageInfo(w, h) for name, (w, h) in zip(selected, sizes, strict=True)}
         )
     await progress(0.2)
-    related = detect_related_images(selected, names, dimension="2d")
-    related_keys = await _store_related_images(task_id, workdir, related, storage, settings)
-    frames = [
-        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}",
-                    [related_keys[r] for r in related[name]])
-        for name, (w, h) in zip(selected, sizes, strict=True)
-    ]  # fmt: skip
+    frames = await _frames_with_context(
+        task_id, workdir, selected, sizes, names, dimension="2d", storage=storage,
+        settings=settings,
+    )  # fmt: skip
     return await _store_frames(
         task_id, workdir, frames, options=options, storage=storage, progress=progress
     )
@@ -278,17 +275,35 @@ async def _build_pointclouds(
 
     sizes = await asyncio.gather(*(prepare(name) for name in selected))
     await progress(0.2)
-    related = detect_related_images(selected, names, dimension="3d")
-    related_keys = await _store_related_images(task_id, workdir, related, storage, settings)
-    frames = [
-        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}",
-                    [related_keys[r] for r in related[name]])
-        for name, (w, h) in zip(selected, sizes, strict=True)
-    ]  # fmt: skip
+    frames = await _frames_with_context(
+        task_id, workdir, selected, sizes, names, dimension="3d", storage=storage,
+        settings=settings,
+    )  # fmt: skip
     return await _store_frames(
         task_id, workdir, frames, options=options, storage=storage, progress=progress,
         dimension="3d",
     )  # fmt: skip
+
+
+async def _frames_with_context(
+    task_id: int,
+    workdir: Path,
+    selected: list[str],
+    sizes: Sequence[tuple[int, int]],
+    names: list[str],
+    *,
+    dimension: Literal["2d", "3d"],
+    storage: ObjectStorage,
+    settings: IngestSettings,
+) -> list[FrameRecord]:
+    """The frames' records, their context images found among `names` and stored."""
+    related = detect_related_images(selected, names, dimension=dimension)
+    related_keys = await _store_related_images(task_id, workdir, related, storage, settings)
+    return [
+        FrameRecord(name, w, h, f"{media_prefix(task_id)}originals/{name}",
+                    [related_keys[r] for r in related[name]])
+        for name, (w, h) in zip(selected, sizes, strict=True)
+    ]  # fmt: skip
 
 
 async def _store_related_images(
