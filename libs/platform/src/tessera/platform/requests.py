@@ -8,9 +8,11 @@ owns them (`ingest-...`), which is how the router sends a poll to the right serv
 Status moves `queued` -> `started` -> `finished` | `failed`; `progress` is a fraction in
 [0, 1]. Every change of status, and progress in steps of at least `PROGRESS_STEP`, is
 also published as a `<service>.requests.updated` event through the outbox, so nothing a
-client could see in a poll is missing from the event stream. A request a restart left
-`queued` or `started` is failed at the next start (`fail_interrupted`): its work died
-with the process, and the client must be told rather than wait forever.
+client could see in a poll is missing from the event stream. A service whose work runs
+in its own process fails, at its next start, the requests a restart left `queued` or
+`started` (`fail_interrupted`): their work died with the process, and the client must be
+told rather than wait forever. A service that hands its work to a JetStream work queue
+(ingest's task creation) does not: the queue gives unfinished work to another worker.
 """
 
 from __future__ import annotations
@@ -166,6 +168,14 @@ class RequestStore:
         )
         await self._publish(session, rq_id, "queued", 0.0)
         return rq_id
+
+    async def status(self, rq_id: str) -> Status | None:
+        """The request's status (None if there is no such request), for the worker doing it."""
+        async with self.database.transaction() as session:
+            value = await session.scalar(
+                sa.select(self.table.c.status).where(self.table.c.id == rq_id)
+            )
+        return value
 
     async def get(self, session: AsyncSession, rq_id: str, principal: Principal) -> RequestStatus:
         """The request as its owner (or an administrator) sees it; 404 for anyone else."""

@@ -7,7 +7,7 @@ from tessera.ingest.annotations_client import AnnotationsClient
 from tessera.ingest.cloud_storages.router import router as cloud_storages_router
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
-from tessera.ingest.creation import CreationRunner
+from tessera.ingest.creation import CreationQueue, CreationRunner
 from tessera.ingest.frames.router import router as frames_router
 from tessera.ingest.frames.service import MediaReader
 from tessera.ingest.task_data.router import router as task_data_router
@@ -20,18 +20,21 @@ async def _start(platform: Platform) -> None:
     assert isinstance(settings, IngestSettings)
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
     annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
+    # No fail_interrupted(): the creation queue gives unfinished creations to a replica.
     requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
-    await requests.fail_interrupted()
     clouds = CloudStorages(platform.database, settings)
     platform.extras.update(
         annotations=annotations,
         clouds=clouds,
         requests=requests,
         reader=MediaReader(platform.database, platform.storage, settings, clouds),
-        creation=CreationRunner(
-            platform.database, platform.storage, settings, annotations, requests, clouds=clouds
-        ),
     )
+    runner = CreationRunner(
+        platform.database, platform.storage, settings, annotations, requests, clouds=clouds
+    )
+    queue = CreationQueue(platform.bus, runner, workers=settings.creation_workers)
+    queue.start()
+    platform.extras["creation"] = queue
 
 
 async def _stop(platform: Platform) -> None:

@@ -40,6 +40,8 @@ class IngestSettings(PlatformSettings):
     chunk_cache_bytes: int = 10 * 2**30
     # Parallel workers for decoding and encoding media.
     media_workers: int = 2
+    # Task creations one replica runs at once (taken from the shared JetStream queue).
+    creation_workers: int = 2
     # Passphrase of the key that encrypts cloud storage credentials in the database.
     secrets_key: SecretStr = SecretStr(DEV_SECRETS_KEY)
     # Objects read at once from a cloud storage while a task is created.

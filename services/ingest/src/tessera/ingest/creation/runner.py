@@ -43,7 +43,7 @@ def _storage_kind(options: DataRequest) -> str:
 
 
 class CreationRunner:
-    """Runs task-creation requests as tasks of this process."""
+    """Runs one task-creation request (the work of `tessera.ingest.creation.queue`)."""
 
     def __init__(
         self,
@@ -61,33 +61,19 @@ class CreationRunner:
         self.settings = settings
         self.annotations = annotations
         self.requests = requests
-        self._running: set[asyncio.Task[None]] = set()
 
-    def spawn(self, rq_id: str, plan: CreationPlan, *, owner_id: int) -> None:
-        """Start the request's work in the background."""
-        task = asyncio.create_task(self._run(rq_id, plan), name=f"create-{rq_id}")
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    async def run(self, rq_id: str, plan: CreationPlan) -> None:
+        """Make the task's media; the request ends finished, or failed saying why.
 
-    async def wait_idle(self) -> None:
-        """Wait until no request is running (tests and orderly shutdown)."""
-        while self._running:
-            await asyncio.wait(set(self._running))
-
-    async def stop(self) -> None:
-        """Cancel running requests (they are failed at the next start if not before)."""
-        for task in list(self._running):
-            task.cancel()
-        if self._running:
-            await asyncio.wait(set(self._running))
-
-    async def _run(self, rq_id: str, plan: CreationPlan) -> None:
+        Cancelled (the replica is stopping), it removes what it stored and leaves the
+        request running for the queue to give to another replica.
+        """
         workdir = self.settings.scratch_dir / rq_id
         try:
             await self.requests.start(rq_id)
             await self._create(rq_id, plan, workdir)
         except asyncio.CancelledError:
-            await asyncio.shield(self._abandon(rq_id, plan, "the ingest service stopped"))
+            await asyncio.shield(self.clear(plan))
             raise
         except MediaError as exc:
             await self._abandon(rq_id, plan, str(exc))
@@ -98,6 +84,34 @@ class CreationRunner:
             await self._abandon(rq_id, plan, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def resume(self, rq_id: str, plan: CreationPlan) -> None:
+        """Run a creation another try left unfinished: finish it if its media got ready,
+        else clear what that try stored and start again."""
+        if await self.clear(plan):
+            await self.requests.finish(rq_id)
+            return
+        await self.run(rq_id, plan)
+
+    async def clear(self, plan: CreationPlan) -> bool:
+        """Remove what an interrupted try stored, unless the media is ready; whether it is."""
+        try:
+            async with self.database.transaction() as session:
+                if await repo.delete_unfinished_media(session, plan.task_id):
+                    return True
+            await self.storage.delete_prefix(media_prefix(plan.task_id))
+        except Exception:
+            logger.exception("could not clear the media of task %s", plan.task_id)
+        return False
+
+    async def give_up(self, rq_id: str, plan: CreationPlan, tries: int) -> None:
+        """Fail a request whose creation was interrupted `tries` times."""
+        if await self.clear(plan):
+            await self.requests.finish(rq_id)
+            return
+        await self.requests.fail(
+            rq_id, f"task creation was interrupted {tries} times (ingest replicas stopped)"
+        )
 
     async def _create(self, rq_id: str, plan: CreationPlan, workdir: Path) -> None:
         async def step(low: float, high: float, message: str) -> Any:

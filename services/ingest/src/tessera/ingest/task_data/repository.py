@@ -146,6 +146,17 @@ async def mark_ready(session: AsyncSession, task_id: int) -> None:
     )
 
 
+async def delete_unfinished_media(session: AsyncSession, task_id: int) -> bool:
+    """Forget a task's media records unless they are ready; whether the media is ready."""
+    status = await session.scalar(
+        sa.select(task_media.c.status).where(task_media.c.task_id == task_id).with_for_update()
+    )
+    if status == "ready":
+        return True
+    await session.execute(sa.delete(task_media).where(task_media.c.task_id == task_id))
+    return False
+
+
 async def delete_media(session: AsyncSession, task_id: int) -> None:
     """Forget a task's media records (frames and chunks go with it)."""
     await session.execute(sa.delete(task_media).where(task_media.c.task_id == task_id))

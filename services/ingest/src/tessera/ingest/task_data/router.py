@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from tessera.ingest.annotations_client import AnnotationsClient, TaskAccess
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
-from tessera.ingest.creation import CreationRunner
+from tessera.ingest.creation.queue import enqueue
 from tessera.ingest.task_data import service
 from tessera.ingest.task_data.schemas import DataRequest, DataResponse
 from tessera.platform.auth import CurrentUser
@@ -128,9 +128,8 @@ async def post_data(
         owner_id=principal.user_id,
         organization_id=access.organization_id,
     )
-    await session.commit()  # the request must be visible before its work starts
-    runner: CreationRunner = _extras(request)["creation"]
-    runner.spawn(rq_id, plan, owner_id=principal.user_id)
+    await enqueue(session, request.app.state.platform.outbox, rq_id, plan)
+    await session.commit()
     return Response(
         orjson.dumps({"rq_id": rq_id}),
         status_code=status.HTTP_202_ACCEPTED,

@@ -228,6 +228,27 @@ class CreationPlan:
     segment_size: int
     overlap: int | None
 
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON, for the work queue."""
+        return {
+            "task_id": self.task_id,
+            "uploaded": [list(item) for item in self.uploaded],
+            "options": self.options.model_dump(mode="json"),
+            "segment_size": self.segment_size,
+            "overlap": self.overlap,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CreationPlan:
+        """A plan from `to_json`."""
+        return cls(
+            task_id=int(data["task_id"]),
+            uploaded=[(str(n), str(k), int(z)) for n, k, z in data["uploaded"]],
+            options=DataRequest.model_validate(data["options"]),
+            segment_size=int(data["segment_size"]),
+            overlap=None if data["overlap"] is None else int(data["overlap"]),
+        )
+
 
 async def plan(
     session: AsyncSession, settings: IngestSettings, access: TaskAccess, body: DataRequest
