@@ -10,6 +10,7 @@ from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation import CreationQueue, CreationRunner
 from tessera.ingest.frames.router import router as frames_router
 from tessera.ingest.frames.service import MediaReader
+from tessera.ingest.share.router import router as share_router
 from tessera.ingest.task_data.router import router as task_data_router
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
@@ -50,7 +51,13 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Task media: uploads, cloud storage, URLs, shares, frames, chunks and segments.",
     migrations=migrations.LOCATION,
-    routers=(task_data_router, frames_router, cloud_storages_router, requests_router()),
+    routers=(
+        task_data_router,
+        frames_router,
+        cloud_storages_router,
+        share_router,
+        requests_router(),
+    ),
     on_start=(_start,),
     on_stop=(_stop,),
 )

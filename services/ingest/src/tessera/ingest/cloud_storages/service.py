@@ -32,10 +32,7 @@ from tessera.ingest.cloud_storages.schemas import (
     check_keys,
 )
 from tessera.ingest.config import IngestSettings
-from tessera.ingest.media.archives import is_archive_name
-from tessera.ingest.media.images import is_image_name
-from tessera.ingest.media.pointclouds import is_pointcloud_name
-from tessera.ingest.media.video import is_video_name
+from tessera.ingest.media.kinds import media_kind
 from tessera.platform.db import Database
 from tessera.platform.egress import EgressRefused, check_public_url
 from tessera.platform.errors import NotFound, Problem, unprocessable
@@ -62,19 +59,6 @@ def to_read(row: Any) -> CloudStorageRead:
         description=row.description,
         organization=row.organization_id,
     )  # fmt: skip
-
-
-def mime_type(name: str) -> str:
-    """CVAT's coarse kind of a listed file."""
-    if is_image_name(name):
-        return "image"
-    if is_video_name(name):
-        return "video"
-    if is_archive_name(name):
-        return "archive"
-    if is_pointcloud_name(name):
-        return "pointcloud"
-    return "unknown"
 
 
 class CloudStorages:
@@ -244,7 +228,7 @@ class CloudStorages:
             ContentEntry(name=f[len(folder) :].rstrip("/"), type="DIR", mime_type="DIR")
             for f in listing.folders
         ] + [
-            ContentEntry(name=f.key[len(folder) :], type="REG", mime_type=mime_type(f.key))
+            ContentEntry(name=f.key[len(folder) :], type="REG", mime_type=media_kind(f.key))
             for f in listing.files
         ]
         return ContentPage(content=entries, next=listing.next_token)
