@@ -65,8 +65,19 @@ def load_image(path: StrPath) -> Image.Image:
 
     Modes are converted as `to_8bit` does. Raises `MediaError` as `read_image_info` does.
     """
-    with open_image(path) as image:
-        return to_8bit(decode_oriented(image, Path(path).name))
+    name = Path(path).name
+    image = open_image(path)
+    try:
+        _load(image, name)
+        if getattr(image, "fp", None) is None and _orientation(image, name) == 1:
+            # Upright, and Pillow closed the file after reading it (single-frame images):
+            # the decoded image itself, without decode_oriented's copy.
+            return to_8bit(image)
+        with image:
+            return to_8bit(decode_oriented(image, name))
+    except BaseException:
+        image.close()
+        raise
 
 
 def pixel_checksum(path: StrPath) -> str:
