@@ -28,6 +28,7 @@ from PIL import Image
 
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.given_manifest import GivenManifest, split_manifest
+from tessera.ingest.creation.together import all_or_cancel
 from tessera.ingest.media.archives import extract_archive, is_archive_name
 from tessera.ingest.media.chunks import (
     write_image_chunk,
@@ -227,7 +228,7 @@ async def _build_images(
             found = await asyncio.to_thread(read_image_info, workdir / name)
             return found.width, found.height
 
-    sizes = await asyncio.gather(*(info(name) for name in selected))
+    sizes = await all_or_cancel(info(name) for name in selected)
     if given is not None:
         given.check_image_sizes(
             {name: ImageInfo(w, h) for name, (w, h) in zip(selected, sizes, strict=True)}
@@ -273,7 +274,7 @@ async def _build_pointclouds(
                 )
             return found.width, found.height
 
-    sizes = await asyncio.gather(*(prepare(name) for name in selected))
+    sizes = await all_or_cancel(prepare(name) for name in selected)
     await progress(0.2)
     frames = await _frames_with_context(
         task_id, workdir, selected, sizes, names, dimension="3d", storage=storage,
@@ -324,7 +325,7 @@ async def _store_related_images(
             except MediaError as exc:
                 raise MediaError(name, exc.reason) from None
 
-    await asyncio.gather(*(check(name) for name in names))
+    await all_or_cancel(check(name) for name in names)
     keys = {name: f"{related_prefix(task_id)}{name}" for name in names}
     for name, key in keys.items():
         await storage.put_file(key, workdir / name)
@@ -350,7 +351,7 @@ async def _store_originals(
         done += 1
         await progress(0.2 + 0.3 * done / len(frames))
 
-    await asyncio.gather(*(store(frame) for frame in frames))
+    await all_or_cancel(store(frame) for frame in frames)
 
 
 async def _store_frames(

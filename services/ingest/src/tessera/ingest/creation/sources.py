@@ -19,6 +19,7 @@ from tessera.ingest.cloud_storages.bucket import CloudBucket, ObjectInfo
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.remote import fetch_remote
+from tessera.ingest.creation.together import all_or_cancel
 from tessera.ingest.media.errors import MediaError
 from tessera.ingest.task_data.schemas import DataRequest
 from tessera.ingest.task_data.service import CreationPlan
@@ -166,5 +167,5 @@ async def copy_from_cloud(
         done += info.size
         await progress(done / (total or 1))
 
-    await asyncio.gather(*(copy(i, p) for i, p in zip(objects, paths, strict=True)))
+    await all_or_cancel(copy(i, p) for i, p in zip(objects, paths, strict=True))
     return [info.key for info in objects]
