@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -442,7 +442,47 @@ class Outbox(BackgroundLoop):
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 
 
-class IdempotentConsumer(BackgroundLoop):
+class PullLoop(BackgroundLoop):
+    """A loop over a durable JetStream pull subscription, subscribing again after a failure.
+
+    Subclasses set `bus`, `subject`, `durable`, `stream` (and `consumer_config` to create
+    the consumer with settings of its own) and implement `_pull`.
+    """
+
+    bus: Bus
+    subject: str
+    durable: str
+    stream: str
+    consumer_config: ConsumerConfig | None = None
+
+    @abstractmethod
+    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
+        """Fetch and handle messages while `running`."""
+
+    async def _run(self) -> None:
+        while self.running:
+            try:
+                subscription = await self.bus.jetstream.pull_subscribe(
+                    self.subject, durable=self.durable, stream=self.stream,
+                    config=self.consumer_config,
+                )  # fmt: skip
+                try:
+                    await self._pull(subscription)
+                finally:
+                    # A fetch cut short leaves replies in the subscription's queue, which
+                    # would hold up draining the connection until its timeout.
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "consumer %s lost its subscription (%s); retrying", self.durable, exc
+                )
+                await asyncio.sleep(1.0)
+
+
+class IdempotentConsumer(PullLoop):
     """A durable JetStream pull consumer whose handler runs once per message id."""
 
     def __init__(
@@ -514,24 +554,3 @@ class IdempotentConsumer(BackgroundLoop):
                     await msg.nak(delay=self.redeliver_delay)
                 else:
                     await msg.ack()
-
-    async def _run(self) -> None:
-        while self.running:
-            try:
-                subscription = await self.bus.jetstream.pull_subscribe(
-                    self.subject, durable=self.durable, stream=self.stream
-                )
-                try:
-                    await self._pull(subscription)
-                finally:
-                    # A fetch cut short leaves replies in the subscription's queue, which
-                    # would hold up draining the connection until its timeout.
-                    with contextlib.suppress(Exception):
-                        await subscription.unsubscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning(
-                    "consumer %s lost its subscription (%s); retrying", self.durable, exc
-                )
-                await asyncio.sleep(1.0)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.ingest.creation.runner import CreationRunner
 from tessera.ingest.task_data.service import CreationPlan
-from tessera.platform.bus import BackgroundLoop, Bus, Outbox
+from tessera.platform.bus import Bus, Outbox, PullLoop
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,20 @@ async def enqueue(session: AsyncSession, outbox: Outbox, rq_id: str, plan: Creat
     await outbox.add(session, SUBJECT, {"rq_id": rq_id, "plan": plan.to_json()})
 
 
-class CreationQueue(BackgroundLoop):
+class CreationQueue(PullLoop):
     """This replica's workers of the creation queue."""
 
     task_name = "creation-queue"
+    subject = SUBJECT
+    durable = DURABLE
+    stream = STREAM
+    consumer_config = ConsumerConfig(
+        durable_name=DURABLE,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
+        max_deliver=MAX_DELIVERIES + 1,
+        filter_subject=SUBJECT,
+    )
 
     def __init__(self, bus: Bus, runner: CreationRunner, *, workers: int) -> None:
         super().__init__()
@@ -61,31 +71,7 @@ class CreationQueue(BackgroundLoop):
         if self._working:
             await asyncio.wait(set(self._working))
 
-    async def _run(self) -> None:
-        config = ConsumerConfig(
-            durable_name=DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=ACK_WAIT_S,
-            max_deliver=MAX_DELIVERIES + 1,
-            filter_subject=SUBJECT,
-        )
-        while self.running:
-            try:
-                subscription = await self.bus.jetstream.pull_subscribe(
-                    SUBJECT, durable=DURABLE, stream=STREAM, config=config
-                )
-                try:
-                    await self._pull(subscription)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await subscription.unsubscribe()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("the creation queue lost its subscription (%s); retrying", exc)
-                await asyncio.sleep(1.0)
-
-    async def _pull(self, subscription: Any) -> None:
+    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
         while self.running:
             free = self.workers - len(self._working)
             if free <= 0:
