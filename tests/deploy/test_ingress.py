@@ -152,3 +152,11 @@ def test_ingress_sends_each_path_where_the_gateway_would(path: str, with_query: 
         assert backend == GATEWAY
     else:
         assert backend in (expected, GATEWAY)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/docs", "/api/docs/", "/api/docs/static/1.7.7/swagger-ui.css", "/api/schema/"],
+)
+def test_the_documentation_and_its_assets_go_to_the_gateway(path: str) -> None:
+    assert ingress_nginx_backend(ingress_paths(routing_table()), path) == GATEWAY

@@ -108,6 +108,8 @@ Secrets, in the migration Job too.
     secretKeyRef:
       name: {{ required "secrets.database.existingSecret is required" .Values.secrets.database.existingSecret }}
       key: {{ .Values.secrets.database.urlKey }}
+- name: TESSERA_TRUSTED_PROXIES
+  value: {{ toJson .Values.trustedProxies | quote }}
 - name: TESSERA_DATABASE_POOL_SIZE
   value: {{ .Values.databasePoolSize | quote }}
 - name: TESSERA_MIGRATE_ON_START

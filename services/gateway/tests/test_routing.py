@@ -23,6 +23,7 @@ from tessera.gateway.routing import RoutingTable, routing_table
         ("/api/tasks/1/annotations", {}, "annotations"),
         ("/api/requests", {}, "export"),
         ("/api/requests/abc-def", {}, "export"),
+        ("/api/requests/ingest-abc-def", {}, "ingest"),
         ("/api/lambda/functions", {}, "inference"),
         ("/api/lambda/requests/9", {}, "inference"),
         ("/api/tasks", {}, "annotations"),
@@ -35,6 +36,21 @@ from tessera.gateway.routing import RoutingTable, routing_table
 )
 def test_each_path_goes_to_its_owner(path: str, query: dict[str, str], service: str) -> None:
     assert routing_table().service_for(path, query) == service
+    slashed = path if path.endswith("/") else f"{path}/"
+    assert routing_table().service_for(slashed, query) == service, slashed
+
+
+def test_every_rule_takes_the_trailing_slash() -> None:
+    samples = {
+        "ingest": "/api/requests/ingest-3f2a",
+        "share": "/api/server/share",
+        "data": "/api/tasks/3/data",
+        "annotations": "/api/jobs/3/annotations",
+    }
+    for route in routing_table().routes:
+        matched = [s for s in samples.values() if route.path.match(s)]
+        for sample in matched:
+            assert route.path.match(f"{sample}/"), (route.path.pattern, sample)
 
 
 def test_a_table_naming_an_unknown_service_is_refused() -> None:

@@ -101,6 +101,8 @@ class Uvicorn(ChildProcess):
             "--port",
             str(self.port),
             "--no-access-log",
+            # Forwarded headers are read by the services themselves (trusted_proxies).
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "10",
         ]

@@ -97,6 +97,11 @@ def field_path(loc: Sequence[int | str]) -> str:
 SUMMARISED_ERRORS = 5
 
 
+def bad_request(detail: str, parameter: str) -> Problem:
+    """400 problem+json naming the query parameter (`query.<parameter>`) at fault."""
+    return Problem(400, detail, errors=[{"field": f"query.{parameter}", "message": detail}])
+
+
 def unprocessable(errors: Sequence[tuple[str, str]], subject: str = "request") -> Problem:
     """422 problem+json listing every `(field, message)`; the detail names the first few."""
     shown = "; ".join(f"{field}: {message}" for field, message in errors[:SUMMARISED_ERRORS])

@@ -32,6 +32,7 @@ from tessera.platform.auth import CurrentUser, Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.db import Database, DbSession
 from tessera.platform.errors import NotFound
+from tessera.platform.proxying import public_url
 
 Status = Literal["queued", "started", "finished", "failed"]
 PROGRESS_STEP = 0.01
@@ -223,7 +224,10 @@ class RequestStore:
     async def finish(
         self, rq_id: str, *, result_id: int | None = None, result_url: str | None = None
     ) -> None:
-        """Mark the request finished, with what it made."""
+        """Mark the request finished, with what it made.
+
+        `result_url` is a path (`/api/...`): the answer puts it on the client's address.
+        """
         await self._update(rq_id, "finished", {
             "progress": 1.0, "result_id": result_id, "result_url": result_url, "message": "",
             "finished_date": sa.func.now(),
@@ -284,8 +288,14 @@ def requests_router(store_of: str = "requests") -> APIRouter:
     async def get_request(
         rq_id: str, request: Request, principal: CurrentUser, session: DbSession
     ) -> RequestStatus:
-        """Status, progress and result of one request the caller started."""
+        """Status, progress and result of one request the caller started.
+
+        A `result_url` is stored as a path and answered on the address the client used.
+        """
         store: RequestStore = request.app.state.platform.extras[store_of]
-        return await store.get(session, rq_id, principal)
+        found = await store.get(session, rq_id, principal)
+        if found.result_url and found.result_url.startswith("/"):
+            found.result_url = public_url(request, found.result_url)
+        return found
 
     return router

@@ -24,6 +24,7 @@ from tessera.platform.auth import AuthenticationMiddleware
 from tessera.platform.bus import Bus, Outbox
 from tessera.platform.db import Database, migrate
 from tessera.platform.errors import install_error_handlers, readiness_response
+from tessera.platform.proxying import ForwardedHeadersMiddleware, TrailingSlashMiddleware
 from tessera.platform.settings import PlatformSettings
 from tessera.platform.storage import ObjectStorage
 from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_logging
@@ -63,6 +64,8 @@ class ServiceSpec:
     description: str
     migrations: Path
     routers: Sequence[APIRouter] = ()
+    # API paths served without a token, on top of health, metrics and the OpenAPI document.
+    public_paths: frozenset[str] = frozenset()
     on_start: Sequence[Hook] = ()
     on_stop: Sequence[Hook] = ()
 
@@ -155,20 +158,28 @@ def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAP
 
 
 def create_service_app(spec: ServiceSpec, settings: PlatformSettings) -> FastAPI:
-    """Build the FastAPI app of one service; every route outside PUBLIC_PATHS needs a token."""
+    """Build the FastAPI app of one service.
+
+    Every route outside PUBLIC_PATHS and the spec's `public_paths` needs a token; paths
+    answer the same with and without a trailing slash; forwarded headers count only
+    from `settings.trusted_proxies`.
+    """
     configure_logging(spec.name, settings.log_level, settings.log_json)
     app = FastAPI(
         title=f"Tessera {spec.name}",
         version=spec.version,
         description=spec.description,
         lifespan=_lifespan(spec, settings),
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     metrics = Metrics(spec.name)
     app.include_router(_health_router(spec, metrics))
     for router in spec.routers:
         app.include_router(router)
-    app.add_middleware(AuthenticationMiddleware, public_paths=PUBLIC_PATHS)
+    app.add_middleware(AuthenticationMiddleware, public_paths=PUBLIC_PATHS | spec.public_paths)
     app.add_middleware(TelemetryMiddleware, metrics=metrics, router_app=app.router)
+    app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxies)
     app.state.spec = spec
     return app

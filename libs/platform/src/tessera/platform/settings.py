@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tessera.platform.proxying import parse_networks
 
 DEV_DATABASE_URL = "postgresql+asyncpg://tessera:tessera@127.0.0.1:5432/tessera"
 DEV_ADMIN_PASSWORD = "tessera-admin"
@@ -49,10 +51,20 @@ class PlatformSettings(BaseSettings):
     s3_bucket: str = "tessera"
     s3_create_bucket: bool | None = None
 
+    # Peers whose X-Forwarded-Host/-Proto/-For are believed: the gateway (loopback under
+    # `make run`) or the cluster's ingress. A JSON list of addresses and CIDR blocks.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
     bootstrap_admin_username: str = "admin"
     bootstrap_admin_email: str = "admin@localhost"
     bootstrap_admin_password: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
     bootstrap_admin_token: SecretStr | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @property
     def is_dev(self) -> bool:

@@ -32,6 +32,8 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Users, organizations, projects, tasks, jobs, labels and annotations.",
     migrations=migrations.LOCATION,
+    # CVAT's clients read `about` before they log in, to check the server's version.
+    public_paths=frozenset({"/api/server/about"}),
     routers=(
         server_router,
         users_router,

@@ -10,16 +10,17 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
 from tessera.gateway import __version__
 from tessera.gateway.config import GatewaySettings
+from tessera.gateway.docs import DOCS_PATH, swagger_ui_asset, swagger_ui_page
 from tessera.gateway.openapi import merge_openapi
 from tessera.gateway.proxy import forward
 from tessera.gateway.routing import RoutingTable, routing_table
 from tessera.platform.errors import NotFound, install_error_handlers, readiness_response
+from tessera.platform.proxying import ForwardedHeadersMiddleware
 from tessera.platform.telemetry import Metrics, TelemetryMiddleware, configure_logging, http_client
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -148,9 +149,13 @@ def create_app(
     async def schema() -> JSONResponse:
         return JSONResponse(await upstreams.openapi())
 
-    @app.get("/api/docs", include_in_schema=False)
+    @app.get(DOCS_PATH, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/api/schema", title="Tessera API")
+        return swagger_ui_page("/api/schema")
+
+    @app.get(DOCS_PATH + "/{path:path}", include_in_schema=False)
+    async def docs_files(path: str) -> Response:
+        return swagger_ui_page("/api/schema") if path == "" else swagger_ui_asset(path)
 
     @app.api_route("/api/{path:path}", methods=PROXIED_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:
@@ -158,4 +163,5 @@ def create_app(
         return await forward(upstreams.client, upstreams.url(service), service, request)
 
     app.add_middleware(TelemetryMiddleware, metrics=metrics, router_app=app.router)
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.trusted_proxies)
     return app

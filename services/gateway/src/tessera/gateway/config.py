@@ -17,5 +17,8 @@ class GatewaySettings(BaseSettings):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 600.0
     schema_cache_s: float = 30.0
+    # Peers whose X-Forwarded-* headers are believed (the cluster's ingress); none when
+    # the gateway is the edge, as under `make run`. A JSON list of addresses and CIDRs.
+    trusted_proxies: list[str] = []
     log_level: str = "INFO"
     log_json: bool = True

@@ -40,7 +40,8 @@ GATEWAY = "gateway"
 """The name the chart gives the gateway's Service (next to the services' names)."""
 
 GATEWAY_PATHS = ("/api/schema", "/api/docs")
-"""Paths under /api that the gateway answers itself instead of proxying."""
+"""Paths under /api that the gateway answers itself instead of proxying, each with
+everything below it (the documentation's scripts and styles live under /api/docs/)."""
 
 DEFAULT_PATH = "/api/"
 """The catch-all path for the table's default service (a prefix, as a regex)."""
@@ -103,7 +104,7 @@ def ingress_paths(table: RoutingTable) -> list[IngressPath]:
             )
         paths.append(entry)
     paths.extend(
-        IngressPath(f"{path}$", GATEWAY, "served by the gateway") for path in GATEWAY_PATHS
+        IngressPath(f"{path}(/.*)?$", GATEWAY, "served by the gateway") for path in GATEWAY_PATHS
     )
     paths.append(IngressPath(DEFAULT_PATH, table.default, "default"))
     return nginx_order(paths)

@@ -21,22 +21,27 @@ HOP_BY_HOP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "host",
         "content-length",
     }
 )
+# Set afresh from what the gateway itself saw (ForwardedHeadersMiddleware has already
+# taken a trusted proxy's values into the request and dropped anyone else's).
+FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded"})
 # Set again by the gateway's own server on the way out.
 SERVER_SET = frozenset({"date", "server"})
 
 
 def _forward_headers(request: Request) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    """The request's headers for the service: `Host` as the client sent it, plus the
+    client's address, host and scheme, from which the service builds absolute URLs."""
+    headers = [
+        (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | FORWARDED
+    ]
     if request.headers.get("content-length"):
         headers.append(("content-length", request.headers["content-length"]))
-    client = request.client.host if request.client else ""
-    prior = request.headers.get("x-forwarded-for")
-    headers.append(("x-forwarded-for", f"{prior}, {client}" if prior else client))
-    headers.append(("x-forwarded-host", request.headers.get("host", "")))
+    if request.client:
+        headers.append(("x-forwarded-for", request.client.host))
+    headers.append(("x-forwarded-host", request.headers.get("host", request.url.netloc)))
     headers.append(("x-forwarded-proto", request.url.scheme))
     request_id = current_request_id()
     if request_id and REQUEST_ID_HEADER.lower() not in request.headers:

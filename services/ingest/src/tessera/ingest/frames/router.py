@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from tessera.ingest.annotations_client import AnnotationsClient
-from tessera.ingest.frames.service import MediaReader, Payload, bad_request
+from tessera.ingest.frames.service import MediaReader, Payload
 from tessera.ingest.task_data.schemas import DataMeta
 from tessera.platform.db import DbSession
+from tessera.platform.errors import bad_request
 
 router = APIRouter(tags=["task data"])
 
@@ -31,7 +32,6 @@ def _send(payload: Payload) -> Response:
     return Response(payload.data, media_type=payload.media_type)
 
 
-@router.get("/api/tasks/{task_id}/data/", include_in_schema=False)
 @router.get("/api/tasks/{task_id}/data", summary="A frame, chunk or context image of a task")
 async def task_data(
     task_id: int,
@@ -61,7 +61,6 @@ async def task_meta(task_id: int, request: Request, session: DbSession) -> DataM
     return await _reader(request).meta(session, task_id, None)
 
 
-@router.get("/api/jobs/{job_id}/data/", include_in_schema=False)
 @router.get("/api/jobs/{job_id}/data", summary="A frame, chunk or context image of a job")
 async def job_data(
     job_id: int,

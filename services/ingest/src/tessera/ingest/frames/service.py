@@ -35,7 +35,7 @@ from tessera.ingest.media.related import write_context_images_chunk
 from tessera.ingest.media.video import index_video, read_frames
 from tessera.ingest.task_data.schemas import DataMeta, FrameMeta
 from tessera.platform.db import Database
-from tessera.platform.errors import NotFound, Problem
+from tessera.platform.errors import NotFound, Problem, bad_request
 from tessera.platform.storage import ObjectStorage
 
 
@@ -45,11 +45,6 @@ class Payload:
 
     data: bytes
     media_type: str
-
-
-def bad_request(detail: str, field: str) -> Problem:
-    """400 naming the query parameter, as CVAT answers a wrong data request."""
-    return Problem(400, detail, errors=[{"field": f"query.{field}", "message": detail}])
 
 
 async def media_of(session: AsyncSession, task_id: int) -> sa.Row[Any]:

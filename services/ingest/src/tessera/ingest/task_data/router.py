@@ -24,6 +24,7 @@ from tessera.ingest.task_data.schemas import DataRequest, DataResponse
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.proxying import public_url
 from tessera.platform.requests import Operation, RequestStore
 
 router = APIRouter(prefix="/api/tasks", tags=["task data"])
@@ -63,23 +64,14 @@ async def _require_cloud_storage(request: Request, session: DbSession, storage_i
         raise unprocessable([("body.cloud_storage_id", str(exc.detail))]) from exc
 
 
-def _absolute(request: Request, path: str) -> str:
-    """An absolute URL for `path` as the client reached us (through the router or not)."""
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
-    scheme = request.headers.get("x-forwarded-proto") or request.url.scheme
-    return f"{scheme}://{host}{path}" if host else str(request.url_for("tus_status", task_id=0))
-
-
-@router.options("/{task_id}/data", include_in_schema=False)
-@router.options("/{task_id}/data/", summary="TUS capabilities of task data uploads")
+@router.options("/{task_id}/data", summary="TUS capabilities of task data uploads")
 async def tus_options(task_id: int) -> Response:
     """The TUS protocol version and extensions this endpoint speaks."""
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers=TUS_HEADERS)
 
 
-@router.post("/{task_id}/data", include_in_schema=False)
 @router.post(
-    "/{task_id}/data/",
+    "/{task_id}/data",
     summary="Attach media to a task (uploads, TUS, share or remote files)",
     status_code=status.HTTP_202_ACCEPTED,
     responses={202: {"model": DataResponse}},
@@ -101,7 +93,7 @@ async def post_data(
                 session, _settings(request), access=access, owner_id=principal.user_id,
                 length_header=headers["upload-length"], metadata=headers.get("upload-metadata"),
             )  # fmt: skip
-            location = _absolute(request, f"/api/tasks/{task_id}/data/{upload.id}")
+            location = public_url(request, f"/api/tasks/{task_id}/data/{upload.id}")
             return Response(
                 status_code=status.HTTP_201_CREATED,
                 headers={**TUS_HEADERS, "Location": location, "Upload-Filename": upload.filename,
