@@ -28,11 +28,25 @@ async def test_about_reports_the_configured_cvat_api_version(open_service: OpenS
     assert response.json()["version"] == "2.81.0"
 
 
+async def test_about_is_public_as_cvat_clients_read_it_before_logging_in(
+    open_service: OpenService,
+) -> None:
+    async with open_service("annotations") as svc:
+        for path in ("/api/server/about", "/api/server/about/"):
+            response = await svc.anonymous.get(path)
+            assert response.status_code == 200, path
+            assert response.json()["version"] == "2.80.0"
+        refused = await svc.anonymous.post("/api/server/about")
+        assert refused.status_code == 405
+
+
 async def test_every_non_health_path_needs_a_token(open_service: OpenService) -> None:
     async with open_service("annotations") as svc:
         for path in (
-            "/api/server/about",
+            "/api/server/annotation/formats",
+            "/api/server/about/../../users/self",
             "/api/users/self",
+            "/api/users/self/",
             "/api/auth/api_tokens",
             "/api/no-such-thing",
         ):

@@ -326,20 +326,20 @@ def test_cvat_sdk_writes_and_reads_annotations_of_every_type(server: str) -> Non
 def test_cvat_sdk_client_accepts_the_server_version(
     server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """cvat-sdk's `Client` checks `about.version` without a warning.
-
-    `/api/server/about` needs a token and the `Client` constructor checks the version
-    before a token can be set, so the check runs again once the token is a default header.
-    """
+    """cvat-sdk's `Client` checks `about.version`, before it has a token, without a warning."""
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     token = httpx.post(f"{server}/api/auth/api_tokens", json={"name": "sdk"}, headers=admin)
     sdk_logger = logging.getLogger("cvat-sdk-test")
     with (
         caplog.at_level(logging.WARNING, logger=sdk_logger.name),
-        Client(server, config=Config(), logger=sdk_logger, check_server_version=False) as sdk,
+        Client(
+            server,
+            config=Config(allow_unsupported_server=False),
+            logger=sdk_logger,
+            check_server_version=True,
+        ) as sdk,
     ):
         sdk.api_client.set_default_header("Authorization", f"Bearer {token.json()['value']}")
-        sdk.check_server_version(fail_if_unsupported=True)
         about, _ = sdk.api_client.server_api.retrieve_about()
     assert [r.message for r in caplog.records if r.name == sdk_logger.name] == []
     assert about.version == "2.80.0"
