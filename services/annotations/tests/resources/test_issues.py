@@ -46,7 +46,7 @@ async def test_issue_lifecycle(open_service: OpenService) -> None:
         listed = (await svc.client.get("/api/issues", params={"job_id": job_id})).json()
         assert [i["id"] for i in listed["results"]] == [issue_id]
         messages = (await svc.client.get("/api/comments", params={"issue_id": issue_id})).json()
-        assert [c["message"] for c in messages["results"]] == ["gap", "fixed"]
+        assert [c["message"] for c in messages["results"]] == ["fixed", "gap"]  # newest first
         assert (await svc.client.get(f"/api/jobs/{job_id}")).json()["issues"]["count"] == 1
         assert (await svc.client.delete(f"/api/issues/{issue_id}")).status_code == 204
         assert (await svc.client.get("/api/comments")).json()["count"] == 0

@@ -10,6 +10,7 @@ reading a task fetches many chunks in a row.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from tessera.platform.errors import Problem
 from tessera.platform.telemetry import http_client
 
 ACCESS_TTL_S = 5.0
+SEGMENTS_TRIES = 3
+_RETRIED = (502, 503, 504)
 _FORWARDED = ("authorization", "x-organization")
 _FORWARDED_QUERY = ("org", "org_id")
 
@@ -131,11 +134,25 @@ class AnnotationsClient:
         self._cache = {k: v for k, v in self._cache.items() if f"/tasks/{task_id}/" not in k[0]}
 
     async def create_segment_jobs(self, task_id: int, body: dict[str, Any]) -> list[int]:
-        """Make the task's jobs from its segments; the job ids in segment order."""
-        response = await self._http.post(
-            f"/api/internal/tasks/{task_id}/segments", json=body, headers=self._internal
-        )
-        if response.status_code != 201:
+        """Make the task's jobs from its segments; the job ids in segment order.
+
+        The call is idempotent (the same segments asked again answer 200 with the jobs
+        made the first time), so it is retried when the connection fails or the service
+        is briefly unavailable, and a creation redone after a replica stopped completes.
+        Other segments for a task that has jobs are refused (409).
+        """
+        path = f"/api/internal/tasks/{task_id}/segments"
+        for attempt in range(SEGMENTS_TRIES):
+            try:
+                response = await self._http.post(path, json=body, headers=self._internal)
+            except httpx.TransportError:
+                if attempt + 1 == SEGMENTS_TRIES:
+                    raise
+            else:
+                if response.status_code not in _RETRIED or attempt + 1 == SEGMENTS_TRIES:
+                    break
+            await asyncio.sleep(0.5 * 2**attempt)
+        if response.status_code not in (200, 201):
             raise _problem(response, "making the task's jobs")
         self.forget(task_id)
         return [job["id"] for job in response.json()["jobs"]]

@@ -66,7 +66,7 @@ async def get_token(session: AsyncSession, owner_id: int, token_id: int) -> dict
 
 
 async def list_tokens(
-    session: AsyncSession, owner_id: int, *, offset: int, limit: int
+    session: AsyncSession, owner_id: int, *, offset: int, limit: int | None
 ) -> tuple[int, list[dict[str, Any]]]:
     """The usable tokens of `owner_id`, newest first, and their total count."""
     count = await session.scalar(

@@ -22,7 +22,7 @@ async def list_tokens(
 ) -> Page[ApiToken]:
     """The caller's tokens that are not revoked, newest first."""
     count, tokens = await service.list_tokens(
-        session, principal, offset=params.offset, limit=params.page_size
+        session, principal, offset=params.offset, limit=params.limit
     )
     return Page[ApiToken].build(request, params, count, tokens)
 

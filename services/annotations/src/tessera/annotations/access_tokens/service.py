@@ -56,7 +56,7 @@ async def create_token(
 
 
 async def list_tokens(
-    session: AsyncSession, principal: Principal, *, offset: int, limit: int
+    session: AsyncSession, principal: Principal, *, offset: int, limit: int | None
 ) -> tuple[int, list[ApiToken]]:
     """The caller's usable tokens, newest first."""
     count, rows = await repository.list_tokens(

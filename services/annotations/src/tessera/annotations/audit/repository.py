@@ -19,7 +19,7 @@ async def insert_entry(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def list_entries(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int | None
 ) -> tuple[int, list[dict[str, Any]]]:
     """The entries matching `condition`, newest first, with their actor, and their count."""
     count = await session.scalar(sa.select(sa.func.count()).select_from(audit_log).where(condition))

@@ -26,6 +26,6 @@ async def list_entries(
     actor (`user_id`) or `action`. Entries appear shortly after the change (they are
     made from its event)."""
     count, results = await service.list_entries(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
+        session, ctx, request, filters, offset=params.offset, limit=params.limit
     )
     return Page[AuditEntry].build(request, params, count, results)

@@ -123,7 +123,7 @@ async def list_entries(
     filters: AuditFilters,
     *,
     offset: int,
-    limit: int,
+    limit: int | None,
 ) -> tuple[int, list[AuditEntry]]:
     """The entries the caller may read that match `filters`, newest first."""
     count, rows = await repository.list_entries(

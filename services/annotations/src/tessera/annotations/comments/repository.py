@@ -5,11 +5,31 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.tables import comments
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.tables import comments, issues
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
+
+
+def _of_issue(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """`column` of `issues` for the comment's issue, as a correlated subquery."""
+    return sa.select(column).where(issues.c.id == comments.c.issue_id).scalar_subquery()
+
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(comments.c.id, "int"),
+        "owner": Field(username_of(comments.c.owner_id)),
+        "issue_id": Field(comments.c.issue_id, "int"),
+        "job_id": Field(_of_issue(issues.c.job_id), "int"),
+        "frame_id": Field(_of_issue(issues.c.frame), "int"),
+    },
+    search=("owner",),
+    simple=("frame_id", "issue_id", "job_id", "owner"),
+)
+"""CVAT's comment list fields (cvat-sdk 2.80's `CommentsApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -31,18 +51,14 @@ async def get_comment(
 
 
 async def list_comments(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The comments matching `condition`, oldest first, and their total count."""
+    """The comments matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(comments).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select().where(condition).order_by(comments.c.id).offset(offset).limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from tessera.annotations.access import RequestContext
 from tessera.annotations.comments import service
 from tessera.annotations.comments.schemas import Comment, CommentCreate, CommentUpdate
-from tessera.annotations.comments.service import CommentFilters
+from tessera.annotations.comments.service import list_query_of_comments
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/comments", tags=["comments"])
 
@@ -19,14 +20,11 @@ async def list_comments(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[CommentFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_comments)],
 ) -> Page[Comment]:
-    """The comments the caller sees."""
-    count, results = await service.list_comments(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Comment].build(request, params, count, results)
+    """The comments the caller sees (newest first unless sorted)."""
+    count, results = await service.list_comments(session, ctx, request, query)
+    return Page[Comment].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a comment")

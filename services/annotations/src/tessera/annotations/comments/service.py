@@ -1,6 +1,5 @@
 """Comments of review issues."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,10 +12,10 @@ from tessera.annotations.comments.schemas import Comment, CommentCreate, Comment
 from tessera.annotations.issues import repository as issues_repository
 from tessera.annotations.issues.service import issue_row, job_of, may_review, visible_issues
 from tessera.annotations.jobs.service import is_task_staff
-from tessera.annotations.projects.repository import username_is
 from tessera.annotations.tables import comments, issues
 from tessera.annotations.users.service import basic_user
 from tessera.platform.errors import NotFound, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
 
 def visible_comments(ctx: Context) -> sa.ColumnElement[bool]:
@@ -24,21 +23,8 @@ def visible_comments(ctx: Context) -> sa.ColumnElement[bool]:
     return sa.exists().where(issues.c.id == comments.c.issue_id, visible_issues(ctx))
 
 
-@dataclass(frozen=True)
-class CommentFilters:
-    """Filters of the comment list; `owner` is a username, as in CVAT."""
-
-    issue_id: int | None = None
-    owner: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `comments`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        if self.issue_id is not None:
-            conditions.append(comments.c.issue_id == self.issue_id)
-        if self.owner is not None:
-            conditions.append(username_is(comments.c.owner_id, self.owner))
-        return sa.and_(sa.true(), *conditions)
+list_query_of_comments = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the comment list's parameters (CVAT's)."""
 
 
 def _to_schema(request: Request, row: dict[str, Any]) -> Comment:
@@ -70,15 +56,10 @@ async def list_comments(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: CommentFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Comment]]:
-    """The comments of issues the caller sees, oldest first."""
-    count, rows = await repository.list_comments(
-        session, sa.and_(visible_comments(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The comments of issues the caller sees that match the list query."""
+    count, rows = await repository.list_comments(session, visible_comments(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

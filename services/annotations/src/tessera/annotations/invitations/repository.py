@@ -6,11 +6,28 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import invitations, memberships, organizations
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
 _user = users.alias("invitee")
+
+LIST_SPEC = ListSpec(
+    fields={
+        # An invitation's primary key is its `key`; CVAT's `id` filter names the same.
+        "id": Field(invitations.c.key),
+        "owner": Field(username_of(invitations.c.owner_id)),
+        "user_id": Field(memberships.c.user_id, "int"),
+        "accepted": Field(memberships.c.is_active, "bool"),
+        "created_date": Field(invitations.c.created_date, "datetime"),
+    },
+    search=("owner",),
+    simple=("accepted", "owner", "user_id"),
+    default_sort=("-created_date",),
+)
+"""CVAT's invitation list fields (cvat-sdk 2.80's `InvitationsApi.list`); the list is
+always joined with the invited membership, which `user_id` and `accepted` read."""
 
 
 def _select() -> sa.Select[Any]:
@@ -44,26 +61,19 @@ async def get_invitation(
 
 
 async def list_invitations(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The invitations matching `condition`, newest first, and their total count."""
+    """The invitations matching `condition` and the list query, in its order, and their
+    count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(
         sa.select(sa.func.count())
         .select_from(invitations.join(memberships, memberships.c.id == invitations.c.membership_id))
         .where(condition)
     )
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select()
-                .where(condition)
-                .order_by(invitations.c.created_date.desc(), invitations.c.key)
-                .offset(offset)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

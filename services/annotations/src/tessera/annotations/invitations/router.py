@@ -12,8 +12,10 @@ from tessera.annotations.invitations.schemas import (
     Invitation,
     InvitationCreate,
 )
+from tessera.annotations.invitations.service import list_query_of_invitations
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/invitations", tags=["invitations"])
 NO_CONTENT = status.HTTP_204_NO_CONTENT
@@ -24,13 +26,12 @@ async def list_invitations(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
+    query: Annotated[ListQuery, Depends(list_query_of_invitations)],
 ) -> Page[Invitation]:
-    """Invitations to the caller, from the caller, or into organizations the caller manages."""
-    count, results = await service.list_invitations(
-        session, ctx, request, offset=params.offset, limit=params.page_size
-    )
-    return Page[Invitation].build(request, params, count, results)
+    """Invitations to the caller, from the caller, or into organizations the caller manages
+    (newest first unless sorted)."""
+    count, results = await service.list_invitations(session, ctx, request, query)
+    return Page[Invitation].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Invite a user")

@@ -27,8 +27,12 @@ from tessera.annotations.users import repository as users
 from tessera.annotations.users.service import basic_user
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
 EXPIRY = timedelta(days=7)
+
+list_query_of_invitations = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the invitation list's parameters (CVAT's)."""
 
 
 def visible_invitations(ctx: Context) -> sa.ColumnElement[bool]:
@@ -89,12 +93,10 @@ async def get_invitation(
 
 
 async def list_invitations(
-    session: AsyncSession, ctx: Context, request: Request, *, offset: int, limit: int
+    session: AsyncSession, ctx: Context, request: Request, query: ListQuery
 ) -> tuple[int, list[Invitation]]:
-    """The invitations the caller may see, newest first."""
-    count, rows = await repository.list_invitations(
-        session, visible_invitations(ctx), offset=offset, limit=limit
-    )
+    """The invitations the caller may see that match the list query."""
+    count, rows = await repository.list_invitations(session, visible_invitations(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

@@ -5,12 +5,30 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.tables import comments, issues
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.tables import comments, issues, jobs
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
 _assignee = users.alias("assignee")
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(issues.c.id, "int"),
+        "assignee": Field(username_of(issues.c.assignee_id)),
+        "owner": Field(username_of(issues.c.owner_id)),
+        "frame_id": Field(issues.c.frame, "int"),
+        "job_id": Field(issues.c.job_id, "int"),
+        "task_id": Field(
+            sa.select(jobs.c.task_id).where(jobs.c.id == issues.c.job_id).scalar_subquery(), "int"
+        ),
+        "resolved": Field(issues.c.resolved, "bool"),
+    },
+    search=("assignee", "owner"),
+    simple=("assignee", "frame_id", "job_id", "owner", "resolved", "task_id"),
+)
+"""CVAT's issue list fields (cvat-sdk 2.80's `IssuesApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -42,18 +60,14 @@ async def get_issue(
 
 
 async def list_issues(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The issues matching `condition`, newest first, and their total count."""
+    """The issues matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(issues).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select().where(condition).order_by(issues.c.id.desc()).offset(offset).limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from tessera.annotations.access import RequestContext
 from tessera.annotations.issues import service
 from tessera.annotations.issues.schemas import Issue, IssueCreate, IssueUpdate
-from tessera.annotations.issues.service import IssueFilters
+from tessera.annotations.issues.service import list_query_of_issues
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/issues", tags=["issues"])
 
@@ -19,14 +20,11 @@ async def list_issues(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[IssueFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_issues)],
 ) -> Page[Issue]:
-    """The issues the caller sees."""
-    count, results = await service.list_issues(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Issue].build(request, params, count, results)
+    """The issues the caller sees (newest first unless sorted)."""
+    count, results = await service.list_issues(session, ctx, request, query)
+    return Page[Issue].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a issue")

@@ -1,7 +1,6 @@
 """Review issues: opened on a frame and position of a job with a first comment, moved,
 reassigned, resolved and reopened."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,12 +14,12 @@ from tessera.annotations.issues.schemas import Issue, IssueCreate, IssueUpdate
 from tessera.annotations.jobs import repository as jobs_repository
 from tessera.annotations.jobs.service import is_task_staff
 from tessera.annotations.links import api_url
-from tessera.annotations.projects.repository import username_is
 from tessera.annotations.projects.schemas import CountLink
 from tessera.annotations.tables import issues, jobs
 from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import visible_jobs
 from tessera.platform.errors import NotFound, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
 
 def visible_issues(ctx: Context) -> sa.ColumnElement[bool]:
@@ -33,27 +32,8 @@ def may_review(ctx: Context) -> bool:
     return ctx.is_admin or ctx.role != Role.SUPERVISOR
 
 
-@dataclass(frozen=True)
-class IssueFilters:
-    """Filters of the issue list; `owner` and `assignee` are usernames, as in CVAT."""
-
-    job_id: int | None = None
-    frame: int | None = None
-    resolved: bool | None = None
-    owner: str | None = None
-    assignee: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `issues`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        for name in ("job_id", "frame", "resolved"):
-            if getattr(self, name) is not None:
-                conditions.append(issues.c[name] == getattr(self, name))
-        if self.owner is not None:
-            conditions.append(username_is(issues.c.owner_id, self.owner))
-        if self.assignee is not None:
-            conditions.append(username_is(issues.c.assignee_id, self.assignee))
-        return sa.and_(sa.true(), *conditions)
+list_query_of_issues = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the issue list's parameters (CVAT's)."""
 
 
 def _to_schema(request: Request, row: dict[str, Any]) -> Issue:
@@ -97,15 +77,10 @@ async def list_issues(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: IssueFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Issue]]:
-    """The issues of the jobs the caller sees, newest first."""
-    count, rows = await repository.list_issues(
-        session, sa.and_(visible_issues(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The issues of the jobs the caller sees that match the list query."""
+    count, rows = await repository.list_issues(session, visible_issues(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

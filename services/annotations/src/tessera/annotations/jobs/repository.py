@@ -1,19 +1,69 @@
 """SQL over `jobs`."""
 
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.jobs.schemas import Segment
+from tessera.annotations.jobs.schemas import Segment, Stage, State
 from tessera.annotations.tables import issues, jobs, projects, tasks
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _assignee = users.alias("assignee")
 # Aliases keep visibility conditions (subqueries over `tasks`) uncorrelated.
 _task = tasks.alias("task")
 _project = projects.alias("project")
+
+
+def _of_task(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """`column` of `tasks` for the job's task, as a correlated subquery."""
+    return sa.select(column).where(tasks.c.id == jobs.c.task_id).scalar_subquery()
+
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(jobs.c.id, "int"),
+        "assignee": Field(username_of(jobs.c.assignee_id)),
+        "dimension": Field(_of_task(tasks.c.dimension), choices=("2d", "3d")),
+        "media_type": Field(
+            _of_task(tasks.c.media_type), choices=("image", "video", "point_cloud")
+        ),
+        "mode": Field(_of_task(tasks.c.mode), choices=("annotation", "interpolation")),
+        # Tessera has no consensus replicas: no job has a parent job.
+        "parent_job_id": Field(sa.null().cast(sa.BigInteger), "int"),
+        "project_id": Field(_of_task(tasks.c.project_id), "int"),
+        "project_name": Field(
+            sa.select(projects.c.name)
+            .join(tasks, tasks.c.project_id == projects.c.id)
+            .where(tasks.c.id == jobs.c.task_id)
+            .scalar_subquery()
+        ),
+        "stage": Field(jobs.c.stage, choices=get_args(Stage)),
+        "state": Field(jobs.c.state, choices=get_args(State)),
+        "task_id": Field(jobs.c.task_id, "int"),
+        "task_name": Field(_of_task(tasks.c.name)),
+        "type": Field(jobs.c.type, choices=("annotation", "ground_truth", "replica")),
+        "updated_date": Field(jobs.c.updated_date, "datetime"),
+    },
+    search=("assignee", "project_name", "task_name"),
+    simple=(
+        "assignee",
+        "dimension",
+        "media_type",
+        "mode",
+        "parent_job_id",
+        "project_id",
+        "project_name",
+        "stage",
+        "state",
+        "task_id",
+        "task_name",
+        "type",
+    ),
+)
+"""CVAT's job list fields (cvat-sdk 2.80's `JobsApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -58,18 +108,14 @@ async def get_job(
 
 
 async def list_jobs(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The jobs matching `condition`, newest first, and their total count."""
+    """The jobs matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(jobs).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select().where(condition).order_by(jobs.c.id.desc()).offset(offset).limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 
@@ -107,6 +153,16 @@ async def insert_jobs(
         .all()
     )
     return sorted((dict(row) for row in rows), key=lambda row: row["id"])
+
+
+async def task_jobs(session: AsyncSession, task_id: int) -> list[dict[str, Any]]:
+    """The ranges of a task's jobs (id, start_frame, stop_frame, frames) in id order."""
+    rows = await session.execute(
+        sa.select(jobs.c.id, jobs.c.start_frame, jobs.c.stop_frame, jobs.c.frames)
+        .where(jobs.c.task_id == task_id)
+        .order_by(jobs.c.id)
+    )
+    return [dict(row) for row in rows.mappings()]
 
 
 async def stage_states(session: AsyncSession, task_id: int) -> list[tuple[str, str]]:

@@ -2,16 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.jobs import service
 from tessera.annotations.jobs.schemas import Job, JobUpdate, SegmentsCreate, SegmentsCreated
-from tessera.annotations.jobs.service import JobFilters
+from tessera.annotations.jobs.service import list_query_of_jobs
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -22,14 +23,11 @@ async def list_jobs(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[JobFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_jobs)],
 ) -> Page[Job]:
-    """The jobs the caller sees in the organization context, newest first."""
-    count, results = await service.list_jobs(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Job].build(request, params, count, results)
+    """The jobs the caller sees in the organization context (newest first unless sorted)."""
+    count, results = await service.list_jobs(session, ctx, request, query)
+    return Page[Job].build(request, query.page, count, results)
 
 
 @router.get("/{job_id}", summary="Get job details")
@@ -56,9 +54,23 @@ async def update_job(
     "/tasks/{task_id}/segments",
     status_code=status.HTTP_201_CREATED,
     summary="Make the jobs of a task from its segments (ingest service, administrators)",
+    responses={
+        200: {"description": "The same segments were asked before: the jobs made then."},
+        409: {"description": "The task has jobs made from other segments or media."},
+    },
 )
 async def create_segment_jobs(
-    task_id: int, body: SegmentsCreate, principal: CurrentUser, session: DbSession
+    task_id: int,
+    body: SegmentsCreate,
+    principal: CurrentUser,
+    session: DbSession,
+    response: Response,
 ) -> SegmentsCreated:
-    """Record the task's media facts and make one job per segment, once per task."""
-    return await service.create_segment_jobs(session, principal, task_id, body)
+    """Record the task's media facts and make one job per segment, once per task.
+
+    Idempotent: the same request again answers 200 with the same jobs and changes nothing.
+    """
+    made, created = await service.create_segment_jobs(session, principal, task_id, body)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return made

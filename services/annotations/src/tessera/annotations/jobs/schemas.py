@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from tessera.annotations.projects.schemas import CountLink, Link, Storage
 from tessera.annotations.status import Status
-from tessera.annotations.tasks.schemas import Frame, FrameFilter, ImageQuality
+from tessera.annotations.tasks.schemas import Count, Frame, FrameFilter, ImageQuality
 from tessera.annotations.users.schemas import BasicUser
 
 Stage = Literal["annotation", "validation", "acceptance"]
@@ -93,7 +93,9 @@ class SegmentsCreate(BaseModel):
     """What ingest knows once a task's media is prepared: its size, kind, chunks, segments.
 
     `image_quality`, `start_frame`, `stop_frame` and `frame_filter`, when given, record
-    the data options ingest applied.
+    the data options ingest applied; `segment_size` and `overlap`, when given, the ones it
+    cut the segments with (as CVAT does, the task shows these from then on: a segment size
+    of 0 becomes the task size, the overlap is clamped to half a segment).
     """
 
     size: int = Field(ge=1, le=2**31 - 1, description="Frames in the task.")
@@ -106,6 +108,8 @@ class SegmentsCreate(BaseModel):
     start_frame: Frame | None = None
     stop_frame: Frame | None = None
     frame_filter: FrameFilter | None = None
+    segment_size: Count | None = Field(default=None, description="Segment size used.")
+    overlap: Count | None = Field(default=None, description="Overlap of segments used.")
     segments: list[Segment] = Field(min_length=1)
 
 

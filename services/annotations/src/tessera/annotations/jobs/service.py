@@ -1,7 +1,6 @@
 """Jobs: made from a task's segments by the ingest service, read, listed, reassigned, moved
 through stages and states."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,48 +16,20 @@ from tessera.annotations.jobs.schemas import (
     JobUpdate,
     SegmentsCreate,
     SegmentsCreated,
-    Stage,
-    State,
 )
 from tessera.annotations.links import api_url
-from tessera.annotations.projects.repository import username_is
 from tessera.annotations.projects.schemas import CountLink, Link, Storage
 from tessera.annotations.status import combined_status, job_status
-from tessera.annotations.tables import jobs, tasks
 from tessera.annotations.tasks import repository as task_repository
 from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import visible_jobs
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
-
-@dataclass(frozen=True)
-class JobFilters:
-    """Filters of the job list; `assignee` is a username, as in CVAT."""
-
-    task_id: int | None = None
-    project_id: int | None = None
-    assignee: str | None = None
-    stage: Stage | None = None
-    state: State | None = None
-    type: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `jobs`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        for name in ("task_id", "stage", "state", "type"):
-            if getattr(self, name) is not None:
-                conditions.append(jobs.c[name] == getattr(self, name))
-        if self.project_id is not None:
-            conditions.append(
-                jobs.c.task_id.in_(
-                    sa.select(tasks.c.id).where(tasks.c.project_id == self.project_id)
-                )
-            )
-        if self.assignee is not None:
-            conditions.append(username_is(jobs.c.assignee_id, self.assignee))
-        return sa.and_(sa.true(), *conditions)
+list_query_of_jobs = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the job list's parameters (CVAT's)."""
 
 
 def _frame_count(start: int, stop: int, frames: list[int] | None) -> int:
@@ -116,15 +87,10 @@ async def list_jobs(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: JobFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Job]]:
-    """The jobs the caller sees in this context, newest first."""
-    count, rows = await repository.list_jobs(
-        session, sa.and_(visible_jobs(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The jobs the caller sees in this context that match the list query."""
+    count, rows = await repository.list_jobs(session, visible_jobs(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 
@@ -190,25 +156,99 @@ async def update_job(
     return await get_job(session, ctx, request, job_id)
 
 
+# What a segments request records on the task: its field -> the task's column.
+_MEDIA_FACTS = {
+    "size": "size",
+    "media_type": "media_type",
+    "dimension": "dimension",
+    "chunk_size": "data_chunk_size",
+    "compressed_chunk_type": "compressed_chunk_type",
+    "original_chunk_type": "original_chunk_type",
+    "image_quality": "image_quality",
+    "start_frame": "start_frame",
+    "stop_frame": "stop_frame",
+    "frame_filter": "frame_filter",
+    "segment_size": "segment_size",
+    "overlap": "overlap",
+}
+
+
+def _created(task_id: int, rows: list[dict[str, Any]]) -> SegmentsCreated:
+    return SegmentsCreated(
+        task_id=task_id,
+        jobs=[
+            CreatedJob(
+                id=row["id"],
+                start_frame=row["start_frame"],
+                stop_frame=row["stop_frame"],
+                frame_count=_frame_count(row["start_frame"], row["stop_frame"], row["frames"]),
+            )
+            for row in rows
+        ],
+    )
+
+
+def _differences(
+    task: dict[str, Any], rows: list[dict[str, Any]], body: SegmentsCreate
+) -> list[dict[str, str]]:
+    """How a segments request differs from what the task got from an earlier one."""
+    given = body.model_dump(include=set(_MEDIA_FACTS), exclude_none=True)
+    errors = [
+        {"field": f"body.{name}", "message": f"the task has {task[_MEDIA_FACTS[name]]!r}"}
+        for name, value in given.items()
+        if task[_MEDIA_FACTS[name]] != value
+    ]
+    existing = [(row["start_frame"], row["stop_frame"], row["frames"] or None) for row in rows]
+    asked = [(s.start_frame, s.stop_frame, s.frames or None) for s in body.segments]
+    if asked != existing:
+        ranges = ", ".join(f"{start}-{stop}" for start, stop, _ in existing)
+        errors.append(
+            {"field": "body.segments", "message": f"the task's jobs cover frames {ranges}"}
+        )
+    return errors
+
+
 async def create_segment_jobs(
     session: AsyncSession, principal: Principal, task_id: int, body: SegmentsCreate
-) -> SegmentsCreated:
-    """Make one job per segment of a task whose media ingest has prepared (admins only).
+) -> tuple[SegmentsCreated, bool]:
+    """Make one job per segment of a task whose media ingest has prepared (admins only);
+    the jobs, and whether they were made now.
 
-    A task gets its jobs once: a second call answers 409 and changes nothing.
+    The call is idempotent, so that ingest can redo a creation that a stopped replica
+    left unfinished: asked again with the same media facts and segments, it answers the
+    jobs it made the first time and changes nothing. Other segments or facts for a task
+    that has jobs get 409 naming what differs. The task's media facts, its data options
+    and the `segment_size` and `overlap` actually used are stored with the jobs, in one
+    transaction.
     """
     if not principal.is_superuser:
         raise Problem(403, "Only the ingest service (an administrator) makes jobs from segments.")
     task = await task_repository.lock_task(session, task_id)
     if task is None:
         raise NotFound(f"Task {task_id} does not exist.")
-    if await task_repository.has_jobs(session, task_id):
-        raise Problem(409, f"Task {task_id} already has jobs.")
+    existing = await repository.task_jobs(session, task_id)
+    if existing:
+        if differences := _differences(task, existing, body):
+            raise Problem(
+                409,
+                f"Task {task_id} already has jobs, made from other segments or media; "
+                "a repeated request must give the same ones.",
+                errors=differences,
+            )
+        return _created(task_id, existing), False
     errors = [
         (f"body.segments[{index}].stop_frame", f"must be less than the task size {body.size}")
         for index, segment in enumerate(body.segments)
         if segment.stop_frame >= body.size
     ]
+    if body.segment_size is not None and body.segment_size > body.size:
+        errors.append(("body.segment_size", f"must not exceed the task size {body.size}"))
+    if (
+        body.segment_size is not None
+        and body.overlap is not None
+        and body.overlap > body.segment_size // 2
+    ):
+        errors.append(("body.overlap", "must not exceed half the segment size"))
     if task["project_id"] is not None:
         dimension = await task_repository.project_dimension(session, task["project_id"])
         if dimension is None:
@@ -218,8 +258,10 @@ async def create_segment_jobs(
     if errors:
         raise unprocessable(errors)
     options = body.model_dump(
-        include={"image_quality", "start_frame", "stop_frame", "frame_filter"}, exclude_none=True
-    )
+        include={"image_quality", "start_frame", "stop_frame", "frame_filter", "segment_size",
+                 "overlap"},
+        exclude_none=True,
+    )  # fmt: skip
     await task_repository.update_task(
         session,
         task_id,
@@ -236,15 +278,4 @@ async def create_segment_jobs(
         },
     )
     rows = await repository.insert_jobs(session, task_id, body.segments)
-    return SegmentsCreated(
-        task_id=task_id,
-        jobs=[
-            CreatedJob(
-                id=row["id"],
-                start_frame=row["start_frame"],
-                stop_frame=row["stop_frame"],
-                frame_count=_frame_count(row["start_frame"], row["stop_frame"], row["frames"]),
-            )
-            for row in rows
-        ],
-    )
+    return _created(task_id, rows), True

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.annotations.labels.schemas import LabelType
 from tessera.annotations.tables import attribute_specs, jobs, labels, tasks
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 LABEL_FIELDS = ("name", "color", "type", "svg")
 ATTRIBUTE_FIELDS = ("name", "mutable", "input_type", "default_value", "values")
+_parent = labels.alias("parent")
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(labels.c.id, "int"),
+        "name": Field(labels.c.name),
+        "color": Field(labels.c.color),
+        "type": Field(labels.c.type, choices=get_args(LabelType)),
+        "parent": Field(
+            sa.select(_parent.c.name).where(_parent.c.id == labels.c.parent_id).scalar_subquery()
+        ),
+        "parent_id": Field(labels.c.parent_id, "int"),
+    },
+    search=("name", "parent"),
+    simple=("color", "name", "parent", "parent_id", "type"),
+    default_sort=("id",),
+)
+"""CVAT's label list fields (cvat-sdk 2.80's `LabelsApi.list`)."""
 
 
 @dataclass(frozen=True)
@@ -77,18 +97,14 @@ async def sublabels_of(session: AsyncSession, parent_ids: Collection[int]) -> li
 
 
 async def list_labels(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The labels matching `condition`, in id order, and their total count."""
+    """The labels matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(labels).where(condition))
+    statement = sa.select(labels).where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                sa.select(labels).where(condition).order_by(labels.c.id).offset(offset).limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

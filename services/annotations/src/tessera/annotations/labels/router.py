@@ -8,9 +8,10 @@ from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.labels import service
 from tessera.annotations.labels.schemas import Label, LabelRequest
-from tessera.annotations.labels.service import LabelFilters
+from tessera.annotations.labels.service import LabelsOf, list_query_of_labels, top_level_only
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])
 
@@ -20,14 +21,15 @@ async def list_labels(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[LabelFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_labels)],
+    of: Annotated[LabelsOf, Depends()],
 ) -> Page[Label]:
-    """Top-level labels (sublabels with `parent_id`); a task in a project lists the project's."""
+    """Top-level labels (a skeleton's sublabels with `parent_id` or `parent`), in id order
+    unless sorted; a task in a project lists the project's."""
     count, results = await service.list_labels(
-        session, ctx, filters, offset=params.offset, limit=params.page_size
+        session, ctx, of, query, top_level=top_level_only(request.query_params)
     )
-    return Page[Label].build(request, params, count, results)
+    return Page[Label].build(request, query.page, count, results)
 
 
 @router.get("/{label_id}", summary="Get label details")

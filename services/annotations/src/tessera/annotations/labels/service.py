@@ -9,6 +9,7 @@ field paths (`body.labels[1].attributes[0].values`). A write that changed labels
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ from tessera.annotations.visibility import (
 )
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
 PALETTE = (
     "#fa3253", "#33ddff", "#34d1b7", "#ff007c", "#ddff33", "#24b353", "#b83df5", "#66ff66",
@@ -383,24 +385,22 @@ def _of_task(task_id: Any) -> sa.ColumnElement[bool]:
     return sa.or_(labels.c.task_id == task_id, labels.c.project_id == project_of_task)
 
 
+list_query_of_labels = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the label list's parameters (CVAT's, but `job_id`, `task_id` and
+`project_id`, which `LabelsOf` reads)."""
+
+
 @dataclass(frozen=True)
-class LabelFilters:
-    """Filters of the label list (CVAT's)."""
+class LabelsOf:
+    """Whose labels a list asks for (CVAT's `job_id`, `task_id`, `project_id`)."""
 
     project_id: int | None = None
     task_id: int | None = None
     job_id: int | None = None
-    parent_id: int | None = None
-    name: str | None = None
-    type: str | None = None
 
     def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `labels`; top-level labels only unless `parent_id` is given."""
-        conditions: list[sa.ColumnElement[bool]] = [
-            labels.c.parent_id.is_(None)
-            if self.parent_id is None
-            else labels.c.parent_id == self.parent_id
-        ]
+        """Condition on `labels`: the labels of that project, task (or its project), job."""
+        conditions: list[sa.ColumnElement[bool]] = []
         if self.project_id is not None:
             conditions.append(labels.c.project_id == self.project_id)
         if self.task_id is not None:
@@ -408,11 +408,12 @@ class LabelFilters:
         if self.job_id is not None:
             task_of_job = sa.select(jobs.c.task_id).where(jobs.c.id == self.job_id)
             conditions.append(_of_task(task_of_job.scalar_subquery()))
-        if self.name is not None:
-            conditions.append(labels.c.name == self.name)
-        if self.type is not None:
-            conditions.append(labels.c.type == self.type)
-        return sa.and_(*conditions)
+        return sa.and_(sa.true(), *conditions)
+
+
+def top_level_only(parameters: Mapping[str, str]) -> bool:
+    """A list shows top-level labels only, unless it asks for a parent's sublabels."""
+    return not (parameters.get("parent_id") or parameters.get("parent"))
 
 
 async def read_labels(session: AsyncSession, rows: list[dict[str, Any]]) -> list[Label]:
@@ -455,12 +456,14 @@ async def read_labels(session: AsyncSession, rows: list[dict[str, Any]]) -> list
 
 
 async def list_labels(
-    session: AsyncSession, ctx: Context, filters: LabelFilters, *, offset: int, limit: int
+    session: AsyncSession, ctx: Context, of: LabelsOf, query: ListQuery, *, top_level: bool
 ) -> tuple[int, list[Label]]:
-    """The labels the caller sees that match `filters`, in id order."""
-    count, rows = await repository.list_labels(
-        session, sa.and_(visible_labels(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The labels the caller sees of `of` that match the list query (top-level ones only
+    when `top_level`)."""
+    condition = sa.and_(visible_labels(ctx), of.condition())
+    if top_level:
+        condition = sa.and_(condition, labels.c.parent_id.is_(None))
+    count, rows = await repository.list_labels(session, condition, query)
     return count, await read_labels(session, rows)
 
 

@@ -6,10 +6,24 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import invitations, memberships
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _user = users.alias("member")
+
+ROLES = ("worker", "supervisor", "maintainer", "owner")
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(memberships.c.id, "int"),
+        "user": Field(username_of(memberships.c.user_id)),
+        "role": Field(memberships.c.role, choices=ROLES),
+    },
+    search=("user",),
+    simple=("role", "user"),
+)
+"""CVAT's membership list fields (cvat-sdk 2.80's `MembershipsApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -55,24 +69,16 @@ async def get_membership(
 
 
 async def list_memberships(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The memberships matching `condition`, newest first, and their total count."""
+    """The memberships matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(
         sa.select(sa.func.count()).select_from(memberships).where(condition)
     )
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select()
-                .where(condition)
-                .order_by(memberships.c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

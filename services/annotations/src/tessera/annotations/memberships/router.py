@@ -8,9 +8,10 @@ from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.memberships import service
 from tessera.annotations.memberships.schemas import Membership, MembershipUpdate
-from tessera.annotations.memberships.service import MembershipFilters
+from tessera.annotations.memberships.service import list_query_of_memberships
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/memberships", tags=["memberships"])
 
@@ -20,14 +21,12 @@ async def list_memberships(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[MembershipFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_memberships)],
 ) -> Page[Membership]:
-    """Memberships of the caller's organizations (of this one in an organization context)."""
-    count, results = await service.list_memberships(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Membership].build(request, params, count, results)
+    """Memberships of the caller's organizations (of this one in an organization context),
+    newest first unless sorted."""
+    count, results = await service.list_memberships(session, ctx, request, query)
+    return Page[Membership].build(request, query.page, count, results)
 
 
 @router.get("/{membership_id}", summary="Get membership details")

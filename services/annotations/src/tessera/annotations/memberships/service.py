@@ -4,7 +4,6 @@ Owners manage everyone but themselves; maintainers manage supervisors and worker
 member but the owner may leave. An organization always keeps its one owner.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +14,11 @@ from tessera.annotations import events
 from tessera.annotations.access import Context
 from tessera.annotations.memberships import repository
 from tessera.annotations.memberships.schemas import Membership, MembershipUpdate
-from tessera.annotations.projects.repository import username_is
 from tessera.annotations.tables import memberships
 from tessera.annotations.users.service import basic_user
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem
+from tessera.platform.listing import ListQuery, list_query
 
 MANAGED_BY = {
     "owner": ("maintainer", "supervisor", "worker"),
@@ -49,21 +48,8 @@ def visible_memberships(ctx: Context) -> sa.ColumnElement[bool]:
     return condition
 
 
-@dataclass(frozen=True)
-class MembershipFilters:
-    """Filters of the membership list; `user` is a username, as in CVAT."""
-
-    user: str | None = None
-    role: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `memberships`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        if self.user is not None:
-            conditions.append(username_is(memberships.c.user_id, self.user))
-        if self.role is not None:
-            conditions.append(memberships.c.role == self.role)
-        return sa.and_(sa.true(), *conditions)
+list_query_of_memberships = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the membership list's parameters (CVAT's; `user` is a username)."""
 
 
 def _to_schema(request: Request, row: dict[str, Any]) -> Membership:
@@ -100,15 +86,10 @@ async def list_memberships(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: MembershipFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Membership]]:
-    """The memberships of the caller's organizations, newest first."""
-    count, rows = await repository.list_memberships(
-        session, sa.and_(visible_memberships(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The memberships of the caller's organizations that match the list query."""
+    count, rows = await repository.list_memberships(session, visible_memberships(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

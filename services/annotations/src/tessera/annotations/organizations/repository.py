@@ -31,7 +31,7 @@ async def get_organization(
 
 
 async def list_organizations(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int | None
 ) -> tuple[int, list[dict[str, Any]]]:
     """The organizations matching `condition`, newest first, and their total count."""
     count = await session.scalar(

@@ -27,7 +27,7 @@ async def list_organizations(
 ) -> Page[Organization]:
     """The organizations the caller is a member of, newest first."""
     count, results = await service.list_organizations(
-        session, principal, request, offset=params.offset, limit=params.page_size
+        session, principal, request, offset=params.offset, limit=params.limit
     )
     return Page[Organization].build(request, params, count, results)
 

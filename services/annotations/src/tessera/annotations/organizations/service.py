@@ -49,7 +49,7 @@ async def get_organization(
 
 
 async def list_organizations(
-    session: AsyncSession, principal: Principal, request: Request, *, offset: int, limit: int
+    session: AsyncSession, principal: Principal, request: Request, *, offset: int, limit: int | None
 ) -> tuple[int, list[Organization]]:
     """The organizations the caller is a member of, newest first."""
     count, rows = await repository.list_organizations(

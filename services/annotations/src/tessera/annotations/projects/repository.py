@@ -6,11 +6,42 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import projects, tasks
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
 _assignee = users.alias("assignee")
+
+
+def _status() -> sa.ColumnElement[str]:
+    """A project's status as `combined_status` makes it: its least advanced task's."""
+    of_project = tasks.c.project_id == projects.c.id
+
+    def any_task(status: str) -> sa.ColumnElement[bool]:
+        return sa.exists().where(of_project, tasks.c.status == status)
+
+    return sa.case(
+        (~sa.exists().where(of_project), "annotation"),
+        (any_task("annotation"), "annotation"),
+        (any_task("validation"), "validation"),
+        else_="completed",
+    )
+
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(projects.c.id, "int"),
+        "name": Field(projects.c.name),
+        "owner": Field(username_of(projects.c.owner_id)),
+        "assignee": Field(username_of(projects.c.assignee_id)),
+        "status": Field(_status(), choices=("annotation", "validation", "completed")),
+        "updated_date": Field(projects.c.updated_date, "datetime"),
+    },
+    search=("assignee", "name", "owner"),
+    simple=("assignee", "name", "owner", "status"),
+)
+"""CVAT's project list fields (cvat-sdk 2.80's `ProjectsApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -52,22 +83,14 @@ async def get_project(
 
 
 async def list_projects(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The projects matching `condition`, newest first, and their total count."""
+    """The projects matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(projects).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select()
-                .where(condition)
-                .order_by(projects.c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

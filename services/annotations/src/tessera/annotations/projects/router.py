@@ -8,9 +8,10 @@ from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.projects import service
 from tessera.annotations.projects.schemas import Project, ProjectCreate, ProjectUpdate
-from tessera.annotations.projects.service import ProjectFilters
+from tessera.annotations.projects.service import list_query_of_projects
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -20,14 +21,11 @@ async def list_projects(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[ProjectFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_projects)],
 ) -> Page[Project]:
-    """The projects the caller sees in the organization context, newest first."""
-    count, results = await service.list_projects(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Project].build(request, params, count, results)
+    """The projects the caller sees in the organization context (newest first unless sorted)."""
+    count, results = await service.list_projects(session, ctx, request, query)
+    return Page[Project].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a project")

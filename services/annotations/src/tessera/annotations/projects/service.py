@@ -1,6 +1,5 @@
 """Projects: create with labels, read, list, change, delete (with their tasks)."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,31 +21,14 @@ from tessera.annotations.projects.schemas import (
     Storage,
 )
 from tessera.annotations.status import combined_status
-from tessera.annotations.tables import projects
 from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import project_for, visible_projects
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound
+from tessera.platform.listing import ListQuery, list_query
 
-
-@dataclass(frozen=True)
-class ProjectFilters:
-    """Filters of the project list (CVAT's simple filters)."""
-
-    name: str | None = None
-    owner: str | None = None
-    assignee: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `projects`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        if self.name is not None:
-            conditions.append(projects.c.name == self.name)
-        if self.owner is not None:
-            conditions.append(repository.username_is(projects.c.owner_id, self.owner))
-        if self.assignee is not None:
-            conditions.append(repository.username_is(projects.c.assignee_id, self.assignee))
-        return sa.and_(sa.true(), *conditions)
+list_query_of_projects = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the project list's parameters (CVAT's)."""
 
 
 def _storage(value: dict[str, Any] | None) -> Storage | None:
@@ -93,15 +75,10 @@ async def list_projects(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: ProjectFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Project]]:
-    """The projects the caller sees in this context, newest first."""
-    count, rows = await repository.list_projects(
-        session, sa.and_(visible_projects(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The projects the caller sees in this context that match the list query."""
+    count, rows = await repository.list_projects(session, visible_projects(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

@@ -6,13 +6,54 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import jobs, projects, tasks
-from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
 _assignee = users.alias("assignee")
 # Aliases keep visibility conditions (subqueries over `projects`) uncorrelated.
 _project = projects.alias("project")
+
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(tasks.c.id, "int"),
+        "name": Field(tasks.c.name),
+        "owner": Field(username_of(tasks.c.owner_id)),
+        "assignee": Field(username_of(tasks.c.assignee_id)),
+        "project_id": Field(tasks.c.project_id, "int"),
+        "project_name": Field(
+            sa.select(projects.c.name).where(projects.c.id == tasks.c.project_id).scalar_subquery()
+        ),
+        "status": Field(tasks.c.status, choices=("annotation", "validation", "completed")),
+        "subset": Field(tasks.c.subset),
+        "mode": Field(tasks.c.mode, choices=("annotation", "interpolation")),
+        "dimension": Field(tasks.c.dimension, choices=("2d", "3d")),
+        "media_type": Field(tasks.c.media_type, choices=("image", "video", "point_cloud")),
+        "tracker_link": Field(tasks.c.bug_tracker),
+        # Tessera has no validation layouts (honeypots) yet: no task has a mode.
+        "validation_mode": Field(sa.null().cast(sa.Text), choices=("gt", "gt_pool")),
+        "created_date": Field(tasks.c.created_date, "datetime"),
+        "updated_date": Field(tasks.c.updated_date, "datetime"),
+    },
+    search=("name", "owner", "assignee", "project_name", "subset", "tracker_link"),
+    simple=(
+        "name",
+        "owner",
+        "assignee",
+        "project_id",
+        "project_name",
+        "status",
+        "subset",
+        "mode",
+        "dimension",
+        "media_type",
+        "tracker_link",
+        "validation_mode",
+    ),
+)
+"""CVAT's task list fields (cvat-sdk 2.80's `TasksApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -53,18 +94,14 @@ async def get_task(
 
 
 async def list_tasks(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The tasks matching `condition`, newest first, and their total count."""
+    """The tasks matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(tasks).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select().where(condition).order_by(tasks.c.id.desc()).offset(offset).limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 

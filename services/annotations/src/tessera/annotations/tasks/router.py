@@ -8,9 +8,10 @@ from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.tasks import service
 from tessera.annotations.tasks.schemas import Task, TaskCreate, TaskUpdate
-from tessera.annotations.tasks.service import TaskFilters
+from tessera.annotations.tasks.service import list_query_of_tasks
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -20,14 +21,11 @@ async def list_tasks(
     request: Request,
     ctx: RequestContext,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    filters: Annotated[TaskFilters, Depends()],
+    query: Annotated[ListQuery, Depends(list_query_of_tasks)],
 ) -> Page[Task]:
-    """The tasks the caller sees in the organization context, newest first."""
-    count, results = await service.list_tasks(
-        session, ctx, request, filters, offset=params.offset, limit=params.page_size
-    )
-    return Page[Task].build(request, params, count, results)
+    """The tasks the caller sees in the organization context (newest first unless sorted)."""
+    count, results = await service.list_tasks(session, ctx, request, query)
+    return Page[Task].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a task")

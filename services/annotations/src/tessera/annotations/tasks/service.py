@@ -1,6 +1,5 @@
 """Tasks: create (in a project or with their own labels), read, list, change, delete."""
 
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,15 +11,14 @@ from tessera.annotations.access import Context
 from tessera.annotations.labels import service as labels
 from tessera.annotations.labels.repository import LabelOwner
 from tessera.annotations.links import api_url
-from tessera.annotations.projects.repository import username_is
 from tessera.annotations.projects.schemas import Link, Storage
-from tessera.annotations.tables import tasks
 from tessera.annotations.tasks import repository
 from tessera.annotations.tasks.schemas import JobsSummary, Task, TaskCreate, TaskUpdate
 from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import project_for, task_for, visible_tasks
 from tessera.platform.bus import Outbox
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 
 DATA_OPTIONS = (
     "segment_size",
@@ -33,28 +31,8 @@ DATA_OPTIONS = (
 PLAIN_FIELDS = ("name", "bug_tracker", "dataset_repository", "subset", "owner_id")
 
 
-@dataclass(frozen=True)
-class TaskFilters:
-    """Filters of the task list (CVAT's simple filters)."""
-
-    project_id: int | None = None
-    name: str | None = None
-    owner: str | None = None
-    assignee: str | None = None
-    subset: str | None = None
-    status: str | None = None
-
-    def condition(self) -> sa.ColumnElement[bool]:
-        """Condition on `tasks`."""
-        conditions: list[sa.ColumnElement[bool]] = []
-        for name in ("project_id", "name", "subset", "status"):
-            if getattr(self, name) is not None:
-                conditions.append(tasks.c[name] == getattr(self, name))
-        if self.owner is not None:
-            conditions.append(username_is(tasks.c.owner_id, self.owner))
-        if self.assignee is not None:
-            conditions.append(username_is(tasks.c.assignee_id, self.assignee))
-        return sa.and_(sa.true(), *conditions)
+list_query_of_tasks = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the task list's parameters (CVAT's)."""
 
 
 def _storage(value: dict[str, Any] | None) -> Storage | None:
@@ -119,15 +97,10 @@ async def list_tasks(
     session: AsyncSession,
     ctx: Context,
     request: Request,
-    filters: TaskFilters,
-    *,
-    offset: int,
-    limit: int,
+    query: ListQuery,
 ) -> tuple[int, list[Task]]:
-    """The tasks the caller sees in this context, newest first."""
-    count, rows = await repository.list_tasks(
-        session, sa.and_(visible_tasks(ctx), filters.condition()), offset=offset, limit=limit
-    )
+    """The tasks the caller sees in this context that match the list query."""
+    count, rows = await repository.list_tasks(session, visible_tasks(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 

@@ -9,9 +9,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.annotations.events import EventScope
 from tessera.annotations.tables import webhook_deliveries, webhooks
 from tessera.annotations.users.repository import basic_columns
+from tessera.annotations.users.repository import username_of as username_expr
 from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(webhooks.c.id, "int"),
+        "description": Field(webhooks.c.description),
+        "owner": Field(username_expr(webhooks.c.owner_id)),
+        "project_id": Field(webhooks.c.project_id, "int"),
+        "target_url": Field(webhooks.c.target_url),
+        "type": Field(webhooks.c.type, choices=("organization", "project")),
+        "updated_date": Field(webhooks.c.updated_date, "datetime"),
+    },
+    search=("description", "owner", "target_url"),
+    simple=("owner", "project_id", "target_url", "type"),
+)
+"""CVAT's webhook list fields (cvat-sdk 2.80's `WebhooksApi.list`)."""
 
 
 def _select() -> sa.Select[Any]:
@@ -54,22 +71,14 @@ async def get_webhook(
 
 
 async def list_webhooks(
-    session: AsyncSession, condition: sa.ColumnElement[bool], *, offset: int, limit: int
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[dict[str, Any]]]:
-    """The webhooks matching `condition`, newest first, and their count."""
+    """The webhooks matching `condition` and the list query, in its order, and their count."""
+    condition = sa.and_(condition, query.condition)
     count = await session.scalar(sa.select(sa.func.count()).select_from(webhooks).where(condition))
+    statement = _select().where(condition).order_by(*query.ordering)
     rows = (
-        (
-            await session.execute(
-                _select()
-                .where(condition)
-                .order_by(webhooks.c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+        (await session.execute(statement.offset(query.offset).limit(query.limit))).mappings().all()
     )
     return int(count or 0), [dict(row) for row in rows]
 
@@ -147,7 +156,7 @@ async def get_delivery(
 
 
 async def list_deliveries(
-    session: AsyncSession, webhook_id: int, *, offset: int, limit: int
+    session: AsyncSession, webhook_id: int, *, offset: int, limit: int | None
 ) -> tuple[int, list[dict[str, Any]]]:
     """A webhook's deliveries, newest first, and their count."""
     condition = webhook_deliveries.c.webhook_id == webhook_id

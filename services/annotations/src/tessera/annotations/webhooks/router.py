@@ -14,7 +14,9 @@ from tessera.annotations.webhooks.schemas import (
     WebhookUpdate,
     WebhookWrite,
 )
+from tessera.annotations.webhooks.service import list_query_of_webhooks
 from tessera.platform.db import DbSession
+from tessera.platform.listing import ListQuery
 from tessera.platform.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
@@ -24,13 +26,15 @@ RunningDeliverer = Annotated[Deliverer, Depends(service.deliverer_of)]
 
 @router.get("", summary="List webhooks")
 async def list_webhooks(
-    request: Request, ctx: RequestContext, session: DbSession, params: Pages
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    query: Annotated[ListQuery, Depends(list_query_of_webhooks)],
 ) -> Page[Webhook]:
-    """The webhooks the caller manages in the organization context, newest first."""
-    count, results = await service.list_webhooks(
-        session, ctx, request, offset=params.offset, limit=params.page_size
-    )
-    return Page[Webhook].build(request, params, count, results)
+    """The webhooks the caller manages in the organization context (newest first unless
+    sorted)."""
+    count, results = await service.list_webhooks(session, ctx, request, query)
+    return Page[Webhook].build(request, query.page, count, results)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a webhook")
@@ -78,7 +82,7 @@ async def list_deliveries(
 ) -> Page[WebhookDelivery]:
     """Deliveries, newest first, each with its latest status code and response."""
     count, results = await service.list_deliveries(
-        session, ctx, webhook_id, offset=params.offset, limit=params.page_size
+        session, ctx, webhook_id, offset=params.offset, limit=params.limit
     )
     return Page[WebhookDelivery].build(request, params, count, results)
 

@@ -46,12 +46,16 @@ from tessera.annotations.webhooks.schemas import (
 )
 from tessera.platform.bus import Event, IdempotentConsumer
 from tessera.platform.errors import NotFound, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 from tessera.platform.service import Platform
 
 CONSUMER = "annotations-webhooks"
 DELIVERER = "webhook_deliverer"
 CONSUMERS = "webhook_consumers"
 COUNTS = ("created", "updated", "deleted")
+
+list_query_of_webhooks = list_query(repository.LIST_SPEC)
+"""FastAPI dependency: the webhook list's parameters (CVAT's)."""
 
 
 @dataclass(frozen=True)
@@ -270,12 +274,10 @@ async def get_webhook(
 
 
 async def list_webhooks(
-    session: AsyncSession, ctx: Context, request: Request, *, offset: int, limit: int
+    session: AsyncSession, ctx: Context, request: Request, query: ListQuery
 ) -> tuple[int, list[Webhook]]:
-    """The webhooks the caller manages in this context, newest first."""
-    count, rows = await repository.list_webhooks(
-        session, visible_webhooks(ctx), offset=offset, limit=limit
-    )
+    """The webhooks the caller manages in this context that match the list query."""
+    count, rows = await repository.list_webhooks(session, visible_webhooks(ctx), query)
     return count, [_to_schema(request, row) for row in rows]
 
 
@@ -352,7 +354,7 @@ def list_events(kind: str | None) -> Events:
 
 
 async def list_deliveries(
-    session: AsyncSession, ctx: Context, webhook_id: int, *, offset: int, limit: int
+    session: AsyncSession, ctx: Context, webhook_id: int, *, offset: int, limit: int | None
 ) -> tuple[int, list[WebhookDelivery]]:
     """A webhook's deliveries, newest first."""
     await _webhook_row(session, ctx, webhook_id)

@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.ingest.cloud_storages.schemas import CredentialsType, ProviderType
 from tessera.ingest.tables import cloud_storages, secrets, task_media
+from tessera.platform.auth import users
+from tessera.platform.listing import Field, ListQuery, ListSpec
+
+_owner_username = sa.func.coalesce(
+    sa.select(users.c.username).where(users.c.id == cloud_storages.c.owner_id).scalar_subquery(),
+    cloud_storages.c.owner_username,
+)
+"""The owner's username now (the one stored at creation if the user is gone)."""
+
+LIST_SPEC = ListSpec(
+    fields={
+        "id": Field(cloud_storages.c.id, "int"),
+        "name": Field(cloud_storages.c.display_name),
+        "description": Field(cloud_storages.c.description),
+        "owner": Field(_owner_username),
+        "provider_type": Field(cloud_storages.c.provider_type, choices=get_args(ProviderType)),
+        "credentials_type": Field(
+            cloud_storages.c.credentials_type, choices=get_args(CredentialsType)
+        ),
+        "resource": Field(cloud_storages.c.resource),
+    },
+    search=("description", "name", "owner", "resource"),
+    simple=("credentials_type", "name", "owner", "provider_type", "resource"),
+)
+"""CVAT's cloud storage list fields (cvat-sdk 2.80's `CloudstoragesApi.list`)."""
 
 
 async def insert_secret(session: AsyncSession, ciphertext: bytes) -> uuid.UUID:
@@ -81,27 +107,22 @@ def visible(
 
 
 async def page(
-    session: AsyncSession,
-    condition: sa.ColumnElement[bool],
-    offset: int,
-    limit: int,
-    filters: dict[str, str],
+    session: AsyncSession, condition: sa.ColumnElement[bool], query: ListQuery
 ) -> tuple[int, list[sa.Row[Any]]]:
-    """(count, rows of the page) of the storages matching `condition` and `filters`."""
-    where = [condition]
-    for name, value in filters.items():
-        where.append(cloud_storages.c[name] == value)
+    """(count, rows of the page) of the storages matching `condition` and the list query,
+    in its order."""
+    where = sa.and_(condition, query.condition)
     count = (
-        await session.scalar(sa.select(sa.func.count()).select_from(cloud_storages).where(*where))
+        await session.scalar(sa.select(sa.func.count()).select_from(cloud_storages).where(where))
         or 0
     )
     rows = (
         await session.execute(
             sa.select(cloud_storages)
-            .where(*where)
-            .order_by(cloud_storages.c.id.desc())
-            .offset(offset)
-            .limit(limit)
+            .where(where)
+            .order_by(*query.ordering)
+            .offset(query.offset)
+            .limit(query.limit)
         )
     ).all()
     return int(count), list(rows)

@@ -13,10 +13,11 @@ from tessera.ingest.cloud_storages.schemas import (
     CloudStorageWrite,
     ContentPage,
 )
-from tessera.ingest.cloud_storages.service import CloudStorages, storage_filters, to_read
+from tessera.ingest.cloud_storages.service import CloudStorages, list_query_of_storages, to_read
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
-from tessera.platform.pagination import Page, PageParams, page_params
+from tessera.platform.listing import ListQuery
+from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/cloudstorages", tags=["cloud storages"])
 
@@ -50,16 +51,12 @@ async def list_storages(
     ctx: Context,
     storages: Storages,
     session: DbSession,
-    params: Annotated[PageParams, Depends(page_params)],
-    name: Annotated[str | None, Query(description="display name")] = None,
-    resource: Annotated[str | None, Query(description="bucket")] = None,
-    provider_type: str | None = None,
-    credentials_type: str | None = None,
+    query: Annotated[ListQuery, Depends(list_query_of_storages)],
 ) -> Page[CloudStorageRead]:
-    """The storages visible in the caller's context, newest first."""
-    filters = storage_filters(name, resource, provider_type, credentials_type)
-    count, results = await storages.page(session, ctx, params.offset, params.page_size, filters)
-    return Page[CloudStorageRead].build(request, params, count, results)
+    """The storages visible in the caller's context (newest first unless sorted); `name`
+    is the display name, `resource` the bucket."""
+    count, results = await storages.page(session, ctx, query)
+    return Page[CloudStorageRead].build(request, query.page, count, results)
 
 
 @router.get("/{storage_id}", summary="A cloud storage")

@@ -36,10 +36,14 @@ from tessera.ingest.media.kinds import media_kind
 from tessera.platform.db import Database
 from tessera.platform.egress import EgressRefused, check_public_url
 from tessera.platform.errors import NotFound, Problem, unprocessable
+from tessera.platform.listing import ListQuery, list_query
 from tessera.platform.secrets import SecretBox
 
 _KEY_FIELDS = ("key", "secret_key", "session_token")
 SHARED_BUCKET_TTL_S = 60.0
+
+list_query_of_storages = list_query(repo.LIST_SPEC)
+"""FastAPI dependency: the cloud storage list's parameters (CVAT's)."""
 
 
 def to_read(row: Any) -> CloudStorageRead:
@@ -139,19 +143,14 @@ class CloudStorages:
         return to_read(row)
 
     async def page(
-        self,
-        session: AsyncSession,
-        ctx: CallerContext,
-        offset: int,
-        limit: int,
-        filters: dict[str, str],
+        self, session: AsyncSession, ctx: CallerContext, query: ListQuery
     ) -> tuple[int, list[CloudStorageRead]]:
-        """The storages the caller sees in their context, newest first."""
+        """The storages the caller sees in their context that match the list query."""
         condition = repo.visible(
             ctx.user_id, ctx.organization_id,
             is_admin=ctx.is_admin, whole_organization=ctx.sees_whole_organization,
         )  # fmt: skip
-        count, rows = await repo.page(session, condition, offset, limit, filters)
+        count, rows = await repo.page(session, condition, query)
         return count, [to_read(row) for row in rows]
 
     async def get(self, session: AsyncSession, ctx: CallerContext, storage_id: int) -> Any:
@@ -317,16 +316,3 @@ class CloudStorages:
                     await bucket.head(manifest)
         except CloudError as exc:
             raise unprocessable([("body.resource", str(exc))]) from exc
-
-
-def storage_filters(
-    name: str | None, resource: str | None, provider_type: str | None, credentials_type: str | None
-) -> dict[str, str]:
-    """CVAT's exact-match list filters that were given."""
-    given = {
-        "display_name": name,
-        "resource": resource,
-        "provider_type": provider_type,
-        "credentials_type": credentials_type,
-    }
-    return {column: value for column, value in given.items() if value}

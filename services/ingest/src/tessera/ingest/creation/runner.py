@@ -6,6 +6,10 @@ and every chunk written are the task's media records committed (status `creating
 and then the annotations service makes the jobs; once it has, the media is `ready`. A
 failure at any step removes what was stored and recorded, so the task is left as it
 was before the request, and the request's message names the file and the reason.
+
+Making the jobs is idempotent on the annotations side: a creation redone after a replica
+stopped between the jobs being made and the media being marked ready gets the same jobs
+back, and completes.
 """
 
 from __future__ import annotations
@@ -132,6 +136,8 @@ class CreationRunner:
         )  # fmt: skip
         await self.requests.progress(rq_id, 0.96, "Jobs are being created")
         await self._record(plan, built)
+        # CVAT's default overlap is 5 for video (interpolation mode) and 0 otherwise; the
+        # segment size and overlap actually used are stored on the task with its jobs.
         overlap = (
             plan.overlap if plan.overlap is not None else (5 if built.media_type == "video" else 0)
         )
@@ -145,6 +151,7 @@ class CreationRunner:
                 "image_quality": plan.options.image_quality,
                 "start_frame": built.start_frame, "stop_frame": built.stop_frame,
                 "frame_filter": plan.options.frame_filter,
+                "segment_size": layout.segment_size, "overlap": layout.overlap,
                 "segments": [{"start_frame": a, "stop_frame": b} for a, b in layout.segments],
             })  # fmt: skip
         except BaseException:
