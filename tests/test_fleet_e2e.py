@@ -1,65 +1,17 @@
 """The whole fleet through the same launcher as `make run`: start, route, stop, restart."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tessera.devstack.fleet import Launcher, fleet_folder
 from tessera.devstack.servers import free_port
 
 pytestmark = pytest.mark.e2e
 START_LIMIT_S = 60.0
-
-
-class Launcher:
-    """`tessera-run` in a subprocess, as `make run` starts it."""
-
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.state_dir = state_dir
-        self.port = port
-        self.output = state_dir.parent / f"launcher-{port}.out"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        started = time.monotonic()
-        runs_before = self._banners()
-        with self.output.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [
-                    str(Path(sys.prefix) / "bin" / "tessera-run"),
-                    "--state-dir",
-                    str(self.state_dir),
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        while self._banners() == runs_before:
-            assert self.process.poll() is None, self.output.read_text()
-            assert time.monotonic() - started < START_LIMIT_S * 2, self.output.read_text()
-            time.sleep(0.2)
-        return time.monotonic() - started
-
-    def _banners(self) -> int:
-        return self.output.read_text().count("Tessera is running") if self.output.exists() else 0
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=60)
-
-    @property
-    def token(self) -> str:
-        token: str = json.loads((self.state_dir / "secrets.json").read_text())["admin_token"]
-        return token
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -77,13 +29,13 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 @pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
-    state_dir = tmp_path / "state"
-    runner = Launcher(state_dir, free_port())
-    yield runner
-    if runner.process is not None and runner.process.poll() is None:
-        runner.process.kill()
-        runner.process.wait()
+def launcher() -> Iterator[Launcher]:
+    with fleet_folder("tessera-fleet-") as base:
+        runner = Launcher(base / "state", free_port())
+        try:
+            yield runner
+        finally:
+            runner.kill()
 
 
 def test_fleet_starts_routes_stops_and_keeps_data(launcher: Launcher) -> None:
@@ -95,7 +47,8 @@ def test_fleet_starts_routes_stops_and_keeps_data(launcher: Launcher) -> None:
         about = client.get("/api/server/about", headers=auth)
         assert about.status_code == 200
         assert about.json()["name"] == "Tessera"
-        denied = client.get("/api/server/about")
+        assert client.get("/api/server/about").status_code == 200
+        denied = client.get("/api/users/self")
         assert denied.status_code == 401
         assert denied.headers["content-type"] == "application/problem+json"
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.annotations.events import EventScope
 from tessera.annotations.tables import webhook_deliveries, webhooks
 from tessera.annotations.users.repository import basic_columns
-from tessera.annotations.users.repository import username_of as username_expr
+from tessera.annotations.users.repository import username_of
 from tessera.platform.auth import users
 from tessera.platform.listing import Field, ListQuery, ListSpec
 
@@ -19,7 +19,7 @@ LIST_SPEC = ListSpec(
     fields={
         "id": Field(webhooks.c.id, "int"),
         "description": Field(webhooks.c.description),
-        "owner": Field(username_expr(webhooks.c.owner_id)),
+        "owner": Field(username_of(webhooks.c.owner_id)),
         "project_id": Field(webhooks.c.project_id, "int"),
         "target_url": Field(webhooks.c.target_url),
         "type": Field(webhooks.c.type, choices=("organization", "project")),
@@ -116,7 +116,7 @@ async def matching_webhooks(session: AsyncSession, event: str, scope: EventScope
     return list(rows)
 
 
-async def username_of(session: AsyncSession, user_id: int) -> str | None:
+async def username_by_id(session: AsyncSession, user_id: int) -> str | None:
     """A user's username, or None."""
     name = await session.scalar(sa.select(users.c.username).where(users.c.id == user_id))
     return None if name is None else str(name)

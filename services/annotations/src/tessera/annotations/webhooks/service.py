@@ -133,7 +133,7 @@ async def payload(
 async def _sender(session: AsyncSession, user_id: int | None) -> dict[str, Any] | None:
     if user_id is None:
         return None
-    return {"id": user_id, "username": await repository.username_of(session, user_id)}
+    return {"id": user_id, "username": await repository.username_by_id(session, user_id)}
 
 
 def _deliverer(platform: Platform) -> Deliverer:
