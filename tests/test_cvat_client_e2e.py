@@ -17,7 +17,10 @@ than the gateway's.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -734,3 +737,43 @@ def test_no_response_names_an_address_other_than_the_gateway(
         if (problems := foreign_addresses(e, gateway))
     }
     assert found == {}
+
+
+def _cvat_cli(fleet: Launcher, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`cvat-cli` as a user runs it: a process of its own, with a token in its environment."""
+    command = [
+        str(Path(sys.prefix) / "bin" / "cvat-cli"),
+        "--server-host",
+        "http://127.0.0.1",
+        "--server-port",
+        str(fleet.port),
+        *args,
+    ]
+    environment = {**os.environ, "CVAT_ACCESS_TOKEN": fleet.token, "HOME": str(home)}
+    return subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cvat_cli_creates_and_lists_tasks(
+    fleet: Launcher, images: list[Path], task: Any, tmp_path: Path
+) -> None:
+    """`cvat-cli task create` from local files and `task ls` go through the gateway."""
+    labels = json.dumps([{"name": "car", "attributes": []}])
+    created = _cvat_cli(
+        fleet, tmp_path, "task", "create", "made by cvat-cli", "local",
+        *(str(path) for path in images[:5]), "--labels", labels, "--segment_size", "2",
+        "--completion_verification_period", "0.2",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    listed = _cvat_cli(fleet, tmp_path, "task", "ls")
+    assert listed.returncode == 0, listed.stderr
+    ids = [int(line) for line in listed.stdout.split()]
+    assert task.id in ids
+    as_json = _cvat_cli(fleet, tmp_path, "task", "ls", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    made = [t for t in json.loads(as_json.stdout) if t["name"] == "made by cvat-cli"]
+    assert len(made) == 1
+    assert made[0]["id"] in ids
+    assert (made[0]["size"], made[0]["segment_size"], made[0]["overlap"]) == (5, 2, 0)
+    assert made[0]["url"] == f"{fleet.url}/api/tasks/{made[0]['id']}"
