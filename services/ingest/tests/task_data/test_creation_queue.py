@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI, Response
 
 from tessera.devstack.testing import ADMIN_TOKEN, OpenService, serve_in_thread
-from tessera.ingest.creation.queue import ACK_WAIT_S
+from tessera.ingest.creation.queue import CREATION
 from tessera.ingest.testing import Fleet, png_bytes
 
 IMAGE = png_bytes(7)
@@ -86,8 +86,8 @@ async def test_a_stopping_replica_hands_its_creation_to_another(
         server.release.set()
         async with open_service("ingest", scratch_dir=tmp_path / "b", **settings) as second:
             fleet = Fleet(second, annotations)
-            # Handed back at once when the first replica could say so, else after ACK_WAIT_S.
-            request = await fleet.wait(rq_id, timeout_s=ACK_WAIT_S + 30)
+            # Handed back at once when the first replica could say so, else after the ack wait.
+            request = await fleet.wait(rq_id, timeout_s=CREATION.ack_wait_s + 30)
             assert request["status"] == "finished", request["message"]
             frame = await fleet.get_data(
                 f"/api/tasks/{task_id}/data", type="frame", number=0, quality="original"

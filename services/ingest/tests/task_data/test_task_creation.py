@@ -156,6 +156,10 @@ async def test_bad_data_requests_name_the_field(fleet: Fleet, enrol: Any) -> Non
         url, json={"image_quality": 70, "frame_filter": "every=2", "server_files": ["a.png"]}
     )
     assert step.json()["errors"][0]["field"] == "body.frame_filter"
+    for quality in (2, 101):
+        blurred = await client.post(url, json={"image_quality": quality, "server_files": ["a.png"]})
+        assert blurred.status_code == 422, quality
+        assert blurred.json()["errors"][0]["field"] == "body.image_quality"
     nothing = await client.post(url, json={"image_quality": 70})
     assert nothing.status_code == 422
     assert nothing.json()["errors"][0]["field"] == "body"

@@ -83,7 +83,7 @@ async def test_video_frame_range_and_step_select_source_frames(
             {"clip.mp4": video.read_bytes()},
             start_frame=5,
             stop_frame=60,
-            frame_filter="step=3",
+            frame_filter="step = 3",  # stored as "step=3"
             chunk_size=6,
         )
     )

@@ -16,6 +16,7 @@ import pytest
 
 from tessera.ingest.creation.runner import CreationRunner
 from tessera.ingest.media.testing import make_test_video
+from tessera.ingest.state import IngestState
 from tessera.ingest.tables import task_media
 from tessera.ingest.task_data.schemas import DataRequest
 from tessera.ingest.task_data.service import CreationPlan
@@ -109,9 +110,13 @@ async def test_a_creation_redone_after_its_jobs_were_made_completes(
         await session.execute(
             task_media.update().where(task_media.c.task_id == task_id).values(status="creating")
         )
-    runner: CreationRunner = platform.extras["creation"].runner
+    state = fleet.ingest.app.state.service
+    assert isinstance(state, IngestState)
+    runner = state.creation.handler
+    assert isinstance(runner, CreationRunner)
     plan = CreationPlan(task_id, [], DataRequest(image_quality=70, server_files=files), 4, 1)
-    await runner.resume(first["id"], plan)
+    await runner.clear(first["id"], {"plan": plan.to_json()})
+    await runner.run(first["id"], {"plan": plan.to_json()})
 
     request = await fleet.wait(first["id"])
     assert request["status"] == "finished", request["message"]

@@ -15,15 +15,13 @@ told rather than wait forever. A service that hands its work to a JetStream work
 (ingest's task creation) does not: the queue gives unfinished work to another worker.
 """
 
-from __future__ import annotations
-
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -280,19 +278,24 @@ class RequestStore:
         )
 
 
-def requests_router(store_of: str = "requests") -> APIRouter:
-    """`GET /api/requests/{rq_id}` over the `RequestStore` in `platform.extras[store_of]`."""
+def requests_router(store_of: Callable[[Request], RequestStore]) -> APIRouter:
+    """`GET /api/requests/{rq_id}` over the service's `RequestStore`, which the FastAPI
+    dependency `store_of` gives."""
     router = APIRouter(prefix="/api/requests", tags=["requests"])
 
     @router.get("/{rq_id}", summary="Get the status of a background request")
     async def get_request(
-        rq_id: str, request: Request, principal: CurrentUser, session: DbSession
+        rq_id: str,
+        request: Request,
+        principal: CurrentUser,
+        session: DbSession,
+        # Evaluated here, with `store_of` (this module does not postpone annotations).
+        store: Annotated[RequestStore, Depends(store_of)],
     ) -> RequestStatus:
         """Status, progress and result of one request the caller started.
 
         A `result_url` is stored as a path and answered on the address the client used.
         """
-        store: RequestStore = request.app.state.platform.extras[store_of]
         found = await store.get(session, rq_id, principal)
         if found.result_url and found.result_url.startswith("/"):
             found.result_url = public_url(request, found.result_url)

@@ -1,9 +1,14 @@
 """The skeleton every Tessera service is built on.
 
 `create_service_app` gives a FastAPI app whose lifespan opens the service's clients
-(database, NATS, object storage, outbox relay), runs its migrations in dev, and closes
-everything in reverse order; it installs problem+json errors, the telemetry middleware,
-`/healthz`, `/readyz`, `/metrics`, and requires a verified caller on every API route.
+(database, NATS, object storage, outbox relay), runs its migrations in dev, then the
+service's own start hooks and lifespan, and closes everything in reverse order; it
+installs problem+json errors, the telemetry middleware, `/healthz`, `/readyz`,
+`/metrics`, and requires a verified caller on every API route.
+
+What a service holds besides the platform (its clients of other services, its workers)
+is one typed object that its `ServiceSpec.lifespan` yields; the app keeps it for the
+requests, which receive its parts as typed FastAPI dependencies (`service_state`).
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -48,10 +53,11 @@ class Platform:
     bus: Bus
     storage: ObjectStorage
     outbox: Outbox
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 Hook = Callable[[Platform], Awaitable[None]]
+ServiceLifespan = Callable[[Platform], AbstractAsyncContextManager[object]]
+State = TypeVar("State")
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,23 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     # API paths served without a token, on top of health, metrics and the OpenAPI document.
     public_paths: frozenset[str] = frozenset()
+    # Run once the platform is open, in order (the bootstrap admin, ...).
     on_start: Sequence[Hook] = ()
-    on_stop: Sequence[Hook] = ()
+    # Entered after `on_start` and left before the platform closes: it opens what the
+    # service holds for its lifetime and yields it as one typed object (`service_state`).
+    lifespan: ServiceLifespan | None = None
+
+
+def service_state(request: Request, kind: type[State]) -> State:
+    """What the spec's `lifespan` yielded for the app serving `request`, as a `kind`.
+
+    For the service's typed dependencies: `def reader(request) -> MediaReader:
+    return service_state(request, IngestState).reader`.
+    """
+    state = request.app.state.service
+    if not isinstance(state, kind):
+        raise TypeError(f"the service's state is a {type(state).__name__}, not a {kind.__name__}")
+    return state
 
 
 async def check_readiness(platform: Platform) -> dict[str, str]:
@@ -148,8 +169,8 @@ def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAP
             app.state.platform = platform
             for hook in spec.on_start:
                 await hook(platform)
-            for hook in reversed(spec.on_stop):
-                stack.push_async_callback(hook, platform)
+            if spec.lifespan is not None:
+                app.state.service = await stack.enter_async_context(spec.lifespan(platform))
             logger.info("%s started", spec.name)
             yield
             logger.info("%s stopping", spec.name)

@@ -9,7 +9,6 @@ their existence is not revealed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -17,17 +16,13 @@ from fastapi import Depends, Request
 
 from tessera.annotations.tables import memberships, organizations
 from tessera.platform.auth import CurrentUser, Principal
+from tessera.platform.contracts.annotations import (
+    Role,
+    can_manage_organization,
+    can_see_whole_organization,
+)
 from tessera.platform.db import DbSession
 from tessera.platform.errors import NotFound, Problem
-
-
-class Role(StrEnum):
-    """Membership roles, from most to least privileged."""
-
-    OWNER = "owner"
-    MAINTAINER = "maintainer"
-    SUPERVISOR = "supervisor"
-    WORKER = "worker"
 
 
 @dataclass(frozen=True)
@@ -51,12 +46,12 @@ class Context:
     @property
     def sees_whole_organization(self) -> bool:
         """Owners, maintainers and supervisors see every object of their organization."""
-        return self.is_admin or self.role in (Role.OWNER, Role.MAINTAINER, Role.SUPERVISOR)
+        return can_see_whole_organization(self.is_admin, self.role)
 
     @property
     def manages_organization(self) -> bool:
         """Owners and maintainers change any object of their organization."""
-        return self.is_admin or self.role in (Role.OWNER, Role.MAINTAINER)
+        return can_manage_organization(self.is_admin, self.role)
 
     def require(self, allowed: bool, action: str) -> None:
         """403 problem+json unless `allowed`."""

@@ -1,5 +1,8 @@
 """The annotations service's ASGI app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from tessera.annotations import __version__, migrations
@@ -20,11 +23,20 @@ from tessera.annotations.memberships.router import router as memberships_router
 from tessera.annotations.organizations.router import router as organizations_router
 from tessera.annotations.projects.router import router as projects_router
 from tessera.annotations.server.router import router as server_router
+from tessera.annotations.state import AnnotationsState
 from tessera.annotations.tasks.router import router as tasks_router
 from tessera.annotations.users.router import router as users_router
 from tessera.annotations.webhooks import service as webhooks
 from tessera.annotations.webhooks.router import router as webhooks_router
-from tessera.platform.service import ServiceSpec, create_service_app
+from tessera.platform.service import Platform, ServiceSpec, create_service_app
+
+
+@asynccontextmanager
+async def _running(platform: Platform) -> AsyncIterator[AnnotationsState]:
+    """The service's lifespan: the audit log's consumers and the webhooks' delivery."""
+    async with audit.consuming(platform), webhooks.delivering(platform) as deliverer:
+        yield AnnotationsState(deliverer)
+
 
 SPEC = ServiceSpec(
     name="annotations",
@@ -53,8 +65,8 @@ SPEC = ServiceSpec(
         audit_router,
         webhooks_router,
     ),
-    on_start=(ensure_bootstrap_admin, audit.start_consumers, webhooks.start),
-    on_stop=(audit.stop_consumers, webhooks.stop),
+    on_start=(ensure_bootstrap_admin,),
+    lifespan=_running,
 )
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.access import Context, Role
+from tessera.annotations.access import Context
 from tessera.annotations.tables import jobs, projects, tasks
+from tessera.platform.contracts.annotations import Role
 from tessera.platform.errors import NotFound
 
 

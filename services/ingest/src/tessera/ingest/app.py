@@ -1,22 +1,29 @@
 """The ingest service's ASGI app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from tessera.ingest import __version__, migrations
-from tessera.ingest.annotations_client import AnnotationsClient
 from tessera.ingest.cloud_storages.router import router as cloud_storages_router
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
-from tessera.ingest.creation import CreationQueue, CreationRunner
+from tessera.ingest.creation import CREATION, CreationRunner
 from tessera.ingest.frames.router import router as frames_router
 from tessera.ingest.frames.service import MediaReader
 from tessera.ingest.share.router import router as share_router
+from tessera.ingest.state import IngestState, request_store
 from tessera.ingest.task_data.router import router as task_data_router
+from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
+from tessera.platform.workqueue import WorkerPool
 
 
-async def _start(platform: Platform) -> None:
+@asynccontextmanager
+async def _running(platform: Platform) -> AsyncIterator[IngestState]:
+    """The service's lifespan: its clients, the media reader and the creation workers."""
     settings = platform.settings
     assert isinstance(settings, IngestSettings)
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -24,25 +31,19 @@ async def _start(platform: Platform) -> None:
     # No fail_interrupted(): the creation queue gives unfinished creations to a replica.
     requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
     clouds = CloudStorages(platform.database, settings)
-    platform.extras.update(
-        annotations=annotations,
-        clouds=clouds,
-        requests=requests,
-        reader=MediaReader(platform.database, platform.storage, settings, clouds),
-    )
+    reader = MediaReader(platform.database, platform.storage, settings, clouds)
     runner = CreationRunner(
         platform.database, platform.storage, settings, annotations, requests, clouds=clouds
     )
-    queue = CreationQueue(platform.bus, runner, workers=settings.creation_workers)
+    queue = WorkerPool(CREATION, platform.bus, requests, runner, workers=settings.creation_workers)
     queue.start()
-    platform.extras["creation"] = queue
-
-
-async def _stop(platform: Platform) -> None:
-    await platform.extras["creation"].stop()
-    platform.extras["reader"].close()
-    await platform.extras["clouds"].close()
-    await platform.extras["annotations"].close()
+    try:
+        yield IngestState(annotations, clouds, requests, reader, creation=queue)
+    finally:
+        await queue.stop()
+        reader.close()
+        await clouds.close()
+        await annotations.close()
 
 
 SPEC = ServiceSpec(
@@ -56,10 +57,9 @@ SPEC = ServiceSpec(
         frames_router,
         cloud_storages_router,
         share_router,
-        requests_router(),
+        requests_router(request_store),
     ),
-    on_start=(_start,),
-    on_stop=(_stop,),
+    lifespan=_running,
 )
 
 

@@ -8,6 +8,8 @@ the entries of the tasks they see (so not those of deleted tasks, nor membership
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +25,10 @@ from tessera.annotations.audit.schemas import AuditEntry
 from tessera.annotations.tables import audit_log, tasks
 from tessera.annotations.users.service import basic_user
 from tessera.annotations.visibility import visible_tasks
-from tessera.platform.bus import Event, IdempotentConsumer
+from tessera.platform.bus import Event
 from tessera.platform.service import Platform
 
 CONSUMER = "annotations-audit"
-EXTRA = "audit_consumers"
 
 
 async def record(session: AsyncSession, event: Event) -> None:
@@ -49,19 +50,17 @@ async def record(session: AsyncSession, event: Event) -> None:
     )
 
 
-async def start_consumers(platform: Platform) -> None:
-    """`on_start` hook: consume every event into the audit log."""
+@asynccontextmanager
+async def consuming(platform: Platform) -> AsyncIterator[None]:
+    """Consume every event into the audit log while the context is open."""
     consumers = events.consumers_of_every_event(platform, CONSUMER, record)
     for consumer in consumers:
         consumer.start()
-    platform.extras[EXTRA] = consumers
-
-
-async def stop_consumers(platform: Platform) -> None:
-    """`on_stop` hook: stop the audit consumers."""
-    consumers: list[IdempotentConsumer] = platform.extras.pop(EXTRA, [])
-    for consumer in consumers:
-        await consumer.stop()
+    try:
+        yield
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
 
 
 def visible_entries(ctx: Context) -> sa.ColumnElement[bool]:

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from tessera.annotations.projects.schemas import CountLink
-from tessera.annotations.tasks.schemas import Frame
 from tessera.annotations.users.schemas import BasicUser
+from tessera.platform.contracts.annotations import Frame
 
 Message = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 

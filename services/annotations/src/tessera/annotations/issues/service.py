@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.access import Context, Role
+from tessera.annotations.access import Context
 from tessera.annotations.comments import repository as comments
 from tessera.annotations.issues import repository
 from tessera.annotations.issues.schemas import Issue, IssueCreate, IssueUpdate
@@ -18,6 +18,7 @@ from tessera.annotations.projects.schemas import CountLink
 from tessera.annotations.tables import issues, jobs
 from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import visible_jobs
+from tessera.platform.contracts.annotations import Role
 from tessera.platform.errors import NotFound, unprocessable
 from tessera.platform.listing import ListQuery, list_query
 

@@ -5,10 +5,11 @@ from typing import Any, get_args
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.annotations.jobs.schemas import Segment, Stage, State
+from tessera.annotations.jobs.schemas import Stage, State
 from tessera.annotations.tables import issues, jobs, projects, tasks
 from tessera.annotations.users.repository import basic_columns, username_of
 from tessera.platform.auth import users
+from tessera.platform.contracts.annotations import Segment
 from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _assignee = users.alias("assignee")

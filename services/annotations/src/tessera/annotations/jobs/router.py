@@ -7,15 +7,17 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from tessera.annotations.access import RequestContext
 from tessera.annotations.events import EventOutbox
 from tessera.annotations.jobs import service
-from tessera.annotations.jobs.schemas import Job, JobUpdate, SegmentsCreate, SegmentsCreated
+from tessera.annotations.jobs.schemas import Job, JobUpdate
 from tessera.annotations.jobs.service import list_query_of_jobs
 from tessera.platform.auth import CurrentUser
+from tessera.platform.contracts import annotations as contract
+from tessera.platform.contracts.annotations import SegmentsCreate, SegmentsCreated
 from tessera.platform.db import DbSession
 from tessera.platform.listing import ListQuery
 from tessera.platform.pagination import Page
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
+internal_router = APIRouter(prefix=contract.PREFIX, tags=["internal"])
 
 
 @router.get("", summary="List jobs")
@@ -51,7 +53,7 @@ async def update_job(
 
 
 @internal_router.post(
-    "/tasks/{task_id}/segments",
+    contract.SEGMENTS_PATH,
     status_code=status.HTTP_201_CREATED,
     summary="Make the jobs of a task from its segments (ingest service, administrators)",
     responses={

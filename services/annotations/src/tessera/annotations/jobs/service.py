@@ -10,13 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.annotations import events
 from tessera.annotations.access import Context
 from tessera.annotations.jobs import repository
-from tessera.annotations.jobs.schemas import (
-    CreatedJob,
-    Job,
-    JobUpdate,
-    SegmentsCreate,
-    SegmentsCreated,
-)
+from tessera.annotations.jobs.schemas import Job, JobUpdate
 from tessera.annotations.links import api_url
 from tessera.annotations.projects.schemas import CountLink, Link, Storage
 from tessera.annotations.status import combined_status, job_status
@@ -25,6 +19,7 @@ from tessera.annotations.users.service import basic_user, check_users
 from tessera.annotations.visibility import visible_jobs
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
+from tessera.platform.contracts.annotations import CreatedJob, SegmentsCreate, SegmentsCreated
 from tessera.platform.errors import NotFound, Problem, unprocessable
 from tessera.platform.listing import ListQuery, list_query
 

@@ -3,9 +3,9 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.access import Context
-from tessera.annotations.media_access.schemas import JobAccess, TaskAccess
 from tessera.annotations.tasks import repository as task_repository
 from tessera.annotations.visibility import job_for, task_for
+from tessera.platform.contracts.annotations import JobAccess, TaskAccess
 
 
 async def task_access(session: AsyncSession, ctx: Context, task_id: int) -> TaskAccess:

@@ -7,7 +7,6 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations import events
-from tessera.annotations.access import Role
 from tessera.annotations.memberships import repository as memberships
 from tessera.annotations.organizations import repository
 from tessera.annotations.organizations.schemas import (
@@ -19,6 +18,7 @@ from tessera.annotations.tables import organizations
 from tessera.annotations.users.service import basic_user
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
+from tessera.platform.contracts.annotations import Role
 from tessera.platform.errors import NotFound, Problem, unprocessable
 
 

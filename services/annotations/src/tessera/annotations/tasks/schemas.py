@@ -19,14 +19,9 @@ from tessera.annotations.projects.schemas import (
     WithStorages,
 )
 from tessera.annotations.users.schemas import BasicUser
+from tessera.platform.contracts.annotations import Count, Frame, FrameFilter, ImageQuality
 
 Subset = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
-FrameFilter = Annotated[
-    str, Field(pattern=r"^(step=[1-9][0-9]*)?$", description='Empty, or "step=N" (N >= 1).')
-]
-ImageQuality = Annotated[int, Field(ge=5, le=100)]
-Frame = Annotated[int, Field(ge=0, le=2**31 - 1)]
-Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 def _stop_after_start(stop: int | None, info: ValidationInfo) -> int | None:

@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tessera.annotations.access import RequestContext
+from tessera.annotations.state import RunningDeliverer
 from tessera.annotations.webhooks import service
-from tessera.annotations.webhooks.delivery import Deliverer
 from tessera.annotations.webhooks.schemas import (
     Events,
     Webhook,
@@ -21,7 +21,6 @@ from tessera.platform.pagination import Page, PageParams, page_params
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 Pages = Annotated[PageParams, Depends(page_params)]
-RunningDeliverer = Annotated[Deliverer, Depends(service.deliverer_of)]
 
 
 @router.get("", summary="List webhooks")

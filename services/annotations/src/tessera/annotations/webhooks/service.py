@@ -17,6 +17,8 @@ Target URLs must be http or https; nothing further restricts where they point.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +46,12 @@ from tessera.annotations.webhooks.schemas import (
     WebhookUpdate,
     WebhookWrite,
 )
-from tessera.platform.bus import Event, IdempotentConsumer
+from tessera.platform.bus import Event
 from tessera.platform.errors import NotFound, unprocessable
 from tessera.platform.listing import ListQuery, list_query
 from tessera.platform.service import Platform
 
 CONSUMER = "annotations-webhooks"
-DELIVERER = "webhook_deliverer"
-CONSUMERS = "webhook_consumers"
 COUNTS = ("created", "updated", "deleted")
 
 list_query_of_webhooks = list_query(repository.LIST_SPEC)
@@ -136,18 +136,10 @@ async def _sender(session: AsyncSession, user_id: int | None) -> dict[str, Any] 
     return {"id": user_id, "username": await repository.username_by_id(session, user_id)}
 
 
-def _deliverer(platform: Platform) -> Deliverer:
-    deliverer: Deliverer = platform.extras[DELIVERER]
-    return deliverer
-
-
-def deliverer_of(request: Request) -> Deliverer:
-    """The running `Deliverer` of the app serving `request`."""
-    return _deliverer(request.app.state.platform)
-
-
-async def start(platform: Platform) -> None:
-    """`on_start` hook: the delivery loop, and the consumers that queue deliveries."""
+@asynccontextmanager
+async def delivering(platform: Platform) -> AsyncIterator[Deliverer]:
+    """The delivery loop, and the consumers that queue deliveries, while the context is
+    open; the loop is what it yields (ping and redelivery send through it)."""
     settings = platform.settings
     assert isinstance(settings, AnnotationsSettings)
     deliverer = Deliverer(
@@ -157,7 +149,6 @@ async def start(platform: Platform) -> None:
         timeout_s=settings.webhook_timeout_s,
     )
     deliverer.start()
-    platform.extras[DELIVERER] = deliverer
 
     async def enqueue(session: AsyncSession, event: Event) -> None:
         mapped = cvat_event(event.subject, event.data)
@@ -184,15 +175,12 @@ async def start(platform: Platform) -> None:
     consumers = events.consumers_of_every_event(platform, CONSUMER, enqueue)
     for consumer in consumers:
         consumer.start()
-    platform.extras[CONSUMERS] = consumers
-
-
-async def stop(platform: Platform) -> None:
-    """`on_stop` hook: stop the consumers, then the delivery loop."""
-    consumers: list[IdempotentConsumer] = platform.extras.pop(CONSUMERS, [])
-    for consumer in consumers:
-        await consumer.stop()
-    await platform.extras.pop(DELIVERER).stop()
+    try:
+        yield deliverer
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+        await deliverer.stop()
 
 
 def visible_webhooks(ctx: Context) -> sa.ColumnElement[bool]:

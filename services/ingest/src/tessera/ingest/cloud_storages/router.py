@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from tessera.ingest.annotations_client import AnnotationsClient, CallerContext
 from tessera.ingest.cloud_storages.schemas import (
     CloudStoragePatch,
     CloudStorageRead,
     CloudStorageWrite,
     ContentPage,
 )
-from tessera.ingest.cloud_storages.service import CloudStorages, list_query_of_storages, to_read
+from tessera.ingest.cloud_storages.service import list_query_of_storages, to_read
+from tessera.ingest.state import AnnotationsApi, Clouds
 from tessera.platform.auth import CurrentUser
+from tessera.platform.contracts.annotations import CallerContext
 from tessera.platform.db import DbSession
 from tessera.platform.listing import ListQuery
 from tessera.platform.pagination import Page
@@ -22,23 +23,16 @@ from tessera.platform.pagination import Page
 router = APIRouter(prefix="/api/cloudstorages", tags=["cloud storages"])
 
 
-def _storages(request: Request) -> CloudStorages:
-    storages: CloudStorages = request.app.state.platform.extras["clouds"]
-    return storages
-
-
-async def _context(request: Request, user: CurrentUser) -> CallerContext:
-    client: AnnotationsClient = request.app.state.platform.extras["annotations"]
+async def _context(request: Request, user: CurrentUser, client: AnnotationsApi) -> CallerContext:
     return await client.context(request)
 
 
 Context = Annotated[CallerContext, Depends(_context)]
-Storages = Annotated[CloudStorages, Depends(_storages)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Add a cloud storage")
 async def create_storage(
-    body: CloudStorageWrite, ctx: Context, storages: Storages, session: DbSession
+    body: CloudStorageWrite, ctx: Context, storages: Clouds, session: DbSession
 ) -> CloudStorageRead:
     """Check that the bucket lists with these credentials, then save it (keys encrypted)."""
     return await storages.create(session, ctx, body)
@@ -49,7 +43,7 @@ async def list_storages(
     request: Request,
     *,
     ctx: Context,
-    storages: Storages,
+    storages: Clouds,
     session: DbSession,
     query: Annotated[ListQuery, Depends(list_query_of_storages)],
 ) -> Page[CloudStorageRead]:
@@ -61,7 +55,7 @@ async def list_storages(
 
 @router.get("/{storage_id}", summary="A cloud storage")
 async def get_storage(
-    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+    storage_id: int, ctx: Context, storages: Clouds, session: DbSession
 ) -> CloudStorageRead:
     """One storage (never its keys)."""
     return to_read(await storages.get(session, ctx, storage_id))
@@ -72,7 +66,7 @@ async def update_storage(
     storage_id: int,
     body: CloudStoragePatch,
     ctx: Context,
-    storages: Storages,
+    storages: Clouds,
     session: DbSession,
 ) -> CloudStorageRead:
     """Change the fields given; the bucket is checked again before saving."""
@@ -83,7 +77,7 @@ async def update_storage(
     "/{storage_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a cloud storage"
 )
 async def delete_storage(
-    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+    storage_id: int, ctx: Context, storages: Clouds, session: DbSession
 ) -> Response:
     """Remove the storage and its keys (409 while tasks read their media from it)."""
     await storages.delete(session, ctx, storage_id)
@@ -92,7 +86,7 @@ async def delete_storage(
 
 @router.get("/{storage_id}/status", summary="Whether the bucket answers")
 async def storage_status(
-    storage_id: int, ctx: Context, storages: Storages, session: DbSession
+    storage_id: int, ctx: Context, storages: Clouds, session: DbSession
 ) -> str:
     """AVAILABLE, NOT_FOUND or FORBIDDEN."""
     return await storages.status(session, ctx, storage_id)
@@ -103,7 +97,7 @@ async def storage_content(
     storage_id: int,
     *,
     ctx: Context,
-    storages: Storages,
+    storages: Clouds,
     session: DbSession,
     prefix: str | None = None,
     next_token: str | None = None,

@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.ingest.annotations_client import CallerContext
 from tessera.ingest.cloud_storages import repository as repo
 from tessera.ingest.cloud_storages.bucket import BucketConfig, CloudBucket, CloudError
 from tessera.ingest.cloud_storages.schemas import (
@@ -33,6 +32,7 @@ from tessera.ingest.cloud_storages.schemas import (
 )
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.media.kinds import media_kind
+from tessera.platform.contracts.annotations import CallerContext
 from tessera.platform.db import Database
 from tessera.platform.egress import EgressRefused, check_public_url
 from tessera.platform.errors import NotFound, Problem, unprocessable

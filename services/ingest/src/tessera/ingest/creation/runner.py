@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tessera.ingest.annotations_client import AnnotationsClient
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.build import MediaBuild, build, media_prefix
@@ -31,6 +30,8 @@ from tessera.ingest.media.frames import segments
 from tessera.ingest.task_data import repository as repo
 from tessera.ingest.task_data.schemas import DataRequest
 from tessera.ingest.task_data.service import CreationPlan, uploads_prefix
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.contracts.annotations import Segment, SegmentsCreate
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestStore
@@ -47,7 +48,7 @@ def _storage_kind(options: DataRequest) -> str:
 
 
 class CreationRunner:
-    """Runs one task-creation request (the work of `tessera.ingest.creation.queue`)."""
+    """The `RequestHandler` of task creation's work queue (`tessera.ingest.creation.queue`)."""
 
     def __init__(
         self,
@@ -66,18 +67,19 @@ class CreationRunner:
         self.annotations = annotations
         self.requests = requests
 
-    async def run(self, rq_id: str, plan: CreationPlan) -> None:
+    async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Make the task's media; the request ends finished, or failed saying why.
 
         Cancelled (the replica is stopping), it removes what it stored and leaves the
         request running for the queue to give to another replica.
         """
+        plan = CreationPlan.from_json(payload["plan"])
         workdir = self.settings.scratch_dir / rq_id
         try:
             await self.requests.start(rq_id)
             await self._create(rq_id, plan, workdir)
         except asyncio.CancelledError:
-            await asyncio.shield(self.clear(plan))
+            await asyncio.shield(self._clear(plan))
             raise
         except MediaError as exc:
             await self._abandon(rq_id, plan, str(exc))
@@ -89,15 +91,13 @@ class CreationRunner:
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def resume(self, rq_id: str, plan: CreationPlan) -> None:
-        """Run a creation another try left unfinished: finish it if its media got ready,
-        else clear what that try stored and start again."""
-        if await self.clear(plan):
+    async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Before a creation another try left is redone: finish it if its media got ready,
+        else remove what that try stored."""
+        if await self._clear(CreationPlan.from_json(payload["plan"])):
             await self.requests.finish(rq_id)
-            return
-        await self.run(rq_id, plan)
 
-    async def clear(self, plan: CreationPlan) -> bool:
+    async def _clear(self, plan: CreationPlan) -> bool:
         """Remove what an interrupted try stored, unless the media is ready; whether it is."""
         try:
             async with self.database.transaction() as session:
@@ -107,15 +107,6 @@ class CreationRunner:
         except Exception:
             logger.exception("could not clear the media of task %s", plan.task_id)
         return False
-
-    async def give_up(self, rq_id: str, plan: CreationPlan, tries: int) -> None:
-        """Fail a request whose creation was interrupted `tries` times."""
-        if await self.clear(plan):
-            await self.requests.finish(rq_id)
-            return
-        await self.requests.fail(
-            rq_id, f"task creation was interrupted {tries} times (ingest replicas stopped)"
-        )
 
     async def _create(self, rq_id: str, plan: CreationPlan, workdir: Path) -> None:
         async def step(low: float, high: float, message: str) -> Any:
@@ -143,17 +134,17 @@ class CreationRunner:
         )
         layout = segments(built.size, plan.segment_size, overlap)
         try:
-            await self.annotations.create_segment_jobs(plan.task_id, {
-                "size": built.size, "media_type": built.media_type,
-                "dimension": built.dimension, "chunk_size": built.chunk_size,
-                "compressed_chunk_type": built.compressed_chunk_type,
-                "original_chunk_type": built.original_chunk_type,
-                "image_quality": plan.options.image_quality,
-                "start_frame": built.start_frame, "stop_frame": built.stop_frame,
-                "frame_filter": plan.options.frame_filter,
-                "segment_size": layout.segment_size, "overlap": layout.overlap,
-                "segments": [{"start_frame": a, "stop_frame": b} for a, b in layout.segments],
-            })  # fmt: skip
+            await self.annotations.create_segment_jobs(plan.task_id, SegmentsCreate(
+                size=built.size, media_type=built.media_type,
+                dimension=built.dimension, chunk_size=built.chunk_size,
+                compressed_chunk_type=built.compressed_chunk_type,
+                original_chunk_type=built.original_chunk_type,
+                image_quality=plan.options.image_quality,
+                start_frame=built.start_frame, stop_frame=built.stop_frame,
+                frame_filter=plan.options.frame_filter,
+                segment_size=layout.segment_size, overlap=layout.overlap,
+                segments=[Segment(start_frame=a, stop_frame=b) for a, b in layout.segments],
+            ))  # fmt: skip
         except BaseException:
             async with self.database.transaction() as session:
                 await repo.delete_media(session, plan.task_id)

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from tessera.ingest.annotations_client import AnnotationsClient
-from tessera.ingest.frames.service import MediaReader, Payload
+from tessera.ingest.frames.service import Payload
+from tessera.ingest.state import AnnotationsApi, Reader
 from tessera.ingest.task_data.schemas import DataMeta
 from tessera.platform.db import DbSession
 from tessera.platform.errors import bad_request
@@ -16,16 +16,6 @@ router = APIRouter(tags=["task data"])
 
 DataType = Literal["chunk", "frame", "context_image"]
 Quality = Literal["compressed", "original"]
-
-
-def _client(request: Request) -> AnnotationsClient:
-    client: AnnotationsClient = request.app.state.platform.extras["annotations"]
-    return client
-
-
-def _reader(request: Request) -> MediaReader:
-    reader: MediaReader = request.app.state.platform.extras["reader"]
-    return reader
 
 
 def _send(payload: Payload) -> Response:
@@ -38,15 +28,16 @@ async def task_data(
     request: Request,
     session: DbSession,
     *,
+    client: AnnotationsApi,
+    reader: Reader,
     type: Annotated[DataType, Query()],
     number: Annotated[int | None, Query()] = None,
     quality: Annotated[Quality, Query()] = "compressed",
 ) -> Response:
     """`type=chunk|frame|context_image`, `number` (task chunk or task frame), `quality`."""
-    await _client(request).task_access(request, task_id)
+    await client.task_access(request, task_id)
     if number is None:
         raise bad_request("number is required", "number")
-    reader = _reader(request)
     if type == "chunk":
         return _send(await reader.task_chunk(session, task_id, number, quality))
     if type == "frame":
@@ -55,10 +46,12 @@ async def task_data(
 
 
 @router.get("/api/tasks/{task_id}/data/meta", summary="Frames and chunking of a task's media")
-async def task_meta(task_id: int, request: Request, session: DbSession) -> DataMeta:
+async def task_meta(
+    task_id: int, request: Request, session: DbSession, client: AnnotationsApi, reader: Reader
+) -> DataMeta:
     """Frame names and sizes, chunk size, frame range."""
-    await _client(request).task_access(request, task_id)
-    return await _reader(request).meta(session, task_id, None)
+    await client.task_access(request, task_id)
+    return await reader.meta(session, task_id, None)
 
 
 @router.get("/api/jobs/{job_id}/data", summary="A frame, chunk or context image of a job")
@@ -67,6 +60,8 @@ async def job_data(
     request: Request,
     session: DbSession,
     *,
+    client: AnnotationsApi,
+    reader: Reader,
     type: Annotated[DataType, Query()],
     number: Annotated[int | None, Query()] = None,
     index: Annotated[int | None, Query()] = None,
@@ -74,8 +69,7 @@ async def job_data(
 ) -> Response:
     """Chunks by `index` in the job (or task chunk `number`); frames and context images by
     task frame `number`, as in CVAT."""
-    job = await _client(request).job_access(request, job_id)
-    reader = _reader(request)
+    job = await client.job_access(request, job_id)
     if type == "chunk":
         if (index is None) == (number is None):
             raise bad_request("give exactly one of index and number", "index")
@@ -91,7 +85,9 @@ async def job_data(
 
 
 @router.get("/api/jobs/{job_id}/data/meta", summary="Frames and chunking of a job's media")
-async def job_meta(job_id: int, request: Request, session: DbSession) -> DataMeta:
+async def job_meta(
+    job_id: int, request: Request, session: DbSession, client: AnnotationsApi, reader: Reader
+) -> DataMeta:
     """The job's frames, frame range and chunk size."""
-    job = await _client(request).job_access(request, job_id)
-    return await _reader(request).meta(session, job.task_id, job)
+    job = await client.job_access(request, job_id)
+    return await reader.meta(session, job.task_id, job)

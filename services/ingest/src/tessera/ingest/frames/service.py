@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.ingest.annotations_client import JobAccess
 from tessera.ingest.cloud_storages.bucket import CloudError
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
@@ -34,6 +33,7 @@ from tessera.ingest.media.pointclouds import POINTCLOUD_MEDIA_TYPE
 from tessera.ingest.media.related import write_context_images_chunk
 from tessera.ingest.media.video import index_video, read_frames
 from tessera.ingest.task_data.schemas import DataMeta, FrameMeta
+from tessera.platform.contracts.annotations import JobAccess
 from tessera.platform.db import Database
 from tessera.platform.errors import NotFound, Problem, bad_request
 from tessera.platform.storage import ObjectStorage

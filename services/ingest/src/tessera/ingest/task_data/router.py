@@ -15,17 +15,19 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from tessera.ingest.annotations_client import AnnotationsClient, TaskAccess
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation.queue import enqueue
+from tessera.ingest.state import AnnotationsApi, Clouds, Requests
 from tessera.ingest.task_data import service
 from tessera.ingest.task_data.schemas import DataRequest, DataResponse
 from tessera.platform.auth import CurrentUser
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.contracts.annotations import TaskAccess
 from tessera.platform.db import DbSession
 from tessera.platform.errors import NotFound, Problem, unprocessable
 from tessera.platform.proxying import public_url
-from tessera.platform.requests import Operation, RequestStore
+from tessera.platform.requests import Operation
 
 router = APIRouter(prefix="/api/tasks", tags=["task data"])
 
@@ -37,27 +39,25 @@ TUS_HEADERS = {
 }
 
 
-def _extras(request: Request) -> dict[str, Any]:
-    extras: dict[str, Any] = request.app.state.platform.extras
-    return extras
-
-
 def _settings(request: Request) -> IngestSettings:
     settings: IngestSettings = request.app.state.platform.settings
     return settings
 
 
-async def _access(request: Request, task_id: int) -> TaskAccess:
-    client: AnnotationsClient = _extras(request)["annotations"]
+async def _access(client: AnnotationsClient, request: Request, task_id: int) -> TaskAccess:
     access = await client.task_access(request, task_id)
     service.require_change(access)
     return access
 
 
-async def _require_cloud_storage(request: Request, session: DbSession, storage_id: int) -> None:
+async def _require_cloud_storage(
+    request: Request,
+    client: AnnotationsClient,
+    clouds: CloudStorages,
+    session: DbSession,
+    storage_id: int,
+) -> None:
     """422 naming `cloud_storage_id` unless the caller sees that storage."""
-    client: AnnotationsClient = _extras(request)["annotations"]
-    clouds: CloudStorages = _extras(request)["clouds"]
     try:
         await clouds.get(session, await client.context(request), storage_id)
     except NotFound as exc:
@@ -77,10 +77,17 @@ async def tus_options(task_id: int) -> Response:
     responses={202: {"model": DataResponse}},
 )
 async def post_data(
-    task_id: int, request: Request, principal: CurrentUser, session: DbSession
+    task_id: int,
+    request: Request,
+    principal: CurrentUser,
+    session: DbSession,
+    *,
+    client: AnnotationsApi,
+    clouds: Clouds,
+    store: Requests,
 ) -> Response:
     """One step of attaching media, chosen by the `Upload-*` headers (see module doc)."""
-    access = await _access(request, task_id)
+    access = await _access(client, request, task_id)
     storage = request.app.state.platform.storage
     headers = request.headers
     is_form = headers.get("content-type", "").startswith("multipart/form-data")
@@ -111,9 +118,8 @@ async def post_data(
         raw = _json_body(await request.body())
     options = _data_request(raw)
     if options.cloud_storage_id is not None:
-        await _require_cloud_storage(request, session, options.cloud_storage_id)
+        await _require_cloud_storage(request, client, clouds, session, options.cloud_storage_id)
     plan = await service.plan(session, _settings(request), access, options)
-    store: RequestStore = _extras(request)["requests"]
     rq_id = await store.create(
         session,
         Operation(type="create:task", target="task", task_id=task_id),
@@ -159,10 +165,10 @@ def _data_request(raw: dict[str, Any]) -> DataRequest:
 @router.head("/{task_id}/data/{upload_id}", name="tus_status", include_in_schema=False)
 async def tus_status(
     task_id: int, upload_id: uuid.UUID, request: Request, principal: CurrentUser,
-    session: DbSession,
+    session: DbSession, *, client: AnnotationsApi,
 ) -> Response:  # fmt: skip
     """TUS: the offset of a resumable upload."""
-    await _access(request, task_id)
+    await _access(client, request, task_id)
     upload = await service.tus_status(session, task_id, upload_id, principal.user_id)
     return Response(
         status_code=status.HTTP_200_OK,
@@ -174,12 +180,12 @@ async def tus_status(
 @router.patch("/{task_id}/data/{upload_id}", summary="TUS: append to a resumable upload")
 async def tus_patch(
     task_id: int, upload_id: uuid.UUID, request: Request, principal: CurrentUser,
-    session: DbSession,
+    session: DbSession, *, client: AnnotationsApi,
 ) -> Response:  # fmt: skip
     """Append the body at `Upload-Offset` (`application/offset+octet-stream`)."""
     if request.headers.get("content-type") != "application/offset+octet-stream":
         raise Problem(415, "TUS PATCH bodies must be application/offset+octet-stream.")
-    await _access(request, task_id)
+    await _access(client, request, task_id)
     upload = await service.tus_append(
         session, request.app.state.platform.storage, task_id=task_id, upload_id=upload_id,
         owner_id=principal.user_id, offset_header=request.headers.get("upload-offset"),

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tessera.platform.contracts.annotations import ImageQuality
+
 SortingMethod = Literal["lexicographical", "natural", "predefined", "random"]
 _STEP = re.compile(r"^step\s*=\s*([1-9]\d*)$")
 
@@ -22,7 +24,7 @@ class DataRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    image_quality: int = Field(ge=0, le=100)
+    image_quality: ImageQuality
     chunk_size: int | None = Field(default=None, ge=1, le=10_000)
     start_frame: int = Field(default=0, ge=0)
     stop_frame: int = Field(default=0, ge=0)
@@ -44,9 +46,13 @@ class DataRequest(BaseModel):
     @field_validator("frame_filter")
     @classmethod
     def _step_only(cls, value: str) -> str:
-        if value and not _STEP.match(value.strip()):
+        """Empty, or `step=N` written as the task stores it (`step = 3` is `step=3`)."""
+        if not value.strip():
+            return ""
+        match = _STEP.match(value.strip())
+        if match is None:
             raise ValueError("must be empty or 'step=N' with N >= 1")
-        return value.strip()
+        return f"step={match.group(1)}"
 
     @field_validator("job_file_mapping")
     @classmethod

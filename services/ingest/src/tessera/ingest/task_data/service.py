@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from tessera.ingest.annotations_client import TaskAccess
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.task_data import repository as repo
 from tessera.ingest.task_data.schemas import DataRequest
+from tessera.platform.contracts.annotations import TaskAccess
 from tessera.platform.errors import Problem, unprocessable
 from tessera.platform.storage import ObjectStorage
 

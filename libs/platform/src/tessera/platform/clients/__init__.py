@@ -1,0 +1,2 @@
+"""Typed HTTP clients of the services' internal APIs, over the models of
+`tessera.platform.contracts`."""

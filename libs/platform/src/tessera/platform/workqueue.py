@@ -1,0 +1,172 @@
+"""Durable work queues of background requests, shared by every replica of a service.
+
+A request that starts background work commits its row (`RequestStore.create`) and its
+message (`WorkQueue.enqueue`, through the outbox) in one transaction, so no accepted
+request is lost. Each replica runs a `WorkerPool` on the queue's durable JetStream
+consumer: at most `workers` requests at once, each message kept in progress (heartbeats)
+while the service's `RequestHandler` runs it, and acknowledged once the request is
+finished or failed. A pool that stops hands the requests it was running back (nak); a
+replica that dies stops confirming them and JetStream redelivers them after the ack
+wait. Either way another worker takes the request, has the handler clear what the
+earlier attempt left, and runs it again; after `max_deliveries` attempts the request
+fails. A message whose request is no longer queued or started (or does not exist) is
+acknowledged without running anything, so a redelivery never redoes finished work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.platform.bus import Bus, Outbox, PullLoop
+from tessera.platform.requests import RequestStore
+from tessera.platform.telemetry import REQUEST_ID_HEADER, request_id_scope
+
+logger = logging.getLogger(__name__)
+
+
+class RequestHandler(Protocol):
+    """The work behind a queue's requests, implemented by the service."""
+
+    async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Do the request, ending it finished or failed in its `RequestStore`.
+
+        Raising leaves the request to a later attempt; cancelled, the pool is stopping and
+        the request goes to another worker.
+        """
+
+    async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Remove what an interrupted attempt left, before the request is run again or
+        failed; finish the request instead if that attempt had in fact completed it."""
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A queue's JetStream subject, stream and durable consumer, and its timing."""
+
+    stream: str
+    subject: str
+    durable: str
+    ack_wait_s: float = 60.0
+    heartbeat_s: float = 15.0
+    max_deliveries: int = 3
+    retry_delay_s: float = 5.0
+
+    async def enqueue(
+        self, session: AsyncSession, outbox: Outbox, rq_id: str, payload: Mapping[str, Any]
+    ) -> None:
+        """Queue request `rq_id` in `session`'s transaction, the one that records its row.
+
+        The message (published after the commit) is the JSON object `payload` with `rq_id`
+        added; the handler gets `payload` back.
+        """
+        await outbox.add(session, self.subject, {**payload, "rq_id": rq_id})
+
+
+class WorkerPool(PullLoop):
+    """This replica's workers of a `WorkQueue`: at most `workers` requests at once."""
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        bus: Bus,
+        requests: RequestStore,
+        handler: RequestHandler,
+        *,
+        workers: int,
+    ) -> None:
+        super().__init__()
+        self.queue = queue
+        self.bus = bus
+        self.requests = requests
+        self.handler = handler
+        self.workers = workers
+        self.stream, self.subject, self.durable = queue.stream, queue.subject, queue.durable
+        self.task_name = f"workers-{queue.durable}"
+        self.consumer_config = ConsumerConfig(
+            durable_name=queue.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=queue.ack_wait_s,
+            max_deliver=queue.max_deliveries + 1,
+            filter_subject=queue.subject,
+        )
+        self._working: set[asyncio.Task[None]] = set()
+
+    async def stop(self) -> None:
+        """Stop pulling, and hand the requests still running back to the queue."""
+        await super().stop()
+        for task in list(self._working):
+            task.cancel()
+        if self._working:
+            await asyncio.wait(set(self._working))
+
+    async def _pull(self, subscription: JetStreamContext.PullSubscription) -> None:
+        while self.running:
+            free = self.workers - len(self._working)
+            if free <= 0:
+                await asyncio.wait(set(self._working), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                messages = await subscription.fetch(free, timeout=1.0)
+            except TimeoutError:
+                continue
+            for msg in messages:
+                task = asyncio.create_task(self._work(msg), name=f"{self.task_name}-work")
+                self._working.add(task)
+                task.add_done_callback(self._working.discard)
+
+    async def _work(self, msg: Msg) -> None:
+        payload = orjson.loads(msg.data)
+        rq_id = str(payload.pop("rq_id"))
+        heartbeat = asyncio.create_task(self._keep_in_progress(msg))
+        try:
+            with request_id_scope((msg.headers or {}).get(REQUEST_ID_HEADER)):
+                await self._attempt(rq_id, payload, msg.metadata.num_delivered)
+            await msg.ack()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            raise
+        except Exception:
+            logger.exception("request %s could not be run; it goes back to the queue", rq_id)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self.queue.retry_delay_s)
+        finally:
+            heartbeat.cancel()
+
+    async def _attempt(self, rq_id: str, payload: dict[str, Any], attempt: int) -> None:
+        """Run the request unless it has ended, clearing first what earlier attempts left."""
+        if attempt > 1 and await self._open(rq_id):
+            logger.warning("request %s was interrupted; attempt %d", rq_id, attempt)
+            await self.handler.clear(rq_id, payload)
+        if not await self._open(rq_id):
+            return
+        if attempt > self.queue.max_deliveries:
+            tries = attempt - 1
+            await self.requests.fail(
+                rq_id, f"The request was interrupted {tries} times (its workers stopped, died "
+                "or failed); send it again.",
+            )  # fmt: skip
+            return
+        await self.handler.run(rq_id, payload)
+        if await self._open(rq_id):
+            raise RuntimeError(f"the handler of {self.durable} left request {rq_id} unfinished")
+
+    async def _open(self, rq_id: str) -> bool:
+        return await self.requests.status(rq_id) in ("queued", "started")
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self.queue.heartbeat_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
