@@ -1,0 +1,1 @@
+"""Format writers: each streams a `Dataset` into the members of a zip archive."""

@@ -1,0 +1,227 @@
+"""CVAT for images 1.1: `annotations.xml`, streamed one frame at a time, as CVAT writes it.
+
+What CVAT does (cvat/apps/dataset_manager/formats/cvat.py, `dump_as_cvat_annotation`;
+cvat/apps/dataset_manager/bindings.py, `CommonData.group_by_frame`), and so this writer:
+- one `<image id name width height>` per frame, empty frames included (`subset` and
+  `task_id` are written only in project exports, which this writer does not make);
+- in a frame, the shapes sorted by `z_order` (stable), plain shapes before track shapes,
+  then the tags;
+- tracks appear as plain shapes on every frame they are visible on (keyframes and
+  interpolated frames alike, with no `track_id` or `keyframe`); a track's `outside`
+  frames are left out, and so is a track skeleton whose elements are all outside;
+- shape attributes in CVAT's order: label, source, [outside for skeleton elements],
+  occluded (not on skeletons), the geometry, rotation (boxes and ellipses, only when not
+  0), z_order (not on skeleton elements), group_id (only when not 0);
+- coordinates as `{:.2f}`; a mask as `rle="n, n, ..."` (its stored run lengths as
+  integers), `left`, `top`, `width = right - left + 1`, `height = bottom - top + 1`;
+- then each `<attribute name>value</attribute>`; a skeleton's elements come before its
+  own attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+
+from tessera.export.formats.cvat_xml import (
+    ENCODING,
+    ENCODING_ERRORS,
+    FOOTER,
+    HEADER,
+    CvatTaskMeta,
+    attr,
+    indent,
+    meta_block,
+    number,
+    pairs,
+    text,
+)
+from tessera.export.model import (
+    Dataset,
+    ExportOptions,
+    FrameAnnotations,
+    Shape,
+    Tag,
+    labels_by_id,
+)
+
+MEMBER = "annotations.xml"
+_FLUSH_CHARS = 1 << 18
+
+_TAGS = {
+    "rectangle": "box",
+    "polygon": "polygon",
+    "polyline": "polyline",
+    "points": "points",
+    "ellipse": "ellipse",
+    "cuboid": "cuboid",
+    "mask": "mask",
+    "skeleton": "skeleton",
+}
+_CUBOID = (
+    "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
+    "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
+)  # fmt: skip
+
+
+async def write_cvat_images(
+    dataset: Dataset,
+    archive: zipfile.ZipFile,
+    options: ExportOptions,
+    *,
+    meta: CvatTaskMeta | None = None,
+) -> None:
+    """Write `annotations.xml` in CVAT for images 1.1, holding one frame at a time.
+
+    `meta` carries what CVAT's `<meta><task>` has beyond `TaskInfo` (dates, overlap,
+    segments, e-mails, frame range); without it those are written with neutral defaults.
+    """
+    task = dataset.task
+    if task.dimension != "2d":
+        raise ValueError("CVAT for images 1.1 is a 2D format; point cloud tasks have no exporter")
+    writer = _FrameWriter(
+        {
+            label_id: attr("label", label.name)
+            for label_id, label in labels_by_id(task.labels).items()
+        }
+    )
+    with archive.open(MEMBER, "w", force_zip64=True) as member:
+        pending: list[str] = [HEADER, meta_block(task, meta or CvatTaskMeta())]
+        size = 0
+        async for item in dataset.frames():
+            chunk = writer.image(item, options.annotated_only)
+            if chunk:
+                pending.append(chunk)
+                size += len(chunk)
+            if size >= _FLUSH_CHARS:
+                member.write("".join(pending).encode(ENCODING, ENCODING_ERRORS))
+                pending.clear()
+                size = 0
+                await asyncio.sleep(0)  # a long in-memory stream must not starve the loop
+        pending.append(FOOTER)
+        member.write("".join(pending).encode(ENCODING, ENCODING_ERRORS))
+
+
+def _visible(shape: Shape) -> bool:
+    """Whether CVAT writes this shape into a frame: not a track's outside frame, and not a
+    track skeleton whose elements are all outside."""
+    if shape.track_id is None:
+        return True
+    if shape.outside:
+        return False
+    return not (shape.elements and all(element.outside for element in shape.elements))
+
+
+def _order(shape: Shape) -> tuple[int, bool]:
+    return (shape.z_order, shape.track_id is not None)
+
+
+class _FrameWriter:
+    """Renders one frame's `<image>` element to text."""
+
+    def __init__(self, label_attrs: Mapping[int, str]) -> None:
+        self._labels = label_attrs
+        self._names: dict[str, str] = {}
+        self._geometry: dict[str, Callable[[Shape], str]] = {
+            "rectangle": self._box,
+            "polygon": self._points,
+            "polyline": self._points,
+            "points": self._points,
+            "ellipse": self._ellipse,
+            "cuboid": self._cuboid,
+            "mask": self._mask,
+            "skeleton": lambda shape: "",
+        }
+
+    def image(self, item: FrameAnnotations, annotated_only: bool) -> str:
+        shapes = sorted(filter(_visible, item.shapes), key=_order)
+        if annotated_only and not shapes and not item.tags:
+            return ""
+        frame = item.frame
+        out = [
+            f'{indent(1)}<image id="{frame.index}"{attr("name", frame.name)}'
+            f' width="{frame.width}" height="{frame.height}">'
+        ]
+        for shape in shapes:
+            self._shape(shape, 2, False, out)
+        for tag in item.tags:
+            self._tag(tag, out)
+        out.append(f"{indent(1)}</image>")
+        return "".join(out)
+
+    def _attributes(self, attributes: Mapping[str, str], level: int, out: list[str]) -> None:
+        for name, value in attributes.items():
+            quoted = self._names.get(name)
+            if quoted is None:
+                quoted = self._names[name] = attr("name", name)
+            out.append(f"{indent(level)}<attribute{quoted}>{text(value)}</attribute>")
+
+    def _shape(self, shape: Shape, level: int, element: bool, out: list[str]) -> None:
+        name = _TAGS[shape.type]
+        head = [
+            f"{indent(level)}<{name}{self._labels[shape.label_id]}",
+            attr("source", shape.source),
+        ]
+        if element:
+            head.append(f' outside="{int(shape.outside)}"')
+        if shape.type != "skeleton":
+            head.append(f' occluded="{int(shape.occluded)}"')
+        head.append(self._geometry[shape.type](shape))
+        if not element:
+            head.append(f' z_order="{shape.z_order}"')
+        if shape.group:
+            head.append(f' group_id="{shape.group}"')
+        head.append(">")
+        out.append("".join(head))
+        for child in shape.elements:
+            self._shape(child, level + 1, True, out)
+        self._attributes(shape.attributes, level + 1, out)
+        out.append(f"{indent(level)}</{name}>")
+
+    def _tag(self, tag: Tag, out: list[str]) -> None:
+        group = f' group_id="{tag.group}"' if tag.group else ""
+        out.append(
+            f"{indent(2)}<tag{self._labels[tag.label_id]}{attr('source', tag.source)}{group}>"
+        )
+        self._attributes(tag.attributes, 3, out)
+        out.append(f"{indent(2)}</tag>")
+
+    @staticmethod
+    def _rotation(shape: Shape) -> str:
+        return f' rotation="{number(shape.rotation)}"' if shape.rotation else ""
+
+    def _box(self, shape: Shape) -> str:
+        xtl, ytl, xbr, ybr = shape.points[:4]
+        return (
+            f' xtl="{number(xtl)}" ytl="{number(ytl)}" xbr="{number(xbr)}" ybr="{number(ybr)}"'
+            + self._rotation(shape)
+        )
+
+    def _ellipse(self, shape: Shape) -> str:
+        cx, cy, right_x, top_y = shape.points[:4]
+        return (
+            f' cx="{number(cx)}" cy="{number(cy)}"'
+            f' rx="{number(right_x - cx)}" ry="{number(cy - top_y)}"' + self._rotation(shape)
+        )
+
+    @staticmethod
+    def _cuboid(shape: Shape) -> str:
+        return "".join(
+            f' {name}="{number(value)}"' for name, value in zip(_CUBOID, shape.points, strict=False)
+        )
+
+    @staticmethod
+    def _points(shape: Shape) -> str:
+        points = ";".join(f"{number(x)},{number(y)}" for x, y in pairs(shape.points))
+        return f' points="{points}"'
+
+    @staticmethod
+    def _mask(shape: Shape) -> str:
+        points: Sequence[float] = shape.points
+        left, top, right, bottom = points[-4:]
+        rle = ", ".join(str(int(run)) for run in points[:-4])
+        return (
+            f' rle="{rle}" left="{int(left)}" top="{int(top)}"'
+            f' width="{int(right - left) + 1}" height="{int(bottom - top) + 1}"'
+        )
