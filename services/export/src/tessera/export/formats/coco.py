@@ -1,0 +1,797 @@
+"""COCO 1.0 and COCO Keypoints 1.0, as CVAT 2.80 writes them, streamed one frame at a time.
+
+CVAT exports both formats through its datumaro fork (cvat/apps/dataset_manager/formats/
+coco.py: `coco_instances` / `coco_person_keypoints`, with datumaro's defaults: segmentation
+mode "guess", attributes on, no reindexing, covered segments not cropped), after
+cvat/apps/dataset_manager/bindings.py (`CvatToDmAnnotationConverter`) has turned each shape
+into a datumaro annotation. The rules below come from those files and from the fork's
+datumaro/plugins/coco_format/converter.py and datumaro/components/annotation.py:
+
+- One member per subset, `annotations/instances_<subset>.json` (keypoints:
+  `annotations/person_keypoints_<subset>.json`); the subset is the frame's, else the
+  task's, else `default`. Keys in datumaro's order: licenses, info, categories, images,
+  annotations.
+- categories: every label, skeleton points included, ordered by label id, with ids from
+  1 in that order; `supercategory` is the parent label's name for a skeleton's points and
+  "" otherwise. The keypoints file lists only labels without a parent (keeping the ids
+  of the full list, so they may skip numbers), each with `keypoints` (the point names in
+  the order of the skeleton's svg circles) and `skeleton` (the svg lines'
+  `data-node-from`/`data-node-to` pairs as written, in the order a Python set of those
+  pairs iterates, which is the order datumaro writes).
+- images: every frame (only annotated ones with `annotated_only`), with `license` 0,
+  `flickr_url` "", `coco_url` "", `date_captured` 0. Ids count from 1 across all files:
+  each subset's images in one run in frame order, the subsets in the order they first
+  appear. `file_name` is the frame's name (".jpg" added when it has none, as datumaro
+  does). A frame without a size gets no annotations (datumaro skips it).
+- annotations: ids from 1 in each file. Within a frame the shapes are taken in CVAT's
+  order (by `z_order`, plain shapes before track shapes); a track's outside frames are
+  left out. Shapes that share a non-zero `group` make one instance, whatever their labels;
+  ungrouped shapes come first, then the groups by group number. Tags, points, polylines,
+  cuboids and (in instances) skeletons are not written.
+- rectangle: `bbox` of the box as stored, `segmentation` [] and `area` = w * h; a rotated
+  box is written unrotated, its angle in the `rotation` attribute (CVAT's transform that
+  turns rotated boxes into polygons is not applied to COCO).
+- polygon: `segmentation` [[x, y, ...]], `area` as pycocotools measures the polygons on the
+  frame, `bbox` of the points, `iscrowd` 0. Coordinates are rounded to 2 decimals first,
+  as datumaro rounds every coordinate it stores.
+- mask: an RLE over the whole frame with uncompressed `counts` (a list of run lengths),
+  `size` [h, w], `iscrowd` 1, `area` its pixel count and `bbox` pycocotools' toBbox of it.
+- ellipse: CVAT rasterises it (cv2.ellipse) into a mask, written like a mask.
+- group: the instance's label, attributes and `score` are those of its largest part (the
+  first of the largest, boxes before polygons before masks), `bbox` spans all parts. When
+  a mask of the leader's label is in the group (or the leader's `is_crowd` checkbox
+  attribute is true) every polygon and mask is merged into one RLE (`iscrowd` 1);
+  otherwise the polygons are listed together and masks become polygons (`iscrowd` 0).
+- `options.polygons_as_masks` is datumaro's segmentation mode "mask": polygons are
+  rasterised and written as RLE, `iscrowd` 1; boxes stay boxes.
+- attributes: every attribute of the label's spec (missing values take the default;
+  numbers as floats, checkboxes as booleans, the rest as text), then `occluded`, then
+  `rotation` for rectangles, then `track_id` and `keyframe` for frames of tracks (a
+  skeleton always gets `keyframe`: false unless it is a track frame with a keyframe
+  element). An attribute named `score` becomes the annotation's `score`, one named
+  `is_crowd` only steers the segmentation; neither is written under `attributes`.
+- COCO Keypoints: one annotation per skeleton: `keypoints` [x, y, v, ...] in the
+  category's point order (v 2 visible, 1 occluded, 0 outside; an outside point keeps its
+  coordinates, as CVAT writes them), `num_keypoints` (points not outside), `bbox` of the
+  points not outside, `segmentation` [], `area` w * h. A skeleton grouped with boxes,
+  polygons or masks is written as that group's instance (the leader's label, bbox,
+  segmentation and attributes) plus the skeleton's keypoints. Other boxes, polygons and
+  masks are not written, and frames without a skeleton get no annotations.
+
+Where this writer differs from CVAT (on purpose or of necessity):
+- `score`: shapes from auto-annotation (`source` "auto") with a score get it written as
+  COCO's `score` (the issue asks for it; CVAT 2.80's bindings do not pass it on).
+- ellipse pixels: CVAT rounds the centre and radii to whole pixels, the angle to whole
+  degrees, and draws with cv2 (pixel centres on integer coordinates, boundary pixels
+  included); this writer sets the pixels whose centres lie inside the ellipse
+  (`tessera.geometry.ellipse_to_mask`), the convention of every other rasteriser here.
+- a group whose masks must become polygons (leader of another label) gets exact
+  pixel-edge outlines (`tessera.geometry.mask_to_polygons`), not cv2 contours.
+- `track_id` is the track id the dataset carries (CVAT writes the track's position in the
+  task's track list, which the streaming reader may supply instead).
+- Inputs CVAT would fail the whole export on are written or skipped instead: a number
+  attribute that is not a number is kept as text; a polygon of fewer than 3 points and a
+  box without 4 numbers are skipped; a mask whose box leaves the frame is clipped to it;
+  an ellipse with negative radii is skipped; a skeleton point with no place in the svg
+  is left out, a missing one is written as 0, 0, 0.
+- with no frame at all the task's subset file is still written (CVAT writes none).
+
+Nothing is held beyond one frame: image and annotation entries go to spooled temporary
+files per subset (in memory up to a few MiB, on disk past that), and each subset's member
+is written from them at the end. Masks stay RLE throughout: CVAT's box layout becomes a
+frame RLE without a frame-sized bitmap, groups merge as RLEs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os.path
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
+
+import numpy as np
+import orjson
+
+from tessera.export.model import (
+    Dataset,
+    ExportOptions,
+    FrameAnnotations,
+    FrameInfo,
+    Label,
+    Shape,
+)
+from tessera.geometry import (
+    CompressedRLE,
+    RLELike,
+    area,
+    array_to_cvat_mask,
+    compress,
+    cvat_mask_to_rle,
+    decode,
+    ellipse_to_mask,
+    from_polygons,
+    mask_to_polygons,
+    merge_rles,
+    shape_bbox,
+    to_bbox,
+    to_counts,
+)
+
+INSTANCES_MEMBER: Final = "annotations/instances_{subset}.json"
+KEYPOINTS_MEMBER: Final = "annotations/person_keypoints_{subset}.json"
+DEFAULT_SUBSET: Final = "default"
+
+_DEFAULT_EXT = ".jpg"
+_SPOOL_BYTES = 4 << 20
+_COPY_BYTES = 1 << 20
+_YIELD_EVERY = 8
+_BOX, _POLYGON, _MASK = 0, 1, 2
+_MISSING: Final = object()
+_HEADER: Final = {
+    "licenses": [{"name": "", "id": 0, "url": ""}],
+    "info": {
+        "contributor": "",
+        "date_created": "",
+        "description": "",
+        "url": "",
+        "version": "",
+        "year": "",
+    },
+}
+
+Box = tuple[float, float, float, float]
+"""[x, y, w, h] as datumaro computes it."""
+Element = dict[str, Any]
+
+
+async def write_coco(dataset: Dataset, archive: zipfile.ZipFile, options: ExportOptions) -> None:
+    """Write COCO 1.0: `annotations/instances_<subset>.json`, one member per subset."""
+    await _write(dataset, archive, options, keypoints=False)
+
+
+async def write_coco_keypoints(
+    dataset: Dataset, archive: zipfile.ZipFile, options: ExportOptions
+) -> None:
+    """Write COCO Keypoints 1.0: `annotations/person_keypoints_<subset>.json` per subset."""
+    await _write(dataset, archive, options, keypoints=True)
+
+
+async def _write(
+    dataset: Dataset, archive: zipfile.ZipFile, options: ExportOptions, *, keypoints: bool
+) -> None:
+    task = dataset.task
+    if task.dimension != "2d":
+        raise ValueError("COCO is a 2D format; point cloud tasks have no COCO exporter")
+    labels = _Labels(task.labels)
+    writer = _Writer(labels, mask_mode=options.polygons_as_masks, keypoints=keypoints)
+    member = KEYPOINTS_MEMBER if keypoints else INSTANCES_MEMBER
+    categories = labels.keypoint_categories() if keypoints else labels.categories()
+    header = orjson.dumps({**_HEADER, "categories": categories})[:-1] + b',"images":['
+    subsets: dict[str, _Subset] = {}
+    with contextlib.ExitStack() as spools:
+
+        def subset_named(name: str) -> _Subset:
+            subset = subsets.get(name)
+            if subset is None:
+                images = spools.enter_context(tempfile.SpooledTemporaryFile(_SPOOL_BYTES))
+                entries = spools.enter_context(tempfile.SpooledTemporaryFile(_SPOOL_BYTES))
+                subset = subsets[name] = _Subset(name, images, entries)
+            return subset
+
+        frames = 0
+        async for item in dataset.frames():
+            shapes = sorted(filter(_visible, item.shapes), key=_order)
+            if options.annotated_only and not shapes and not item.tags:
+                continue
+            subset = subset_named(item.frame.subset or task.subset or DEFAULT_SUBSET)
+            image_id = subset.add_image(item.frame)
+            for element in writer.frame(item, shapes, image_id):
+                subset.add_annotation(element)
+            frames += 1
+            if frames % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # the CPU work of a long stream must not starve the loop
+        if not subsets:
+            subset_named(task.subset or DEFAULT_SUBSET)
+        first_id = 1
+        for subset in subsets.values():
+            with archive.open(member.format(subset=subset.name), "w", force_zip64=True) as out:
+                out.write(header)
+                for chunk in subset.images_json(first_id):
+                    out.write(chunk)
+                    await asyncio.sleep(0)
+                out.write(b'],"annotations":[')
+                for chunk in subset.annotations_json(first_id):
+                    out.write(chunk)
+                    await asyncio.sleep(0)
+                out.write(b"]}")
+            first_id += subset.images
+
+
+def _visible(shape: Shape) -> bool:
+    """Whether CVAT exports this shape: not a track's outside frame, nor a track skeleton
+    whose points are all outside."""
+    if shape.track_id is None:
+        return True
+    if shape.outside:
+        return False
+    return not (shape.elements and all(element.outside for element in shape.elements))
+
+
+def _order(shape: Shape) -> tuple[int, bool]:
+    """CVAT's order in a frame: by z_order (a stable sort of plain shapes, then tracks)."""
+    return (shape.z_order, shape.track_id is not None)
+
+
+# --- labels --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _LabelInfo:
+    """A label as the COCO writers use it."""
+
+    category_id: int
+    label: Label
+    parent: Label | None
+    attributes: tuple[tuple[str, str, Any], ...]
+    """(name, input_type, default converted) for each attribute of the spec, in order."""
+    keypoints: tuple[str, ...] = ()
+    joints: tuple[tuple[int, int], ...] = ()
+    positions: dict[int, int] = field(default_factory=dict)
+    """A skeleton's point label id -> index of the point in `keypoints`."""
+
+
+class _Labels:
+    """Every label and skeleton point, ordered by id as CVAT orders its label table."""
+
+    def __init__(self, labels: Sequence[Label]) -> None:
+        flat: list[tuple[Label, Label | None]] = []
+
+        def walk(label: Label, parent: Label | None) -> None:
+            flat.append((label, parent))
+            for sublabel in label.sublabels:
+                walk(sublabel, label)
+
+        for label in labels:
+            walk(label, None)
+        flat.sort(key=lambda pair: pair[0].id)
+        self.ordered = [_label_info(index + 1, *pair) for index, pair in enumerate(flat)]
+        self.by_id = {info.label.id: info for info in self.ordered}
+
+    def categories(self) -> list[Element]:
+        return [
+            {
+                "id": info.category_id,
+                "name": info.label.name,
+                "supercategory": info.parent.name if info.parent else "",
+            }
+            for info in self.ordered
+        ]
+
+    def keypoint_categories(self) -> list[Element]:
+        return [
+            {
+                "id": info.category_id,
+                "name": info.label.name,
+                "supercategory": "",
+                "keypoints": list(info.keypoints),
+                "skeleton": [list(pair) for pair in info.joints],
+            }
+            for info in self.ordered
+            if info.parent is None
+        ]
+
+
+def _label_info(category_id: int, label: Label, parent: Label | None) -> _LabelInfo:
+    attributes = tuple(
+        (spec.name, spec.input_type, _convert(spec.input_type, spec.default_value))
+        for spec in label.attributes
+    )
+    if label.type != "skeleton":
+        return _LabelInfo(category_id, label, parent, attributes)
+    names, joints = _parse_skeleton(label)
+    by_name = {sublabel.name: sublabel.id for sublabel in label.sublabels}
+    positions = {by_name[name]: index for index, name in enumerate(names) if name in by_name}
+    return _LabelInfo(category_id, label, parent, attributes, names, joints, positions)
+
+
+def _parse_skeleton(label: Label) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """Point names in svg circle order and the svg lines' node pairs, as CVAT reads them
+    (`CVATDataExtractorMixin._load_categories`); circles may name their point by
+    `data-label-name` or, as stored, by `data-label-id`."""
+    ids = {str(sublabel.id): sublabel.name for sublabel in label.sublabels}
+    names: list[str] = []
+    joints: list[tuple[int, int]] = []
+    try:
+        root = ET.fromstring(f"<root>{label.svg}</root>")
+    except ET.ParseError:
+        root = ET.Element("root")
+    for node in root:
+        if node.tag == "line":
+            try:
+                joints.append(
+                    (int(node.attrib["data-node-from"]), int(node.attrib["data-node-to"]))
+                )
+            except (KeyError, ValueError):
+                continue
+        elif node.tag == "circle":
+            name = node.attrib.get("data-label-name") or ids.get(
+                node.attrib.get("data-label-id", "")
+            )
+            if name is not None:
+                names.append(name)
+    if not names:
+        names = [sublabel.name for sublabel in label.sublabels]
+    # datumaro keeps the joints in a set and writes them in the set's iteration order,
+    # which for tuples of ints does not depend on the interpreter's hash seed.
+    return tuple(names), tuple(set(joints))
+
+
+def _convert(input_type: str, value: str) -> Any:
+    """An attribute value as CVAT hands it to datumaro."""
+    if input_type == "number":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if input_type == "checkbox":
+        return value.lower() == "true"
+    return value
+
+
+# --- geometry ------------------------------------------------------------------------------
+
+
+def _round2(value: float) -> float:
+    """`numpy.around(value, 2)`: datumaro rounds every coordinate it stores this way."""
+    scaled = round(value * 100.0)
+    return scaled / 100.0 if scaled else math.copysign(0.0, value)
+
+
+def _max_bbox(boxes: Sequence[Box]) -> Box:
+    """datumaro's `max_bbox`, with its float arithmetic."""
+    if len(boxes) == 1:
+        x, y, bw, bh = boxes[0]
+        return (x, y, (x + bw) - x, (y + bh) - y)
+    items = boxes
+    x0 = min(b[0] for b in items)
+    y0 = min(b[1] for b in items)
+    x1 = max(b[0] + b[2] for b in items)
+    y1 = max(b[1] + b[3] for b in items)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _points_bbox(xs: Sequence[float], ys: Sequence[float]) -> Box:
+    x0, y0 = min(xs), min(ys)
+    return (x0, y0, max(xs) - x0, max(ys) - y0)
+
+
+def _empty_rle(h: int, w: int) -> CompressedRLE:
+    return compress({"size": [h, w], "counts": [h * w]})
+
+
+def _mask_rle(points: Sequence[float], h: int, w: int) -> CompressedRLE:
+    """A CVAT mask (runs over its box, then [left, top, right, bottom]) as a frame RLE."""
+    try:
+        return cvat_mask_to_rle(points, h, w)
+    except ValueError:
+        if len(points) < 5:
+            raise
+    # The box leaves the frame: keep the part inside it.
+    left, top, right, bottom = (math.trunc(v) for v in points[-4:])
+    bh, bw = bottom - top + 1, right - left + 1
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(right + 1, w), min(bottom + 1, h)
+    if bh <= 0 or bw <= 0 or x1 <= x0 or y1 <= y0:
+        return _empty_rle(h, w)
+    runs = np.asarray(points[:-4], dtype=np.int64)
+    flat = np.zeros(bh * bw, np.bool_)
+    values = np.repeat(np.arange(runs.shape[0]) % 2 == 1, runs)[: bh * bw]
+    flat[: values.shape[0]] = values
+    inside = flat.reshape(bh, bw)[y0 - top : y1 - top, x0 - left : x1 - left]
+    if not inside.any():
+        return _empty_rle(h, w)
+    local = array_to_cvat_mask(inside)
+    local[-4:] = [local[-4] + x0, local[-3] + y0, local[-2] + x0, local[-1] + y0]
+    return cvat_mask_to_rle(local, h, w)
+
+
+def _ellipse_rle(points: Sequence[float], rotation: float, h: int, w: int) -> CompressedRLE:
+    """The pixels whose centres lie in the ellipse, as a frame RLE.
+
+    Rasterised over the columns the ellipse spans only (full height, so the rows come out
+    exactly as `ellipse_to_mask` over the whole frame gives them: shifting x by a whole
+    number of pixels does not change a single comparison).
+    """
+    x0, _, x1, _ = shape_bbox("ellipse", points, rotation=rotation)
+    c0, c1 = max(0, math.floor(x0)), min(w, math.ceil(x1) + 1)
+    if c1 <= c0 or h == 0:
+        return _empty_rle(h, w)
+    cx, cy, right, top = points
+    strip = ellipse_to_mask([cx - c0, cy, right - c0, top], h, c1 - c0, rotation)
+    if not strip.any():
+        return _empty_rle(h, w)
+    local = array_to_cvat_mask(strip)
+    local[-4] += c0
+    local[-2] += c0
+    return cvat_mask_to_rle(local, h, w)
+
+
+def _counts(rle: RLELike) -> list[int]:
+    """The run lengths of an RLE: what COCO's uncompressed `counts` holds."""
+    return to_counts(rle)["counts"]
+
+
+def _rle_bbox(rle: RLELike) -> Box:
+    x, y, bw, bh = (float(v) for v in to_bbox(rle))
+    return (x, y, bw, bh)
+
+
+def _pixels(counts: list[int]) -> int:
+    return sum(counts[1::2])
+
+
+# --- instances -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Part:
+    """A shape as datumaro holds it: a box, a polygon or a mask (ellipses are masks)."""
+
+    kind: int
+    shape: Shape
+    info: _LabelInfo
+    bbox: Box
+    points: list[float] | None = None
+    counts: list[int] | None = None
+    """A mask's run lengths over the frame (column-major, background first)."""
+
+    def area(self) -> float:
+        """datumaro's `get_area`, which picks a group's leader."""
+        if self.kind == _BOX:
+            return self.bbox[2] * self.bbox[3]
+        if self.kind == _MASK:
+            assert self.counts is not None
+            return float(_pixels(self.counts))
+        # Polygon.get_area: pycocotools on the canvas [0, int(x + w)) x [0, int(y + h)), so
+        # what lies left of or above the origin does not count.
+        assert self.points is not None
+        x, y, bw, bh = self.bbox
+        ch, cw = int(y + bh), int(x + bw)
+        if ch <= 0 or cw <= 0:
+            return 0.0
+        return float(area(from_polygons([self.points], ch, cw)))
+
+
+class _Writer:
+    """Turns one frame's shapes into COCO annotation entries (without their `id`)."""
+
+    def __init__(self, labels: _Labels, *, mask_mode: bool, keypoints: bool) -> None:
+        self._labels = labels
+        self._mask_mode = mask_mode
+        self._keypoints = keypoints
+
+    def frame(
+        self, item: FrameAnnotations, shapes: Sequence[Shape], image_id: int
+    ) -> Iterator[Element]:
+        frame = item.frame
+        if frame.width <= 0 or frame.height <= 0:
+            return  # datumaro writes no instances for an image without a size
+        if not self._keypoints:
+            for group in _instances(self._parts(shapes, frame)):
+                yield self._instance(group, frame, image_id)
+            return
+        skeletons = [s for s in shapes if s.type == "skeleton" and s.label_id in self._labels.by_id]
+        if not skeletons:
+            return  # datumaro writes nothing for a frame without a skeleton
+        # Only an instance in a skeleton's group is written, so only those are built.
+        groups = {s.group for s in skeletons if s.group}
+        parts = self._parts([s for s in shapes if s.group in groups], frame)
+        grouped = {part.shape.group for part in parts}
+        solitary = [s for s in skeletons if not s.group or s.group not in grouped]
+        for skeleton in sorted(solitary, key=lambda s: s.group):
+            yield self._skeleton(skeleton, image_id)
+        for group in _instances(parts):
+            leader = _leader(group)
+            if not leader.shape.group:
+                continue
+            owner = next((s for s in skeletons if s.group == leader.shape.group), None)
+            if owner is not None:
+                element = self._instance(group, frame, image_id)
+                element.update(self._keypoints_of(owner))
+                yield element
+
+    # - parts
+
+    def _parts(self, shapes: Sequence[Shape], frame: FrameInfo) -> list[_Part]:
+        parts = []
+        for shape in shapes:
+            info = self._labels.by_id.get(shape.label_id)
+            if info is not None:
+                part = self._part(shape, info, frame.height, frame.width)
+                if part is not None:
+                    parts.append(part)
+        return parts
+
+    @staticmethod
+    def _part(shape: Shape, info: _LabelInfo, h: int, w: int) -> _Part | None:
+        points = shape.points
+        if shape.type == "rectangle":
+            if len(points) != 4:
+                return None
+            x0, y0, x1, y1 = (float(v) for v in points)
+            # dm.Bbox(x0, y0, x1 - x0, y1 - y0) stores [x, y, x + w, y + h], rounded.
+            box = [_round2(x0), _round2(y0), _round2(x0 + (x1 - x0)), _round2(y0 + (y1 - y0))]
+            bbox = (box[0], box[1], box[2] - box[0], box[3] - box[1])
+            return _Part(_BOX, shape, info, bbox, points=box)
+        if shape.type == "polygon":
+            if len(points) < 6 or len(points) % 2:
+                return None
+            rounded: list[float] = np.around(np.asarray(points, np.float64), 2).tolist()
+            bbox = _points_bbox(rounded[0::2], rounded[1::2])
+            return _Part(_POLYGON, shape, info, bbox, points=rounded)
+        if shape.type == "mask":
+            rle = _mask_rle(points, h, w)
+            return _Part(_MASK, shape, info, _rle_bbox(rle), counts=_counts(rle))
+        if shape.type == "ellipse":
+            if len(points) != 4 or points[2] < points[0] or points[3] > points[1]:
+                return None
+            rle = _ellipse_rle(points, shape.rotation, h, w)
+            return _Part(_MASK, shape, info, _rle_bbox(rle), counts=_counts(rle))
+        return None
+
+    # - entries
+
+    def _attributes(self, shape: Shape, info: _LabelInfo) -> dict[str, Any]:
+        """The datumaro attributes CVAT gives a shape (`_convert_shape`)."""
+        out: dict[str, Any] = {}
+        given = shape.attributes
+        for name, input_type, default in info.attributes:
+            value = given.get(name)
+            out[name] = default if value is None else _convert(input_type, value)
+        out["occluded"] = shape.occluded
+        if shape.type == "rectangle":
+            out["rotation"] = float(shape.rotation)
+        if shape.track_id is not None:
+            out["track_id"] = shape.track_id
+            out["keyframe"] = shape.keyframe
+        if shape.type == "skeleton":
+            out["keyframe"] = shape.track_id is not None and any(
+                element.keyframe for element in shape.elements
+            )
+        return out
+
+    @staticmethod
+    def _finish(element: Element, shape: Shape, attributes: dict[str, Any]) -> Element:
+        """Add `score` and `attributes` as datumaro's `convert_instance` does."""
+        score = attributes.get("score", _MISSING)
+        if score is not _MISSING:
+            with contextlib.suppress(TypeError, ValueError):  # datumaro logs, leaves it out
+                element["score"] = float(score)
+        elif shape.source == "auto" and shape.score is not None:
+            element["score"] = float(shape.score)
+        extra = {k: v for k, v in attributes.items() if k not in ("is_crowd", "score")}
+        if extra:
+            element["attributes"] = extra
+        return element
+
+    def _instance(self, group: list[_Part], frame: FrameInfo, image_id: int) -> Element:
+        h, w = frame.height, frame.width
+        boxes = [p for p in group if p.kind == _BOX]
+        polygons = [p for p in group if p.kind == _POLYGON]
+        masks = [p for p in group if p.kind == _MASK]
+        leader = _leader(group)
+        bbox = _max_bbox([p.bbox for p in boxes + polygons + masks])
+        attributes = self._attributes(leader.shape, leader.info)
+        if self._mask_mode:
+            use_masks = True
+        else:
+            crowd = attributes.get("is_crowd", _MISSING)
+            if crowd is _MISSING:
+                use_masks = any(p.info is leader.info for p in masks)
+            else:
+                use_masks = crowd is True
+
+        segmentation: Any = []
+        crowd_flag = 0
+        if use_masks:
+            rles: list[RLELike] = [{"size": [h, w], "counts": p.counts} for p in masks]
+            if polygons:
+                rles.append(from_polygons([p.points or [] for p in polygons], h, w))
+            if rles:
+                if len(rles) > 1:
+                    counts = _counts(merge_rles(rles))
+                elif masks:
+                    counts = masks[0].counts or []
+                else:
+                    counts = _counts(rles[0])
+                segmentation = {"counts": counts, "size": [h, w]}
+                instance_area = float(_pixels(counts))
+                crowd_flag = 1
+        else:
+            rings = [p.points or [] for p in polygons]
+            if masks:
+                merged = merge_rles([{"size": [h, w], "counts": p.counts} for p in masks])
+                rings += [
+                    ring.tolist()
+                    for ring in mask_to_polygons(decode(merged))
+                    if _signed_area(ring) > 0  # outer boundaries; COCO unions the polygons
+                ]
+            if rings:
+                segmentation = rings
+                instance_area = float(area(from_polygons(rings, h, w)))
+        if not segmentation:
+            instance_area = bbox[2] * bbox[3]
+        element: Element = {
+            "id": 0,
+            "image_id": image_id,
+            "category_id": leader.info.category_id,
+            "segmentation": segmentation,
+            "area": float(instance_area),
+            "bbox": [round(float(v), 2) for v in bbox],
+            "iscrowd": crowd_flag,
+        }
+        return self._finish(element, leader.shape, attributes)
+
+    # - skeletons
+
+    def _skeleton(self, skeleton: Shape, image_id: int) -> Element:
+        """A skeleton alone: datumaro's `convert_instance` of [skeleton, [], None, bbox]."""
+        info = self._labels.by_id[skeleton.label_id]
+        visible = [e for e in skeleton.elements if not e.outside and len(e.points) >= 2]
+        if visible:
+            bbox = _points_bbox(
+                [_round2(float(e.points[0])) for e in visible],
+                [_round2(float(e.points[1])) for e in visible],
+            )
+        else:
+            bbox = (0.0, 0.0, 0.0, 0.0)
+        element: Element = {
+            "id": 0,
+            "image_id": image_id,
+            "category_id": info.category_id,
+            "segmentation": [],
+            "area": float(bbox[2] * bbox[3]),
+            "bbox": [round(float(v), 2) for v in bbox],
+            "iscrowd": 0,
+        }
+        self._finish(element, skeleton, self._attributes(skeleton, info))
+        element.update(self._keypoints_of(skeleton))
+        return element
+
+    def _keypoints_of(self, skeleton: Shape) -> Element:
+        info = self._labels.by_id[skeleton.label_id]
+        slots: list[Shape | None] = [None] * len(info.keypoints)
+        for point in skeleton.elements:
+            position = info.positions.get(point.label_id)
+            if position is not None and len(point.points) >= 2:
+                slots[position] = point
+        keypoints: list[float | int] = []
+        annotated = 0
+        for slot in slots:
+            if slot is None:
+                keypoints += [0.0, 0.0, 0]
+                continue
+            visibility = 0 if slot.outside else 1 if slot.occluded else 2
+            annotated += visibility != 0
+            keypoints += [_round2(float(slot.points[0])), _round2(float(slot.points[1]))]
+            keypoints.append(visibility)
+        return {"keypoints": keypoints, "num_keypoints": annotated}
+
+
+def _instances(parts: list[_Part]) -> list[list[_Part]]:
+    """datumaro's `find_instances`: each ungrouped part alone, then the groups in order."""
+    singles = [[p] for p in parts if not p.shape.group]
+    groups: dict[int, list[_Part]] = {}
+    for part in parts:
+        if part.shape.group:
+            groups.setdefault(part.shape.group, []).append(part)
+    return singles + [groups[key] for key in sorted(groups)]
+
+
+def _leader(group: list[_Part]) -> _Part:
+    """The part with the largest area, the first of boxes, polygons, masks on a tie."""
+    if len(group) == 1:
+        return group[0]
+    ordered = sorted(group, key=lambda p: p.kind)
+    return max(ordered, key=_Part.area)
+
+
+def _signed_area(ring: Any) -> float:
+    xs, ys = ring[0::2], ring[1::2]
+    return float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1)))
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def _file_name(name: str) -> str:
+    """datumaro's image file name: the item id (name without extension) plus the
+    extension of the media path, or ".jpg" when it has none."""
+    root, ext = os.path.splitext(name)
+    return root + (ext or _DEFAULT_EXT)
+
+
+def _shift_id(line: bytes, key: bytes, by: int) -> bytes:
+    """Add `by` to the integer after `key` near the start of a serialised entry."""
+    start = line.index(key) + len(key)
+    end = start
+    while line[end : end + 1].isdigit():
+        end += 1
+    return line[:start] + str(int(line[start:end]) + by).encode() + line[end:]
+
+
+class _Subset:
+    """One subset's images and annotations, spooled until its member is written.
+
+    Entries are one JSON object a line. Image ids are counted from 1 within the subset and
+    shifted when the member is written, once the sizes of the subsets before it are known.
+    """
+
+    def __init__(self, name: str, images: IO[bytes], annotations: IO[bytes]) -> None:
+        self.name = name
+        self.images = 0
+        self.annotations = 0
+        self._images = images
+        self._annotations = annotations
+
+    def add_image(self, frame: FrameInfo) -> int:
+        self.images += 1
+        entry = {
+            "id": self.images,
+            "width": frame.width,
+            "height": frame.height,
+            "file_name": _file_name(frame.name),
+            "license": 0,
+            "flickr_url": "",
+            "coco_url": "",
+            "date_captured": 0,
+        }
+        self._images.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+        return self.images
+
+    def add_annotation(self, element: Element) -> None:
+        self.annotations += 1
+        element["id"] = self.annotations
+        self._annotations.write(orjson.dumps(element, option=orjson.OPT_APPEND_NEWLINE))
+
+    def images_json(self, first_id: int) -> Iterator[bytes]:
+        """The image entries as the items of a JSON array, in chunks, ids from `first_id`."""
+        return _items(self._images, b'{"id":', first_id - 1)
+
+    def annotations_json(self, first_id: int) -> Iterator[bytes]:
+        """The annotation entries likewise, their images' ids counted from `first_id`."""
+        return _items(self._annotations, b',"image_id":', first_id - 1)
+
+
+def _items(spool: IO[bytes], key: bytes, shift: int) -> Iterator[bytes]:
+    """The spooled lines as the items of a JSON array (commas between them), in chunks,
+    with `shift` added to the id after `key` in each."""
+    size = spool.tell()
+    if not size:
+        return
+    spool.seek(0)
+    if not shift:
+        left = size - 1  # the last newline closes the array instead of separating
+        while left > 0:
+            chunk = spool.read(min(_COPY_BYTES, left))
+            left -= len(chunk)
+            yield chunk.replace(b"\n", b",")
+        return
+    batch: list[bytes] = []
+    pending = 0
+    first = True
+    for line in spool:
+        batch.append(_shift_id(line[:-1], key, shift))
+        pending += len(line)
+        if pending >= _COPY_BYTES:
+            yield (b"" if first else b",") + b",".join(batch)
+            first = False
+            batch.clear()
+            pending = 0
+    if batch:
+        yield (b"" if first else b",") + b",".join(batch)
