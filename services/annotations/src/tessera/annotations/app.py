@@ -23,6 +23,7 @@ from tessera.annotations.memberships.router import router as memberships_router
 from tessera.annotations.organizations.router import router as organizations_router
 from tessera.annotations.projects.router import router as projects_router
 from tessera.annotations.server.router import router as server_router
+from tessera.annotations.snapshots.router import router as snapshots_router
 from tessera.annotations.state import AnnotationsState
 from tessera.annotations.tasks.router import router as tasks_router
 from tessera.annotations.users.router import router as users_router
@@ -57,6 +58,7 @@ SPEC = ServiceSpec(
         jobs_router,
         segments_router,
         media_access_router,
+        snapshots_router,
         organizations_router,
         memberships_router,
         invitations_router,

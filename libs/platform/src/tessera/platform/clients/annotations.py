@@ -2,37 +2,63 @@
 
 Access is asked with the caller's own credentials (their bearer token and organization
 context), so the answer is exactly what the annotations service would decide for them;
-its refusals (401, 403, 404) reach the caller unchanged. Making jobs uses the service
-token given to the client (an administrator's). Answers are cached for a few seconds per
-caller, because a client reading a task fetches many chunks in a row.
+its refusals (401, 403, 404) reach the caller unchanged. Making jobs and reading
+snapshots use the service token given to the client (an administrator's). Access answers
+are cached for a few seconds per caller, because a client reading a task fetches many
+chunks in a row.
+
+A snapshot (the export service's read of annotations) is an async context manager that
+opens the stream and reads its header; iterating it gives each object as it arrives:
+
+    async with client.snapshot(task_id=task_id) as snapshot:
+        labels = snapshot.header.labels
+        async for item in snapshot:            # SnapshotItem(kind, job_id, data)
+            ...                                # data: the object as a dict (orjson)
+    # snapshot.end: the counts, once the stream was read to its end
+
+A stream that ends without its `end` line (cut short, or failed on the server), or
+whose counts differ from the objects read, raises `SnapshotIncomplete`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
+import orjson
 from fastapi import Request
 from pydantic import BaseModel
 
 from tessera.platform.contracts.annotations import (
     CONTEXT_PATH,
     JOB_ACCESS_PATH,
+    JOB_SNAPSHOT_PATH,
     PREFIX,
     SEGMENTS_PATH,
+    SNAPSHOT_KINDS,
+    SNAPSHOT_MEDIA_TYPE,
     TASK_ACCESS_PATH,
+    TASK_SNAPSHOT_PATH,
     CallerContext,
     JobAccess,
     SegmentsCreate,
     SegmentsCreated,
+    SnapshotEnd,
+    SnapshotError,
+    SnapshotHeader,
+    SnapshotKind,
     TaskAccess,
 )
 from tessera.platform.errors import Problem
 from tessera.platform.telemetry import http_client
 
 ACCESS_TTL_S = 5.0
+# A snapshot may pause between lines while PostgreSQL sorts the rows of overlapping jobs.
+SNAPSHOT_TIMEOUT = httpx.Timeout(30.0, read=600.0)
 SEGMENTS_TRIES = 3
 CACHE_LIMIT = 10_000
 _RETRIED = (502, 503, 504)
@@ -98,6 +124,45 @@ class AnnotationsClient:
         self.forget(task_id)
         return SegmentsCreated.model_validate_json(response.content)
 
+    @asynccontextmanager
+    async def snapshot(
+        self, *, task_id: int | None = None, job_id: int | None = None
+    ) -> AsyncIterator[Snapshot]:
+        """The snapshot of a task's or a job's annotations (one of `task_id`, `job_id`):
+        the stream opened and its header read; iterate it for the objects.
+
+        The service's refusals (403 for a token that is not an administrator's, 404 for a
+        missing task or job) raise as problems; a stream that ends early raises
+        `SnapshotIncomplete`.
+        """
+        if (task_id is None) == (job_id is None):
+            raise TypeError("snapshot() takes one of task_id and job_id")
+        if task_id is not None:
+            path = PREFIX + TASK_SNAPSHOT_PATH.format(task_id=task_id)
+        else:
+            path = PREFIX + JOB_SNAPSHOT_PATH.format(job_id=job_id)
+        headers = {**self._internal, "Accept": SNAPSHOT_MEDIA_TYPE}
+        async with self._http.stream(
+            "GET", path, headers=headers, timeout=SNAPSHOT_TIMEOUT
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _problem(response, "reading a snapshot")
+            lines = _lines(response)
+            try:
+                first = await anext(lines, None)
+            except httpx.TransportError as exc:
+                raise SnapshotIncomplete(f"{path}: the stream broke before its header") from exc
+            if first is None:
+                raise SnapshotIncomplete(f"{path}: the stream ended before its header")
+            parsed = orjson.loads(first)
+            if not isinstance(parsed, dict) or "header" not in parsed:
+                raise SnapshotIncomplete(f"{path}: the stream does not start with a header")
+            try:
+                yield Snapshot(path, SnapshotHeader.model_validate(parsed["header"]), lines)
+            finally:
+                await lines.aclose()
+
     async def _ask(self, request: Request, path: str, answer: type[Answer]) -> Answer:
         headers = {k: request.headers[k] for k in _FORWARDED if k in request.headers}
         params = {k: request.query_params[k] for k in _FORWARDED_QUERY if k in request.query_params}
@@ -130,3 +195,78 @@ def _problem(response: httpx.Response, doing: str) -> Problem:
     return Problem(
         502, f"The annotations service failed while {doing} (HTTP {response.status_code})."
     )
+
+
+class SnapshotIncomplete(Exception):
+    """A snapshot stream that ended without its closing line: cut short, failed on the
+    server (its message then says why), or with counts that differ from what was read."""
+
+
+class SnapshotItem(NamedTuple):
+    """An object of a snapshot: its kind, the job that holds it, and the object (CVAT's
+    JSON form of the annotations GET, parsed with orjson)."""
+
+    kind: SnapshotKind
+    job_id: int
+    data: dict[str, Any]
+
+
+class Snapshot:
+    """An open snapshot stream (`AnnotationsClient.snapshot`): the header, then the objects
+    in frame order by iterating it, once; `end` holds the counts once it was read through."""
+
+    def __init__(self, path: str, header: SnapshotHeader, lines: AsyncIterator[bytes]) -> None:
+        self.path = path
+        self.header = header
+        self.end: SnapshotEnd | None = None
+        self._lines = lines
+
+    async def __aiter__(self) -> AsyncIterator[SnapshotItem]:
+        counts = dict.fromkeys(SNAPSHOT_KINDS, 0)
+        try:
+            async for line in self._lines:
+                if self.end is not None:
+                    raise SnapshotIncomplete(f"{self.path}: a line after the end line")
+                obj = orjson.loads(line)
+                for kind in SNAPSHOT_KINDS:
+                    data = obj.get(kind)
+                    if data is not None:
+                        counts[kind] += 1
+                        yield SnapshotItem(kind, obj["job_id"], data)
+                        break
+                else:
+                    self._close(obj, counts)
+        except httpx.TransportError as exc:
+            raise SnapshotIncomplete(f"{self.path}: the stream broke: {exc}") from exc
+        if self.end is None:
+            raise SnapshotIncomplete(f"{self.path}: the stream ended without its end line")
+
+    def _close(self, obj: dict[str, Any], counts: dict[SnapshotKind, int]) -> None:
+        if "error" in obj:
+            error = SnapshotError.model_validate(obj["error"])
+            raise SnapshotIncomplete(f"{self.path}: {error.detail}")
+        if "end" not in obj:
+            raise SnapshotIncomplete(f"{self.path}: an unexpected line: {sorted(obj)}")
+        end = SnapshotEnd.model_validate(obj["end"])
+        read = SnapshotEnd(tags=counts["tag"], shapes=counts["shape"], tracks=counts["track"])
+        if end != read:
+            raise SnapshotIncomplete(f"{self.path}: the stream ended with {end!r}, read {read!r}")
+        self.end = end
+
+
+async def _lines(response: httpx.Response) -> AsyncGenerator[bytes]:
+    """The response body's lines (without their newlines); a last line without a newline
+    is a cut one and is dropped."""
+    pieces: list[bytes] = []
+    async for chunk in response.aiter_bytes():
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if pieces:
+                pieces.append(chunk[start:end])
+                yield b"".join(pieces)
+                pieces.clear()
+            else:
+                yield chunk[start:end]
+            start = end + 1
+        if start < len(chunk):
+            pieces.append(chunk[start:])

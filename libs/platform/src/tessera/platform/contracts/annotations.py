@@ -8,6 +8,27 @@
 - `POST /api/internal/tasks/{task_id}/segments` with `SegmentsCreate` -> `SegmentsCreated`
   (201 when made, 200 when the same segments were asked before, 409 for other ones):
   administrators only (the ingest service's token).
+- `GET /api/internal/tasks/{task_id}/snapshot` and `GET /api/internal/jobs/{job_id}/snapshot`
+  (administrators only: the export service's token): a task's or a job's annotations as
+  one consistent snapshot, streamed as `application/x-ndjson`, one JSON object a line:
+
+      {"header": SnapshotHeader}
+      {"tag": {...}, "job_id": 7}       # tags and shapes by frame, tracks by their
+      {"shape": {...}, "job_id": 7}     # first frame; on one frame tags, then shapes,
+      {"track": {...}, "job_id": 8}     # then tracks
+      ...
+      {"end": SnapshotEnd}              # the objects' counts: the stream is complete
+
+  Each object is the one `GET /api/{tasks|jobs}/{id}/annotations` returns, as stored
+  (a shape's skeleton elements inside it, a track's keyframes and elements inside it),
+  tagged with the job that holds it. A task's snapshot carries the objects of every
+  annotation job of the task, unmerged: on the frames that overlapping jobs share, an
+  object held by several jobs comes once per job (with each job's `job_id`), and a
+  track that crosses into an overlap comes once per job, as each job stores its part.
+  The reader merges them (`tessera.geometry.merge.merge_segments`, as the task's GET
+  does). A stream that fails after its header ends with `{"error": SnapshotError}`
+  instead of the `end` line; one cut short has neither: only the `end` line (with
+  counts that match the lines read) says that the snapshot is complete.
 
 The role rules (`can_see_whole_organization`, `can_manage_organization`) are the
 annotations service's; other services read them off a `CallerContext` rather than
@@ -16,6 +37,7 @@ restate them.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -26,6 +48,9 @@ TASK_ACCESS_PATH = "/tasks/{task_id}/access"
 JOB_ACCESS_PATH = "/jobs/{job_id}/access"
 CONTEXT_PATH = "/context"
 SEGMENTS_PATH = "/tasks/{task_id}/segments"
+TASK_SNAPSHOT_PATH = "/tasks/{task_id}/snapshot"
+JOB_SNAPSHOT_PATH = "/jobs/{job_id}/snapshot"
+SNAPSHOT_MEDIA_TYPE = "application/x-ndjson"
 
 FrameFilter = Annotated[
     str, Field(pattern=r"^(step=[1-9][0-9]*)?$", description='Empty, or "step=N" (N >= 1).')
@@ -181,3 +206,108 @@ class SegmentsCreated(BaseModel):
 
     task_id: int
     jobs: list[CreatedJob]
+
+
+# -- snapshots (export) -----------------------------------------------------------------
+
+SnapshotKind = Literal["tag", "shape", "track"]
+SNAPSHOT_KINDS: tuple[SnapshotKind, ...] = ("tag", "shape", "track")
+
+
+class SnapshotAttribute(BaseModel):
+    """An attribute specification of a label."""
+
+    id: int
+    name: str
+    input_type: str
+    mutable: bool
+    values: list[str]
+    default_value: str
+
+
+class SnapshotLabel(BaseModel):
+    """A label with its attribute specifications; a skeleton with its `sublabels` (its
+    points, each a label with `parent_id` set) and its graph (`svg`)."""
+
+    id: int
+    name: str
+    color: str
+    type: str
+    attributes: list[SnapshotAttribute]
+    svg: str = ""
+    sublabels: list[SnapshotLabel] = Field(default_factory=list)
+    parent_id: int | None = None
+
+
+class SnapshotJob(BaseModel):
+    """A job whose objects the snapshot carries: its type, frames and version."""
+
+    id: int
+    type: str
+    start_frame: int
+    stop_frame: int
+    frames: list[int] | None
+    version: int
+
+    def task_frames(self) -> list[int]:
+        """The task frames of the job, in order."""
+        if self.frames is not None:
+            return list(self.frames)
+        return list(range(self.start_frame, self.stop_frame + 1))
+
+
+class SnapshotTask(BaseModel):
+    """The task, as the snapshot saw it: its fields, owner, project and data options."""
+
+    id: int
+    name: str
+    status: str
+    mode: str
+    dimension: str
+    media_type: str | None
+    size: int
+    subset: str
+    bug_tracker: str
+    project_id: int | None
+    project_name: str | None
+    organization_id: int | None
+    owner: str | None = Field(description="The owner's username.")
+    assignee: str | None = Field(description="The assignee's username.")
+    segment_size: int
+    overlap: int | None
+    image_quality: int
+    start_frame: int
+    stop_frame: int | None
+    frame_filter: str
+    data_chunk_size: int | None
+    compressed_chunk_type: str | None
+    original_chunk_type: str | None
+    created_date: datetime
+    updated_date: datetime
+
+
+class SnapshotHeader(BaseModel):
+    """The first line of a snapshot: the task, its labels (the project's for a task in a
+    project) and the jobs whose objects follow (a task's annotation jobs in order of
+    their start frame, or the one job asked for). `version` is the annotations' version
+    as their GET answers it (a job's; for a task, the sum of its annotation jobs')."""
+
+    scope: Literal["task", "job"]
+    version: int
+    task: SnapshotTask
+    labels: list[SnapshotLabel]
+    jobs: list[SnapshotJob]
+
+
+class SnapshotEnd(BaseModel):
+    """The last line of a complete snapshot: how many objects of each kind came."""
+
+    tags: Count
+    shapes: Count
+    tracks: Count
+
+
+class SnapshotError(BaseModel):
+    """The last line of a snapshot that failed after its header."""
+
+    detail: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -398,7 +398,7 @@ async def cursor(
     """
     if len(job_ids) == 1:
         await conn.execute("SET LOCAL enable_sort = off")
-        cur = await conn.cursor(_one_job(sql), list(job_ids))
+        cur = await conn.cursor(one_job_sql(sql), list(job_ids))
         await conn.execute("SET LOCAL enable_sort = on")
     else:
         cur = await conn.cursor(sql, list(job_ids))
@@ -411,7 +411,22 @@ async def cursor(
         yield batch
 
 
-def _one_job(sql: str) -> str:
+def fetch_ahead(conn: asyncpg.Connection, fetch: Coroutine[Any, Any, list[asyncpg.Record]]) -> None:
+    """Run `fetch` (a batch of a cursor on `conn`) while the caller goes on: one at a
+    time per connection. `fetched_ahead` gives its rows; `settle` waits for it when it
+    is left."""
+    _fetching_ahead[id(conn)] = asyncio.ensure_future(fetch)
+
+
+async def fetched_ahead(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The rows of the batch `fetch_ahead` started on `conn` (it stays registered for
+    `settle` until it has landed, should the caller be cancelled meanwhile)."""
+    rows: list[asyncpg.Record] = await _fetching_ahead[id(conn)]
+    del _fetching_ahead[id(conn)]
+    return rows
+
+
+def one_job_sql(sql: str) -> str:
     """`sql` for a single job: an equality on job_id (which an index can deliver in
     order, unlike `= ANY`) and no job key in the order."""
     return _JOB_ORDER.sub("", sql).replace("= ANY($1::bigint[])", "= ($1::bigint[])[1]", 1)

@@ -23,30 +23,33 @@ async iterators (tags, shapes, tracks), each in frame order (tracks by start fra
 fetched through server-side cursors in batches, so memory stays flat however large
 the job. A task's stream merges the overlaps of its jobs with
 `tessera.geometry.merge.merge_segments`, frame by frame for tags and shapes (only the
-overlapping frames are held) and all at once for tracks when jobs overlap. The export
-service reads annotations this way:
+overlapping frames are held) and all at once for tracks when jobs overlap:
 
     async with open_reader(database) as reader:
         stream = await reader.task(task_id)
         async for kind, obj in stream:      # "tag" | "shape" | "track", CVAT's JSON form
             ...
 
-The REST GET serialises the same stream as chunked JSON (`json_stream`).
+The REST GET serialises the same stream as chunked JSON (`json_stream`). The export
+service reads the internal snapshot (`tessera.annotations.snapshots`): the same rows in
+the same kind of transaction, unmerged, as NDJSON in frame order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tessera.annotations.access import Context
 from tessera.annotations.annotations import repository as repo
@@ -69,6 +72,7 @@ from tessera.platform.bus import Outbox
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem, unprocessable
 
+logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Kind = Literal["tag", "shape", "track"]
 EVENT_SUBJECT = "annotations.changed"
@@ -172,7 +176,7 @@ class AnnotationReader:
     ) -> AsyncIterator[list[Item]]:
         """Tags or shapes in frame order, a batch per fetched batch of rows; on frames
         that jobs share, each frame's objects are merged once the frame is complete."""
-        for cluster in _clusters(jobs):
+        for cluster in job_clusters(jobs):
             overlaps = _overlaps(cluster)
             batches = repo.cursor(self.conn, sql, [j.id for j in cluster])
             if not overlaps:
@@ -199,7 +203,7 @@ class AnnotationReader:
         self, jobs: list[JobRange], catalog: LabelCatalog
     ) -> AsyncIterator[list[Item]]:
         """Tracks in order of their first frame; those of overlapping jobs merged."""
-        for cluster in _clusters(jobs):
+        for cluster in job_clusters(jobs):
             assembler = TrackAssembler(catalog)
             batches = repo.cursor(self.conn, repo.TRACKS_SQL, [j.id for j in cluster])
             if len(cluster) == 1:
@@ -235,7 +239,7 @@ def _dimension(catalog: LabelCatalog) -> Literal["2d", "3d"]:
     return "3d" if catalog.dimension == "3d" else "2d"
 
 
-def _clusters(jobs: list[JobRange]) -> list[list[JobRange]]:
+def job_clusters(jobs: list[JobRange]) -> list[list[JobRange]]:
     """Runs of jobs (in merge order) that overlap each other, directly or in a chain."""
     clusters: list[list[JobRange]] = []
     covered = -1
@@ -285,15 +289,51 @@ def _merge_frame(
 
 @asynccontextmanager
 async def open_reader(database: Database) -> AsyncIterator[AnnotationReader]:
-    """A reader on its own pooled connection, in a REPEATABLE READ read-only snapshot."""
+    """A reader on its own pooled connection, in a REPEATABLE READ read-only snapshot.
+
+    The snapshot ends in a task of its own that runs to completion however the reader
+    ends. A streamed response whose client went away is cancelled at every await until
+    it returns (Starlette's anyio cancel scopes); a ROLLBACK cut short there (asyncpg
+    first waits for the fetch it was cancelled in to be cancelled on the server) would
+    leave the connection inside the transaction, and the pool would hand it out so.
+    A connection whose transaction cannot be ended is discarded.
+    """
     async with database.engine.connect() as connection:
         conn = await repo.raw_connection(connection)
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
+        try:
             await conn.execute(f"SET LOCAL work_mem = '{repo.READ_WORK_MEM}'")
-            try:
-                yield AnnotationReader(conn)
-            finally:
-                await repo.settle(conn)  # a stream left early may be fetching ahead
+            yield AnnotationReader(conn)
+        finally:
+            await _to_completion(_end_reading(connection, conn, transaction))
+
+
+async def _end_reading(connection: AsyncConnection, conn: Connection, transaction: Any) -> None:
+    try:
+        await repo.settle(conn)  # a stream left early may be fetching ahead
+        await transaction.rollback()  # read only: nothing to commit
+    except Exception:
+        logger.warning("a read's transaction did not end; its connection is dropped", exc_info=True)
+        await connection.invalidate()
+
+
+async def _to_completion(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run `cleanup` in a task of its own to its end, even when the caller is cancelled
+    meanwhile (that cancellation is raised once the cleanup has ended)."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise
+            cancelled = exc
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
 
 
 async def json_stream(database: Database, *, job_id: int | None = None,
