@@ -150,6 +150,23 @@ class InMemoryDataset:
             yield item
 
 
+def shapes_as_cvat_writes_them(shapes: Sequence[Shape]) -> list[Shape]:
+    """A frame's shapes as CVAT's exporters see them: sorted by `z_order` (stably, plain
+    shapes before track shapes), without a track's outside frames or a track skeleton
+    whose elements are all outside."""
+
+    def visible(shape: Shape) -> bool:
+        if shape.track_id is None:
+            return True
+        if shape.outside:
+            return False
+        return not (shape.elements and all(element.outside for element in shape.elements))
+
+    return sorted(
+        filter(visible, shapes), key=lambda shape: (shape.z_order, shape.track_id is not None)
+    )
+
+
 def labels_by_id(labels: Sequence[Label]) -> dict[int, Label]:
     """Every label and sublabel by id."""
     found: dict[int, Label] = {}

@@ -105,6 +105,7 @@ from tessera.export.model import (
     FrameInfo,
     Label,
     Shape,
+    shapes_as_cvat_writes_them,
 )
 from tessera.geometry import (
     CompressedRLE,
@@ -186,7 +187,7 @@ async def _write(
 
         frames = 0
         async for item in dataset.frames():
-            shapes = sorted(filter(_visible, item.shapes), key=_order)
+            shapes = shapes_as_cvat_writes_them(item.shapes)
             if options.annotated_only and not shapes and not item.tags:
                 continue
             subset = subset_named(item.frame.subset or task.subset or DEFAULT_SUBSET)
@@ -211,21 +212,6 @@ async def _write(
                     await asyncio.sleep(0)
                 out.write(b"]}")
             first_id += subset.images
-
-
-def _visible(shape: Shape) -> bool:
-    """Whether CVAT exports this shape: not a track's outside frame, nor a track skeleton
-    whose points are all outside."""
-    if shape.track_id is None:
-        return True
-    if shape.outside:
-        return False
-    return not (shape.elements and all(element.outside for element in shape.elements))
-
-
-def _order(shape: Shape) -> tuple[int, bool]:
-    """CVAT's order in a frame: by z_order (a stable sort of plain shapes, then tracks)."""
-    return (shape.z_order, shape.track_id is not None)
 
 
 # --- labels --------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from tessera.export.model import (
     Shape,
     Tag,
     labels_by_id,
+    shapes_as_cvat_writes_them,
 )
 
 MEMBER = "annotations.xml"
@@ -103,20 +104,6 @@ async def write_cvat_images(
         member.write("".join(pending).encode(ENCODING, ENCODING_ERRORS))
 
 
-def _visible(shape: Shape) -> bool:
-    """Whether CVAT writes this shape into a frame: not a track's outside frame, and not a
-    track skeleton whose elements are all outside."""
-    if shape.track_id is None:
-        return True
-    if shape.outside:
-        return False
-    return not (shape.elements and all(element.outside for element in shape.elements))
-
-
-def _order(shape: Shape) -> tuple[int, bool]:
-    return (shape.z_order, shape.track_id is not None)
-
-
 class _FrameWriter:
     """Renders one frame's `<image>` element to text."""
 
@@ -135,7 +122,7 @@ class _FrameWriter:
         }
 
     def image(self, item: FrameAnnotations, annotated_only: bool) -> str:
-        shapes = sorted(filter(_visible, item.shapes), key=_order)
+        shapes = shapes_as_cvat_writes_them(item.shapes)
         if annotated_only and not shapes and not item.tags:
             return ""
         frame = item.frame
