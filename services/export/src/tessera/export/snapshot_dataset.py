@@ -1,0 +1,288 @@
+"""The annotations service's snapshot stream as a writer's `Dataset`, in flat memory.
+
+    async with client.snapshot(task_id=task_id) as snapshot:
+        dataset = SnapshotDataset(snapshot.header, snapshot, frames)
+        await write_coco(dataset, archive, options)
+
+`frames` are the task's frames (names and sizes from ingest's data meta), a sequence
+indexed by task frame number. A task's snapshot yields every task frame; a job's yields
+the job's frames.
+
+The snapshot comes in frame order (tags and shapes by frame, tracks by their first frame).
+`SnapshotDataset.frames` holds only the tags and shapes of frames not yet emitted and, for
+each active track, a lazy iterator over its expanded frames
+(`tessera.geometry.iter_interpolated_shapes`, CVAT's semantics, up to the stop frame of the
+job that holds the track). A frame is emitted as soon as an item with a greater frame is
+read (no later item can add to it), or when the stream ends. Items are pulled from the
+stream only as frames are asked for.
+
+Attributes are converted from `{spec_id, value}` to values keyed by the attribute's name;
+ids that are not in the label's spec (stale rows) are dropped. Track frames carry the
+left keyframe's (mutable) attributes then the track's (immutable) ones, as CVAT writes them.
+
+Overlapping jobs: a task's snapshot carries an object once per job that stores it. Objects
+are deduplicated by `(kind, id)`: the first copy read is kept. Limitations: unlike the
+task's annotations GET (`tessera.geometry.merge.merge_segments`), objects of different ids
+are never matched by similarity, and a track stored by several jobs under one id keeps the
+first copy read (the one starting earliest), expanded up to the stop frame of that copy's
+job; keyframes that only a later job's copy holds are not united into it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
+
+from tessera.export.model import (
+    AttributeSpec,
+    FrameAnnotations,
+    FrameInfo,
+    InputType,
+    Label,
+    LabelType,
+    Shape,
+    ShapeType,
+    Source,
+    Tag,
+    TaskInfo,
+)
+from tessera.geometry.interpolation import MaskMode, iter_interpolated_shapes
+from tessera.platform.clients.annotations import SnapshotItem
+from tessera.platform.contracts.annotations import SnapshotHeader, SnapshotLabel
+
+_LABEL_TYPES = frozenset(get_args(LabelType))
+_INPUT_TYPES = frozenset(get_args(InputType))
+_SHAPE_TYPES = frozenset(get_args(ShapeType))
+_SOURCES = frozenset(get_args(Source))
+
+Obj = Mapping[str, Any]
+
+
+def convert_label(label: SnapshotLabel) -> Label:
+    """A snapshot label (with its attribute specs and skeleton sublabels) as a `Label`."""
+    if label.type not in _LABEL_TYPES:
+        raise ValueError(f"label {label.id}: unknown type {label.type!r}")
+    specs = []
+    for spec in label.attributes:
+        if spec.input_type not in _INPUT_TYPES:
+            raise ValueError(f"attribute {spec.id}: unknown input type {spec.input_type!r}")
+        specs.append(
+            AttributeSpec(
+                id=spec.id,
+                name=spec.name,
+                input_type=cast(InputType, spec.input_type),
+                mutable=spec.mutable,
+                values=tuple(spec.values),
+                default_value=spec.default_value,
+            )
+        )
+    return Label(
+        id=label.id,
+        name=label.name,
+        type=cast(LabelType, label.type),
+        color=label.color,
+        attributes=tuple(specs),
+        sublabels=tuple(convert_label(sub) for sub in label.sublabels),
+        svg=label.svg,
+        parent_id=label.parent_id,
+    )
+
+
+def task_info(header: SnapshotHeader) -> TaskInfo:
+    """The snapshot's task with its labels converted."""
+    task = header.task
+    mode: Literal["annotation", "interpolation"] = (
+        "interpolation" if task.mode == "interpolation" else "annotation"
+    )
+    dimension: Literal["2d", "3d"] = "3d" if task.dimension == "3d" else "2d"
+    return TaskInfo(
+        id=task.id,
+        name=task.name,
+        mode=mode,
+        dimension=dimension,
+        size=task.size,
+        labels=tuple(convert_label(label) for label in header.labels),
+        subset=task.subset,
+        project_name=task.project_name,
+        owner=task.owner or "",
+    )
+
+
+def _spec_names(labels: Sequence[Label]) -> dict[int, dict[int, str]]:
+    found: dict[int, dict[int, str]] = {}
+    for label in labels:
+        found[label.id] = {spec.id: spec.name for spec in label.attributes}
+        found.update(_spec_names(label.sublabels))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Converter:
+    """CVAT's JSON objects to the model's shapes and tags."""
+
+    specs: Mapping[int, Mapping[int, str]]
+
+    def attributes(self, label_id: int, raw: object) -> dict[str, str]:
+        names = self.specs.get(label_id, {})
+        out: dict[str, str] = {}
+        for attr in cast(Sequence[Obj], raw or ()):
+            name = names.get(attr["spec_id"])
+            if name is not None and name not in out:
+                out[name] = str(attr["value"])
+        return out
+
+    def shape(self, obj: Obj, *, track: Obj | None = None) -> Shape:
+        kind = obj["type"]
+        if kind not in _SHAPE_TYPES:
+            raise ValueError(f"unknown shape type {kind!r}")
+        source = (track or obj).get("source", "manual")
+        label_id = int(obj["label_id"])
+        score = (track or obj).get("score")
+        return Shape(
+            type=kind,
+            label_id=label_id,
+            points=list(obj["points"]),
+            id=None if track is not None else obj.get("id"),
+            rotation=float(obj.get("rotation") or 0.0),
+            occluded=bool(obj.get("occluded", False)),
+            outside=bool(obj.get("outside", False)),
+            z_order=int(obj.get("z_order") or 0),
+            group=int(obj.get("group") or 0),
+            source=source if source in _SOURCES else "manual",
+            attributes=self.attributes(label_id, obj.get("attributes")),
+            elements=tuple(self.shape(e, track=track) for e in obj.get("elements") or ()),
+            score=None if score is None else float(score),
+            track_id=None if track is None else track.get("id"),
+            keyframe=bool(obj.get("keyframe", True)),
+        )
+
+    def tag(self, obj: Obj) -> Tag:
+        label_id = int(obj["label_id"])
+        source = obj.get("source", "manual")
+        score = obj.get("score")
+        return Tag(
+            label_id=label_id,
+            id=obj.get("id"),
+            group=int(obj.get("group") or 0),
+            source=source if source in _SOURCES else "manual",
+            attributes=self.attributes(label_id, obj.get("attributes")),
+            score=None if score is None else float(score),
+        )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What the stream gave for one frame not yet emitted."""
+
+    shapes: list[Shape] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    seen: set[tuple[str, int]] = field(default_factory=set)
+
+
+class SnapshotDataset:
+    """A `Dataset` over a snapshot's header and items and the task's frames.
+
+    `frames()` reads the items once, as it goes; it can be iterated once.
+    """
+
+    def __init__(
+        self,
+        header: SnapshotHeader,
+        items: AsyncIterable[SnapshotItem],
+        frames: Sequence[FrameInfo],
+        *,
+        mask_mode: MaskMode = "repeat",
+    ) -> None:
+        self._header = header
+        self._items = items
+        self._frames = frames
+        self._mask_mode: MaskMode = mask_mode
+        self._task = task_info(header)
+        self._convert = _Converter(_spec_names(self._task.labels))
+        self._stops = {job.id: job.stop_frame for job in header.jobs}
+        self._used = False
+
+    @property
+    def task(self) -> TaskInfo:
+        """The task, with its labels."""
+        return self._task
+
+    def frame_numbers(self) -> Iterator[int]:
+        """The task frames emitted, in order: all of a task's, or a job's own."""
+        if self._header.scope == "job":
+            numbers = sorted({f for job in self._header.jobs for f in job.task_frames()})
+            return iter([f for f in numbers if 0 <= f < len(self._frames)])
+        return iter(range(len(self._frames)))
+
+    async def frames(self) -> AsyncIterator[FrameAnnotations]:
+        """Every frame, annotated or not, in frame order."""
+        if self._used:
+            raise RuntimeError("a SnapshotDataset's frames can be read once")
+        self._used = True
+        numbers = self.frame_numbers()
+        upcoming = next(numbers, None)
+        pending: dict[int, _Pending] = {}
+        # (next frame, sequence, track, cursor, head): the active tracks, by next frame
+        active: list[tuple[int, int, Obj, Iterator[dict[str, Any]], dict[str, Any]]] = []
+        seen_tracks: set[int] = set()
+        sequence = 0
+        last = -1
+
+        def emit(frame: int) -> FrameAnnotations:
+            got = pending.pop(frame, None)
+            shapes = list(got.shapes) if got else []
+            on_frame: list[tuple[int, Shape]] = []
+            while active and active[0][0] <= frame:
+                _, seq, track, cursor, head = heapq.heappop(active)
+                if head["frame"] == frame:
+                    on_frame.append((seq, self._convert.shape(head, track=track)))
+                nxt = next(cursor, None)
+                if nxt is not None:
+                    heapq.heappush(active, (nxt["frame"], seq, track, cursor, nxt))
+            on_frame.sort(key=lambda pair: pair[0])
+            shapes += [shape for _, shape in on_frame]
+            return FrameAnnotations(self._frames[frame], shapes, got.tags if got else ())
+
+        async for item in self._items:
+            data = item.data
+            frame = int(data["frame"])
+            if frame < last:
+                raise ValueError(f"snapshot out of frame order: frame {frame} after {last}")
+            last = frame
+            while upcoming is not None and upcoming < frame:
+                yield emit(upcoming)
+                upcoming = next(numbers, None)
+            object_id = data.get("id")
+            if item.kind == "track":
+                if object_id is not None:
+                    if object_id in seen_tracks:
+                        continue
+                    seen_tracks.add(object_id)
+                stop = self._stops.get(item.job_id, len(self._frames) - 1)
+                if frame > stop:
+                    continue
+                cursor = iter_interpolated_shapes(
+                    data, stop, start_frame=frame, mask_mode=self._mask_mode
+                )
+                head = next(cursor, None)
+                if head is not None:
+                    heapq.heappush(active, (head["frame"], sequence, data, cursor, head))
+                    sequence += 1
+                continue
+            if upcoming != frame:
+                continue  # a frame that is not emitted (outside the job's frames)
+            slot = pending.setdefault(frame, _Pending())
+            if object_id is not None:
+                key = (item.kind, int(object_id))
+                if key in slot.seen:
+                    continue
+                slot.seen.add(key)
+            if item.kind == "tag":
+                slot.tags.append(self._convert.tag(data))
+            else:
+                slot.shapes.append(self._convert.shape(data))
+        while upcoming is not None:
+            yield emit(upcoming)
+            upcoming = next(numbers, None)
