@@ -26,9 +26,9 @@ from pycocotools.coco import COCO
 
 from tessera.export.formats import coco
 from tessera.export.formats.coco import (
-    _ellipse_rle,
-    _mask_rle,
-    _round2,
+    ellipse_rle,
+    mask_rle,
+    round2,
     write_coco,
     write_coco_keypoints,
 )
@@ -736,8 +736,8 @@ def test_point_clouds_are_refused() -> None:
 @given(st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
 def test_round2_is_numpys_around(value: float) -> None:
     expected = float(np.around(value, 2))
-    assert math.copysign(1.0, _round2(value)) == math.copysign(1.0, expected)
-    assert _round2(value) == expected
+    assert math.copysign(1.0, round2(value)) == math.copysign(1.0, expected)
+    assert round2(value) == expected
 
 
 @given(
@@ -752,7 +752,7 @@ def test_ellipse_pixels_are_those_of_the_whole_frame_rasteriser(
 ) -> None:
     points = [cx, cy, cx + rx, cy - ry]
     np.testing.assert_array_equal(
-        decode(_ellipse_rle(points, rotation, H, W)).astype(bool),
+        decode(ellipse_rle(points, rotation, H, W)).astype(bool),
         ellipse_to_mask(points, H, W, rotation),
     )
 
@@ -766,7 +766,7 @@ def test_mask_pixels_are_cvats() -> None:
         expected[top : top + bh, left : left + bw] = rng.random((bh, bw)) < 0.5
         expected[top, left] = True
         points = array_to_cvat_mask(expected)  # CVAT's layout: runs over the tight box
-        np.testing.assert_array_equal(decode(_mask_rle(points, H, W)).astype(bool), expected)
+        np.testing.assert_array_equal(decode(mask_rle(points, H, W)).astype(bool), expected)
 
 
 @dataclass(frozen=True)

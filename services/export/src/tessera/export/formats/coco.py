@@ -275,18 +275,18 @@ class _Labels:
 
 def _label_info(category_id: int, label: Label, parent: Label | None) -> _LabelInfo:
     attributes = tuple(
-        (spec.name, spec.input_type, _convert(spec.input_type, spec.default_value))
+        (spec.name, spec.input_type, attribute_value(spec.input_type, spec.default_value))
         for spec in label.attributes
     )
     if label.type != "skeleton":
         return _LabelInfo(category_id, label, parent, attributes)
-    names, joints = _parse_skeleton(label)
+    names, joints = skeleton_graph(label)
     by_name = {sublabel.name: sublabel.id for sublabel in label.sublabels}
     positions = {by_name[name]: index for index, name in enumerate(names) if name in by_name}
     return _LabelInfo(category_id, label, parent, attributes, names, joints, positions)
 
 
-def _parse_skeleton(label: Label) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+def skeleton_graph(label: Label) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     """Point names in svg circle order and the svg lines' node pairs, as CVAT reads them
     (`CVATDataExtractorMixin._load_categories`); circles may name their point by
     `data-label-name` or, as stored, by `data-label-id`."""
@@ -318,7 +318,7 @@ def _parse_skeleton(label: Label) -> tuple[tuple[str, ...], tuple[tuple[int, int
     return tuple(names), tuple(set(joints))
 
 
-def _convert(input_type: str, value: str) -> Any:
+def attribute_value(input_type: str, value: str) -> Any:
     """An attribute value as CVAT hands it to datumaro."""
     if input_type == "number":
         try:
@@ -333,7 +333,7 @@ def _convert(input_type: str, value: str) -> Any:
 # --- geometry ------------------------------------------------------------------------------
 
 
-def _round2(value: float) -> float:
+def round2(value: float) -> float:
     """`numpy.around(value, 2)`: datumaro rounds every coordinate it stores this way."""
     scaled = round(value * 100.0)
     return scaled / 100.0 if scaled else math.copysign(0.0, value)
@@ -361,7 +361,7 @@ def _empty_rle(h: int, w: int) -> CompressedRLE:
     return compress({"size": [h, w], "counts": [h * w]})
 
 
-def _mask_rle(points: Sequence[float], h: int, w: int) -> CompressedRLE:
+def mask_rle(points: Sequence[float], h: int, w: int) -> CompressedRLE:
     """A CVAT mask (runs over its box, then [left, top, right, bottom]) as a frame RLE."""
     try:
         return cvat_mask_to_rle(points, h, w)
@@ -386,7 +386,7 @@ def _mask_rle(points: Sequence[float], h: int, w: int) -> CompressedRLE:
     return cvat_mask_to_rle(local, h, w)
 
 
-def _ellipse_rle(points: Sequence[float], rotation: float, h: int, w: int) -> CompressedRLE:
+def ellipse_rle(points: Sequence[float], rotation: float, h: int, w: int) -> CompressedRLE:
     """The pixels whose centres lie in the ellipse, as a frame RLE.
 
     Rasterised over the columns the ellipse spans only (full height, so the rows come out
@@ -511,7 +511,7 @@ class _Writer:
                 return None
             x0, y0, x1, y1 = (float(v) for v in points)
             # dm.Bbox(x0, y0, x1 - x0, y1 - y0) stores [x, y, x + w, y + h], rounded.
-            box = [_round2(x0), _round2(y0), _round2(x0 + (x1 - x0)), _round2(y0 + (y1 - y0))]
+            box = [round2(x0), round2(y0), round2(x0 + (x1 - x0)), round2(y0 + (y1 - y0))]
             bbox = (box[0], box[1], box[2] - box[0], box[3] - box[1])
             return _Part(_BOX, shape, info, bbox, points=box)
         if shape.type == "polygon":
@@ -521,12 +521,12 @@ class _Writer:
             bbox = _points_bbox(rounded[0::2], rounded[1::2])
             return _Part(_POLYGON, shape, info, bbox, points=rounded)
         if shape.type == "mask":
-            rle = _mask_rle(points, h, w)
+            rle = mask_rle(points, h, w)
             return _Part(_MASK, shape, info, _rle_bbox(rle), counts=_counts(rle))
         if shape.type == "ellipse":
             if len(points) != 4 or points[2] < points[0] or points[3] > points[1]:
                 return None
-            rle = _ellipse_rle(points, shape.rotation, h, w)
+            rle = ellipse_rle(points, shape.rotation, h, w)
             return _Part(_MASK, shape, info, _rle_bbox(rle), counts=_counts(rle))
         return None
 
@@ -538,7 +538,7 @@ class _Writer:
         given = shape.attributes
         for name, input_type, default in info.attributes:
             value = given.get(name)
-            out[name] = default if value is None else _convert(input_type, value)
+            out[name] = default if value is None else attribute_value(input_type, value)
         out["occluded"] = shape.occluded
         if shape.type == "rectangle":
             out["rotation"] = float(shape.rotation)
@@ -631,8 +631,8 @@ class _Writer:
         visible = [e for e in skeleton.elements if not e.outside and len(e.points) >= 2]
         if visible:
             bbox = _points_bbox(
-                [_round2(float(e.points[0])) for e in visible],
-                [_round2(float(e.points[1])) for e in visible],
+                [round2(float(e.points[0])) for e in visible],
+                [round2(float(e.points[1])) for e in visible],
             )
         else:
             bbox = (0.0, 0.0, 0.0, 0.0)
@@ -664,7 +664,7 @@ class _Writer:
                 continue
             visibility = 0 if slot.outside else 1 if slot.occluded else 2
             annotated += visibility != 0
-            keypoints += [_round2(float(slot.points[0])), _round2(float(slot.points[1]))]
+            keypoints += [round2(float(slot.points[0])), round2(float(slot.points[1]))]
             keypoints.append(visibility)
         return {"keypoints": keypoints, "num_keypoints": annotated}
 
