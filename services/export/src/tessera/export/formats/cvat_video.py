@@ -1,0 +1,342 @@
+"""CVAT for video 1.1: `annotations.xml` with `<track>` elements, streamed with flat memory.
+
+What CVAT does (cvat/apps/dataset_manager/formats/cvat.py, `dump_as_cvat_interpolation`
+and `create_xml_dumper`), and so this writer:
+- the meta block as in CVAT for images (with `<original_size>` for video tasks), then the
+  tracks in the order of `annotations.tracks`, numbered from 0, then every plain shape as
+  a track of its own, numbered on from there; no `<image>` elements;
+- `<track id label source [group_id]>` with one child per frame the track has (keyframes,
+  interpolated frames and outside keyframes, as the export's interpolation gives them);
+- a track frame's attributes in CVAT's order: frame, keyframe, outside, occluded (neither
+  on skeletons), the geometry as in CVAT for images, rotation (boxes and ellipses, only
+  when not 0), z_order; then its `<attribute name>` children;
+- a skeleton frame holds its elements as `<points label keyframe outside occluded points>`
+  (label instead of frame, no z_order), then the skeleton's attributes; a skeleton frame
+  with no elements is not written at all;
+- a plain shape on frame f becomes a track with the shape as a keyframe on f and, when
+  `f + frame_step < stop_frame`, an outside keyframe copy on `f + frame_step` (a skeleton's
+  elements likewise, each copy outside); CVAT compares the relative frame with the
+  task's absolute `stop_frame`, and so does this writer;
+- no tags: CVAT's video dumper has never written them (cvat-ai/cvat#7198, open), and a
+  `<tag>` outside `<image>` breaks both CVAT's and datumaro's CVAT readers.
+
+Frames arrive in frame order, but the XML groups them by track: each track's per-frame
+elements are spilled to one temporary file in chunks, indexed by (offset, length), plain
+shapes to a second file in order, and the XML is assembled from them at the end. Memory
+holds the open tracks' small buffers and the chunk index, not the frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import IO
+
+from tessera.export.formats.cvat_xml import (
+    ENCODING,
+    ENCODING_ERRORS,
+    FOOTER,
+    HEADER,
+    CvatTaskMeta,
+    attr,
+    indent,
+    meta_block,
+    number,
+    pairs,
+    text,
+)
+from tessera.export.model import Dataset, ExportOptions, Shape, labels_by_id
+
+MEMBER = "annotations.xml"
+_TRACK_BUFFER_CHARS = 1 << 15  # a track's buffer is spilled past this
+_TOTAL_BUFFER_CHARS = 1 << 20  # every buffer is spilled past this
+_COPY_BYTES = 1 << 20
+_LENGTH_BYTES = 8
+
+_TAGS = {
+    "rectangle": "box",
+    "polygon": "polygon",
+    "polyline": "polyline",
+    "points": "points",
+    "ellipse": "ellipse",
+    "cuboid": "cuboid",
+    "mask": "mask",
+    "skeleton": "skeleton",
+}
+_CUBOID = (
+    "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
+    "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
+)  # fmt: skip
+_STEP = re.compile(r"step\s*=\s*(\d+)")
+
+
+async def write_cvat_video(
+    dataset: Dataset,
+    archive: zipfile.ZipFile,
+    options: ExportOptions,
+    *,
+    meta: CvatTaskMeta | None = None,
+) -> None:
+    """Write `annotations.xml` in CVAT for video 1.1, holding one frame at a time.
+
+    `meta` is as for CVAT for images; without `original_size`, an interpolation (video)
+    task gets the first frame's size, as CVAT writes the video's size. `options` has
+    nothing that changes this format (it has no per-frame elements to leave out).
+    """
+    del options
+    task = dataset.task
+    if task.dimension != "2d":
+        raise ValueError("CVAT for video 1.1 is a 2D format; point cloud tasks have no exporter")
+    meta = meta or CvatTaskMeta()
+    stop_frame = (
+        meta.stop_frame if meta.stop_frame is not None else meta.start_frame + max(task.size - 1, 0)
+    )
+    step_match = _STEP.search(meta.frame_filter)
+    frame_step = int(step_match.group(1)) if step_match else 1
+    renderer = _Renderer(
+        {label_id: label.name for label_id, label in labels_by_id(task.labels).items()}
+    )
+    original_size = meta.original_size
+    with (
+        tempfile.TemporaryFile() as track_file,
+        tempfile.TemporaryFile() as plain_file,
+    ):
+        spill = _TrackSpill(track_file)
+        plain_count = 0
+        seen = 0
+        async for item in dataset.frames():
+            frame = item.frame
+            if original_size is None and task.mode == "interpolation":
+                original_size = (frame.width, frame.height)
+            for shape in item.shapes:
+                if shape.track_id is None:
+                    record = renderer.plain_track(shape, frame.index, frame_step, stop_frame)
+                    data = record.encode(ENCODING, ENCODING_ERRORS)
+                    plain_file.write(len(data).to_bytes(_LENGTH_BYTES, "little"))
+                    plain_file.write(data)
+                    plain_count += 1
+                else:
+                    chunk = renderer.track_frame(shape, frame.index)
+                    spill.add(shape.track_id, renderer.track_head(shape), chunk)
+            seen += 1
+            if seen % 256 == 0:
+                await asyncio.sleep(0)  # a long in-memory stream must not starve the loop
+        spill.flush_all()
+        if original_size != meta.original_size:
+            meta = replace(meta, original_size=original_size)
+        with archive.open(MEMBER, "w", force_zip64=True) as member:
+            member.write((HEADER + meta_block(task, meta)).encode(ENCODING, ENCODING_ERRORS))
+            number_of_track = 0
+            for track_id in sorted(spill.heads):
+                member.write(
+                    f'{indent(1)}<track id="{number_of_track}"{spill.heads[track_id]}>'.encode(
+                        ENCODING, ENCODING_ERRORS
+                    )
+                )
+                for offset, length in spill.chunks[track_id]:
+                    track_file.seek(offset)
+                    member.write(track_file.read(length))
+                member.write(f"{indent(1)}</track>".encode(ENCODING))
+                number_of_track += 1
+                if number_of_track % 256 == 0:
+                    await asyncio.sleep(0)
+            plain_file.seek(0)
+            for _ in range(plain_count):
+                length = int.from_bytes(plain_file.read(_LENGTH_BYTES), "little")
+                member.write(f'{indent(1)}<track id="{number_of_track}"'.encode(ENCODING))
+                _copy(plain_file, member, length)
+                number_of_track += 1
+            member.write(FOOTER.encode(ENCODING))
+
+
+def _copy(source: IO[bytes], target: IO[bytes], length: int) -> None:
+    while length > 0:
+        data = source.read(min(length, _COPY_BYTES))
+        if not data:
+            raise OSError("the spill file ended early")
+        target.write(data)
+        length -= len(data)
+
+
+class _TrackSpill:
+    """Per-track text buffers, spilled to one file as (offset, length) chunks."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._position = 0
+        self._total = 0
+        self.heads: dict[int, str] = {}
+        self.chunks: dict[int, list[tuple[int, int]]] = {}
+        self._buffers: dict[int, list[str]] = {}
+        self._sizes: dict[int, int] = {}
+
+    def add(self, track_id: int, head: Callable[[], str], chunk: str) -> None:
+        if track_id not in self.heads:
+            self.heads[track_id] = head()
+            self.chunks[track_id] = []
+            self._buffers[track_id] = []
+            self._sizes[track_id] = 0
+        if not chunk:
+            return
+        self._buffers[track_id].append(chunk)
+        self._sizes[track_id] += len(chunk)
+        self._total += len(chunk)
+        if self._sizes[track_id] >= _TRACK_BUFFER_CHARS:
+            self._flush(track_id)
+        if self._total >= _TOTAL_BUFFER_CHARS:
+            self.flush_all()
+
+    def _flush(self, track_id: int) -> None:
+        buffer = self._buffers[track_id]
+        if not buffer:
+            return
+        data = "".join(buffer).encode(ENCODING, ENCODING_ERRORS)
+        self._file.write(data)
+        self.chunks[track_id].append((self._position, len(data)))
+        self._position += len(data)
+        self._total -= self._sizes[track_id]
+        buffer.clear()
+        self._sizes[track_id] = 0
+
+    def flush_all(self) -> None:
+        for track_id in self._buffers:
+            self._flush(track_id)
+        self._file.flush()
+
+
+class _Renderer:
+    """Renders track frames and plain-shape tracks to text."""
+
+    def __init__(self, label_names: Mapping[int, str]) -> None:
+        self._label_names = label_names
+        self._labels = {label_id: attr("label", name) for label_id, name in label_names.items()}
+        self._names: dict[str, str] = {}
+        self._geometry: dict[str, Callable[[Shape], str]] = {
+            "rectangle": self._box,
+            "polygon": self._points,
+            "polyline": self._points,
+            "points": self._points,
+            "ellipse": self._ellipse,
+            "cuboid": self._cuboid,
+            "mask": self._mask,
+            "skeleton": lambda shape: "",
+        }
+
+    def track_head(self, shape: Shape) -> Callable[[], str]:
+        """What follows `id` in `<track>`: label, source, group_id when not 0."""
+
+        def head() -> str:
+            group = f' group_id="{shape.group}"' if shape.group else ""
+            return f"{self._labels[shape.label_id]}{attr('source', shape.source)}{group}"
+
+        return head
+
+    def track_frame(self, shape: Shape, frame: int) -> str:
+        """One frame of a track, at level 2."""
+        out: list[str] = []
+        self._frame(shape, frame, shape.elements, out)
+        return "".join(out)
+
+    def plain_track(self, shape: Shape, frame: int, frame_step: int, stop_frame: int) -> str:
+        """A plain shape as CVAT writes it: the rest of a `<track>` after its id."""
+        out = [self.track_head(shape)(), ">"]
+        self._frame(shape, frame, shape.elements, out, plain=True)
+        if frame + frame_step < stop_frame:
+            self._frame(
+                replace(shape, outside=True),
+                frame + frame_step,
+                [replace(element, outside=True) for element in shape.elements],
+                out,
+                plain=True,
+            )
+        out.append(f"{indent(1)}</track>")
+        return "".join(out)
+
+    def _frame(
+        self,
+        shape: Shape,
+        frame: int,
+        elements: Sequence[Shape],
+        out: list[str],
+        *,
+        plain: bool = False,
+    ) -> None:
+        name = _TAGS[shape.type]
+        keyframe = True if plain else shape.keyframe
+        if shape.type == "skeleton":
+            if not elements:
+                return  # CVAT opens a skeleton frame only when it has elements
+            out.append(f'{indent(2)}<skeleton frame="{frame}" keyframe="{int(keyframe)}"')
+        else:
+            out.append(
+                f'{indent(2)}<{name} frame="{frame}" keyframe="{int(keyframe)}"'
+                f' outside="{int(shape.outside)}" occluded="{int(shape.occluded)}"'
+            )
+            out.append(self._geometry[shape.type](shape))
+        out.append(f' z_order="{shape.z_order}">')
+        for element in elements:
+            self._element(element, True if plain else element.keyframe, out)
+        self._attributes(shape.attributes, 3, out)
+        out.append(f"{indent(2)}</{name}>")
+
+    def _element(self, element: Shape, keyframe: bool, out: list[str]) -> None:
+        name = _TAGS[element.type]
+        out.append(
+            f"{indent(3)}<{name}{self._labels[element.label_id]}"
+            f' keyframe="{int(keyframe)}" outside="{int(element.outside)}"'
+            f' occluded="{int(element.occluded)}"'
+        )
+        out.append(self._geometry[element.type](element))
+        out.append(">")
+        self._attributes(element.attributes, 4, out)
+        out.append(f"{indent(3)}</{name}>")
+
+    def _attributes(self, attributes: Mapping[str, str], level: int, out: list[str]) -> None:
+        for name, value in attributes.items():
+            quoted = self._names.get(name)
+            if quoted is None:
+                quoted = self._names[name] = attr("name", name)
+            out.append(f"{indent(level)}<attribute{quoted}>{text(value)}</attribute>")
+
+    @staticmethod
+    def _rotation(shape: Shape) -> str:
+        return f' rotation="{number(shape.rotation)}"' if shape.rotation else ""
+
+    def _box(self, shape: Shape) -> str:
+        xtl, ytl, xbr, ybr = shape.points[:4]
+        return (
+            f' xtl="{number(xtl)}" ytl="{number(ytl)}" xbr="{number(xbr)}" ybr="{number(ybr)}"'
+            + self._rotation(shape)
+        )
+
+    def _ellipse(self, shape: Shape) -> str:
+        cx, cy, right_x, top_y = shape.points[:4]
+        return (
+            f' cx="{number(cx)}" cy="{number(cy)}"'
+            f' rx="{number(right_x - cx)}" ry="{number(cy - top_y)}"' + self._rotation(shape)
+        )
+
+    @staticmethod
+    def _cuboid(shape: Shape) -> str:
+        return "".join(
+            f' {name}="{number(value)}"' for name, value in zip(_CUBOID, shape.points, strict=False)
+        )
+
+    @staticmethod
+    def _points(shape: Shape) -> str:
+        points = ";".join(f"{number(x)},{number(y)}" for x, y in pairs(shape.points))
+        return f' points="{points}"'
+
+    @staticmethod
+    def _mask(shape: Shape) -> str:
+        points: Sequence[float] = shape.points
+        left, top, right, bottom = points[-4:]
+        rle = ", ".join(str(int(run)) for run in points[:-4])
+        return (
+            f' rle="{rle}" left="{int(left)}" top="{int(top)}"'
+            f' width="{int(right - left) + 1}" height="{int(bottom - top) + 1}"'
+        )
