@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
 from tessera.export.formats.cvat_xml import (
+    ELEMENT_NAMES,
     ENCODING,
     ENCODING_ERRORS,
     FOOTER,
     HEADER,
+    AttributeElements,
     CvatTaskMeta,
     attr,
+    geometry,
     indent,
     meta_block,
-    number,
-    pairs,
-    text,
 )
 from tessera.export.model import (
     Dataset,
@@ -49,21 +49,6 @@ from tessera.export.model import (
 
 MEMBER = "annotations.xml"
 _FLUSH_CHARS = 1 << 18
-
-_TAGS = {
-    "rectangle": "box",
-    "polygon": "polygon",
-    "polyline": "polyline",
-    "points": "points",
-    "ellipse": "ellipse",
-    "cuboid": "cuboid",
-    "mask": "mask",
-    "skeleton": "skeleton",
-}
-_CUBOID = (
-    "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
-    "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
-)  # fmt: skip
 
 
 async def write_cvat_images(
@@ -109,17 +94,7 @@ class _FrameWriter:
 
     def __init__(self, label_attrs: Mapping[int, str]) -> None:
         self._labels = label_attrs
-        self._names: dict[str, str] = {}
-        self._geometry: dict[str, Callable[[Shape], str]] = {
-            "rectangle": self._box,
-            "polygon": self._points,
-            "polyline": self._points,
-            "points": self._points,
-            "ellipse": self._ellipse,
-            "cuboid": self._cuboid,
-            "mask": self._mask,
-            "skeleton": lambda shape: "",
-        }
+        self._attributes = AttributeElements()
 
     def image(self, item: FrameAnnotations, annotated_only: bool) -> str:
         shapes = shapes_as_cvat_writes_them(item.shapes)
@@ -137,15 +112,8 @@ class _FrameWriter:
         out.append(f"{indent(1)}</image>")
         return "".join(out)
 
-    def _attributes(self, attributes: Mapping[str, str], level: int, out: list[str]) -> None:
-        for name, value in attributes.items():
-            quoted = self._names.get(name)
-            if quoted is None:
-                quoted = self._names[name] = attr("name", name)
-            out.append(f"{indent(level)}<attribute{quoted}>{text(value)}</attribute>")
-
     def _shape(self, shape: Shape, level: int, element: bool, out: list[str]) -> None:
-        name = _TAGS[shape.type]
+        name = ELEMENT_NAMES[shape.type]
         head = [
             f"{indent(level)}<{name}{self._labels[shape.label_id]}",
             attr("source", shape.source),
@@ -154,7 +122,7 @@ class _FrameWriter:
             head.append(f' outside="{int(shape.outside)}"')
         if shape.type != "skeleton":
             head.append(f' occluded="{int(shape.occluded)}"')
-        head.append(self._geometry[shape.type](shape))
+        head.append(geometry(shape))
         if not element:
             head.append(f' z_order="{shape.z_order}"')
         if shape.group:
@@ -163,7 +131,7 @@ class _FrameWriter:
         out.append("".join(head))
         for child in shape.elements:
             self._shape(child, level + 1, True, out)
-        self._attributes(shape.attributes, level + 1, out)
+        self._attributes.write(shape.attributes, level + 1, out)
         out.append(f"{indent(level)}</{name}>")
 
     def _tag(self, tag: Tag, out: list[str]) -> None:
@@ -171,44 +139,5 @@ class _FrameWriter:
         out.append(
             f"{indent(2)}<tag{self._labels[tag.label_id]}{attr('source', tag.source)}{group}>"
         )
-        self._attributes(tag.attributes, 3, out)
+        self._attributes.write(tag.attributes, 3, out)
         out.append(f"{indent(2)}</tag>")
-
-    @staticmethod
-    def _rotation(shape: Shape) -> str:
-        return f' rotation="{number(shape.rotation)}"' if shape.rotation else ""
-
-    def _box(self, shape: Shape) -> str:
-        xtl, ytl, xbr, ybr = shape.points[:4]
-        return (
-            f' xtl="{number(xtl)}" ytl="{number(ytl)}" xbr="{number(xbr)}" ybr="{number(ybr)}"'
-            + self._rotation(shape)
-        )
-
-    def _ellipse(self, shape: Shape) -> str:
-        cx, cy, right_x, top_y = shape.points[:4]
-        return (
-            f' cx="{number(cx)}" cy="{number(cy)}"'
-            f' rx="{number(right_x - cx)}" ry="{number(cy - top_y)}"' + self._rotation(shape)
-        )
-
-    @staticmethod
-    def _cuboid(shape: Shape) -> str:
-        return "".join(
-            f' {name}="{number(value)}"' for name, value in zip(_CUBOID, shape.points, strict=False)
-        )
-
-    @staticmethod
-    def _points(shape: Shape) -> str:
-        points = ";".join(f"{number(x)},{number(y)}" for x, y in pairs(shape.points))
-        return f' points="{points}"'
-
-    @staticmethod
-    def _mask(shape: Shape) -> str:
-        points: Sequence[float] = shape.points
-        left, top, right, bottom = points[-4:]
-        rle = ", ".join(str(int(run)) for run in points[:-4])
-        return (
-            f' rle="{rle}" left="{int(left)}" top="{int(top)}"'
-            f' width="{int(right - left) + 1}" height="{int(bottom - top) + 1}"'
-        )

@@ -37,17 +37,17 @@ from dataclasses import replace
 from typing import IO
 
 from tessera.export.formats.cvat_xml import (
+    ELEMENT_NAMES,
     ENCODING,
     ENCODING_ERRORS,
     FOOTER,
     HEADER,
+    AttributeElements,
     CvatTaskMeta,
     attr,
+    geometry,
     indent,
     meta_block,
-    number,
-    pairs,
-    text,
 )
 from tessera.export.model import Dataset, ExportOptions, Shape, labels_by_id
 
@@ -57,20 +57,6 @@ _TOTAL_BUFFER_CHARS = 1 << 20  # every buffer is spilled past this
 _COPY_BYTES = 1 << 20
 _LENGTH_BYTES = 8
 
-_TAGS = {
-    "rectangle": "box",
-    "polygon": "polygon",
-    "polyline": "polyline",
-    "points": "points",
-    "ellipse": "ellipse",
-    "cuboid": "cuboid",
-    "mask": "mask",
-    "skeleton": "skeleton",
-}
-_CUBOID = (
-    "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
-    "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
-)  # fmt: skip
 _STEP = re.compile(r"step\s*=\s*(\d+)")
 
 
@@ -214,17 +200,7 @@ class _Renderer:
     def __init__(self, label_names: Mapping[int, str]) -> None:
         self._label_names = label_names
         self._labels = {label_id: attr("label", name) for label_id, name in label_names.items()}
-        self._names: dict[str, str] = {}
-        self._geometry: dict[str, Callable[[Shape], str]] = {
-            "rectangle": self._box,
-            "polygon": self._points,
-            "polyline": self._points,
-            "points": self._points,
-            "ellipse": self._ellipse,
-            "cuboid": self._cuboid,
-            "mask": self._mask,
-            "skeleton": lambda shape: "",
-        }
+        self._attributes = AttributeElements()
 
     def track_head(self, shape: Shape) -> Callable[[], str]:
         """What follows `id` in `<track>`: label, source, group_id when not 0."""
@@ -265,7 +241,7 @@ class _Renderer:
         *,
         plain: bool = False,
     ) -> None:
-        name = _TAGS[shape.type]
+        name = ELEMENT_NAMES[shape.type]
         keyframe = True if plain else shape.keyframe
         if shape.type == "skeleton":
             if not elements:
@@ -276,67 +252,21 @@ class _Renderer:
                 f'{indent(2)}<{name} frame="{frame}" keyframe="{int(keyframe)}"'
                 f' outside="{int(shape.outside)}" occluded="{int(shape.occluded)}"'
             )
-            out.append(self._geometry[shape.type](shape))
+            out.append(geometry(shape))
         out.append(f' z_order="{shape.z_order}">')
         for element in elements:
             self._element(element, True if plain else element.keyframe, out)
-        self._attributes(shape.attributes, 3, out)
+        self._attributes.write(shape.attributes, 3, out)
         out.append(f"{indent(2)}</{name}>")
 
     def _element(self, element: Shape, keyframe: bool, out: list[str]) -> None:
-        name = _TAGS[element.type]
+        name = ELEMENT_NAMES[element.type]
         out.append(
             f"{indent(3)}<{name}{self._labels[element.label_id]}"
             f' keyframe="{int(keyframe)}" outside="{int(element.outside)}"'
             f' occluded="{int(element.occluded)}"'
         )
-        out.append(self._geometry[element.type](element))
+        out.append(geometry(element))
         out.append(">")
-        self._attributes(element.attributes, 4, out)
+        self._attributes.write(element.attributes, 4, out)
         out.append(f"{indent(3)}</{name}>")
-
-    def _attributes(self, attributes: Mapping[str, str], level: int, out: list[str]) -> None:
-        for name, value in attributes.items():
-            quoted = self._names.get(name)
-            if quoted is None:
-                quoted = self._names[name] = attr("name", name)
-            out.append(f"{indent(level)}<attribute{quoted}>{text(value)}</attribute>")
-
-    @staticmethod
-    def _rotation(shape: Shape) -> str:
-        return f' rotation="{number(shape.rotation)}"' if shape.rotation else ""
-
-    def _box(self, shape: Shape) -> str:
-        xtl, ytl, xbr, ybr = shape.points[:4]
-        return (
-            f' xtl="{number(xtl)}" ytl="{number(ytl)}" xbr="{number(xbr)}" ybr="{number(ybr)}"'
-            + self._rotation(shape)
-        )
-
-    def _ellipse(self, shape: Shape) -> str:
-        cx, cy, right_x, top_y = shape.points[:4]
-        return (
-            f' cx="{number(cx)}" cy="{number(cy)}"'
-            f' rx="{number(right_x - cx)}" ry="{number(cy - top_y)}"' + self._rotation(shape)
-        )
-
-    @staticmethod
-    def _cuboid(shape: Shape) -> str:
-        return "".join(
-            f' {name}="{number(value)}"' for name, value in zip(_CUBOID, shape.points, strict=False)
-        )
-
-    @staticmethod
-    def _points(shape: Shape) -> str:
-        points = ";".join(f"{number(x)},{number(y)}" for x, y in pairs(shape.points))
-        return f' points="{points}"'
-
-    @staticmethod
-    def _mask(shape: Shape) -> str:
-        points: Sequence[float] = shape.points
-        left, top, right, bottom = points[-4:]
-        rle = ", ".join(str(int(run)) for run in points[:-4])
-        return (
-            f' rle="{rle}" left="{int(left)}" top="{int(top)}"'
-            f' width="{int(right - left) + 1}" height="{int(bottom - top) + 1}"'
-        )

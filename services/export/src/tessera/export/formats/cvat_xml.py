@@ -11,12 +11,12 @@ CVAT's `{:.2f}`, and the meta block follows CVAT's `TaskData.meta_for_task` orde
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
-from tessera.export.model import Label, TaskInfo
+from tessera.export.model import Label, Shape, TaskInfo
 
 VERSION = "1.1"
 HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>'
@@ -217,7 +217,99 @@ def meta_block(task: TaskInfo, meta: CvatTaskMeta) -> str:
     return "".join(out)
 
 
-def pairs(points: Sequence[float]) -> Iterator[tuple[float, float]]:
+ELEMENT_NAMES = {
+    "rectangle": "box",
+    "polygon": "polygon",
+    "polyline": "polyline",
+    "points": "points",
+    "ellipse": "ellipse",
+    "cuboid": "cuboid",
+    "mask": "mask",
+    "skeleton": "skeleton",
+}
+"""The XML element of each shape type."""
+
+_CUBOID = (
+    "xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1",
+    "xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2",
+)  # fmt: skip
+
+
+def _pairs(points: Sequence[float]) -> Iterator[tuple[float, float]]:
     """(x, y) pairs of a flat coordinate list."""
     values = iter(points)
     return zip(values, values, strict=False)
+
+
+def _rotation(shape: Shape) -> str:
+    return f' rotation="{number(shape.rotation)}"' if shape.rotation else ""
+
+
+def _box(shape: Shape) -> str:
+    xtl, ytl, xbr, ybr = shape.points[:4]
+    return (
+        f' xtl="{number(xtl)}" ytl="{number(ytl)}" xbr="{number(xbr)}" ybr="{number(ybr)}"'
+        + _rotation(shape)
+    )
+
+
+def _ellipse(shape: Shape) -> str:
+    cx, cy, right_x, top_y = shape.points[:4]
+    return (
+        f' cx="{number(cx)}" cy="{number(cy)}"'
+        f' rx="{number(right_x - cx)}" ry="{number(cy - top_y)}"' + _rotation(shape)
+    )
+
+
+def _cuboid(shape: Shape) -> str:
+    return "".join(
+        f' {name}="{number(value)}"' for name, value in zip(_CUBOID, shape.points, strict=False)
+    )
+
+
+def _points(shape: Shape) -> str:
+    points = ";".join(f"{number(x)},{number(y)}" for x, y in _pairs(shape.points))
+    return f' points="{points}"'
+
+
+def _mask(shape: Shape) -> str:
+    points: Sequence[float] = shape.points
+    left, top, right, bottom = points[-4:]
+    rle = ", ".join(str(int(run)) for run in points[:-4])
+    return (
+        f' rle="{rle}" left="{int(left)}" top="{int(top)}"'
+        f' width="{int(right - left) + 1}" height="{int(bottom - top) + 1}"'
+    )
+
+
+_GEOMETRY: dict[str, Callable[[Shape], str]] = {
+    "rectangle": _box,
+    "polygon": _points,
+    "polyline": _points,
+    "points": _points,
+    "ellipse": _ellipse,
+    "cuboid": _cuboid,
+    "mask": _mask,
+    "skeleton": lambda shape: "",
+}
+
+
+def geometry(shape: Shape) -> str:
+    """The shape's geometry as CVAT's XML attributes (`rotation` only when not 0, on boxes
+    and ellipses; a mask as `rle`, `left`, `top`, `width`, `height`; none for a skeleton)."""
+    return _GEOMETRY[shape.type](shape)
+
+
+class AttributeElements:
+    """Writes `<attribute name="...">value</attribute>` children, quoting each name once."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    def write(self, attributes: Mapping[str, str], level: int, out: list[str]) -> None:
+        """Append one element per attribute, in the mapping's order, at `level`."""
+        for name, value in attributes.items():
+            quoted = self._names.get(name)
+            if quoted is None:
+                quoted = self._names[name] = attr("name", name)
+            out.append(f"{indent(level)}<attribute{quoted}>{text(value)}</attribute>")
