@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -51,6 +51,12 @@ users = sa.Table(
     ),
     sa.Column("last_login", sa.DateTime(timezone=True)),
 )
+
+
+def username_of(user_id: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """The username of the user `user_id` names, as an expression for filters and sorting."""
+    return sa.select(users.c.username).where(users.c.id == user_id).scalar_subquery()
+
 
 access_tokens = sa.Table(
     "access_tokens",

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import comments, issues, jobs
-from tessera.annotations.users.repository import basic_columns, username_of
-from tessera.platform.auth import users
+from tessera.annotations.users.repository import basic_columns
+from tessera.platform.auth import username_of, users
 from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.jobs.schemas import Stage, State
 from tessera.annotations.tables import issues, jobs, projects, tasks
-from tessera.annotations.users.repository import basic_columns, username_of
-from tessera.platform.auth import users
+from tessera.annotations.users.repository import basic_columns
+from tessera.platform.auth import username_of, users
 from tessera.platform.contracts.annotations import Segment
 from tessera.platform.listing import Field, ListQuery, ListSpec
 

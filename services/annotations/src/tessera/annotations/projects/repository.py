@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import projects, tasks
-from tessera.annotations.users.repository import basic_columns, username_of
-from tessera.platform.auth import users
+from tessera.annotations.users.repository import basic_columns
+from tessera.platform.auth import username_of, users
 from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner = users.alias("owner")
@@ -63,11 +63,6 @@ def _select() -> sa.Select[Any]:
             _assignee, _assignee.c.id == projects.c.assignee_id
         )
     )
-
-
-def username_is(column: sa.ColumnElement[Any], username: str) -> sa.ColumnElement[bool]:
-    """`column` (a user id) belongs to the user named `username`."""
-    return column.in_(sa.select(users.c.id).where(users.c.username == username))
 
 
 async def get_project(

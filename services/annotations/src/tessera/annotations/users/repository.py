@@ -23,11 +23,6 @@ def basic_columns(alias: sa.FromClause, prefix: str) -> list[sa.Label[Any]]:
     return [alias.c[name].label(f"{prefix}__{name}") for name in BASIC_FIELDS]
 
 
-def username_of(user_id: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
-    """The username of the user `user_id` names, as an expression for filters and sorting."""
-    return sa.select(users.c.username).where(users.c.id == user_id).scalar_subquery()
-
-
 async def usable_user_ids(
     session: AsyncSession, user_ids: Iterable[int], organization_id: int | None
 ) -> set[int]:

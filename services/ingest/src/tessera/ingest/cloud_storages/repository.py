@@ -10,12 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.ingest.cloud_storages.schemas import CredentialsType, ProviderType
 from tessera.ingest.tables import cloud_storages, secrets, task_media
-from tessera.platform.auth import users
+from tessera.platform.auth import username_of
 from tessera.platform.listing import Field, ListQuery, ListSpec
 
 _owner_username = sa.func.coalesce(
-    sa.select(users.c.username).where(users.c.id == cloud_storages.c.owner_id).scalar_subquery(),
-    cloud_storages.c.owner_username,
+    username_of(cloud_storages.c.owner_id), cloud_storages.c.owner_username
 )
 """The owner's username now (the one stored at creation if the user is gone)."""
 
