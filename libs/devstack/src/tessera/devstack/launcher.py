@@ -188,6 +188,7 @@ class Fleet:
             env = service_env(postgres, nats, s3, self.keys, self.state_dir)
             ports = {service: free_port() for service in SERVICES}
             env["TESSERA_ANNOTATIONS_URL"] = f"http://127.0.0.1:{ports['annotations']}"
+            env["TESSERA_INGEST_URL"] = f"http://127.0.0.1:{ports['ingest']}"
             env["TESSERA_SCRATCH_DIR"] = str(self.state_dir / "scratch")
             upstreams = {}
             for service in SERVICES:

@@ -29,10 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.platform.auth import CurrentUser, Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.db import Database, DbSession
-from tessera.platform.errors import NotFound
+from tessera.platform.errors import NotFound, Problem
+from tessera.platform.pagination import Page, PageParams, page_params
 from tessera.platform.proxying import public_url
 
 Status = Literal["queued", "started", "finished", "failed"]
+OPEN: tuple[Status, ...] = ("queued", "started")
 PROGRESS_STEP = 0.01
 RESULT_LIFETIME = timedelta(days=1)
 
@@ -131,8 +133,17 @@ class RequestCreated(BaseModel):
     rq_id: str
 
 
+class RequestEnded(Exception):
+    """The request is no longer running: cancelled by its owner, or ended elsewhere."""
+
+
 class RequestStore:
-    """A service's requests: recorded in the caller's transaction, advanced in short ones."""
+    """A service's requests: recorded in the caller's transaction, advanced in short ones.
+
+    Every change after `create` applies only to a request that is still queued or
+    started: a request cancelled by its owner stays failed, and its worker learns of it
+    at its next `progress` report (`RequestEnded`).
+    """
 
     def __init__(self, database: Database, outbox: Outbox, service: str, schema: str) -> None:
         self.database = database
@@ -176,39 +187,55 @@ class RequestStore:
             )
         return value
 
-    async def get(self, session: AsyncSession, rq_id: str, principal: Principal) -> RequestStatus:
-        """The request as its owner (or an administrator) sees it; 404 for anyone else."""
+    def _select(self) -> sa.Select[Any]:
         users = sa.table("users", sa.column("id"), sa.column("username"), schema="iam")
-        row = (
-            await session.execute(
-                sa.select(self.table, users.c.username)
-                .join(users, users.c.id == self.table.c.owner_id, isouter=True)
-                .where(self.table.c.id == rq_id)
-            )
-        ).first()
-        if row is None or not (principal.is_superuser or row.owner_id == principal.user_id):
-            raise NotFound(f"Request {rq_id} does not exist.")
-        return RequestStatus(
-            id=row.id,
-            status=row.status,
-            message=row.message,
-            progress=row.progress,
-            operation=Operation(**row.operation),
-            owner=Owner(id=row.owner_id, username=row.username),
-            created_date=row.created_date,
-            started_date=row.started_date,
-            finished_date=row.finished_date,
-            expiry_date=row.expiry_date,
-            result_url=row.result_url,
-            result_id=row.result_id,
+        return sa.select(self.table, users.c.username).join(
+            users, users.c.id == self.table.c.owner_id, isouter=True
         )
 
+    async def get(self, session: AsyncSession, rq_id: str, principal: Principal) -> RequestStatus:
+        """The request as its owner (or an administrator) sees it; 404 for anyone else."""
+        row = (await session.execute(self._select().where(self.table.c.id == rq_id))).first()
+        if row is None or not (principal.is_superuser or row.owner_id == principal.user_id):
+            raise NotFound(f"Request {rq_id} does not exist.")
+        return _status_of(row)
+
+    async def list_own(
+        self, session: AsyncSession, principal: Principal, params: PageParams
+    ) -> tuple[int, list[RequestStatus]]:
+        """The caller's requests, newest first: how many there are, and the page asked for."""
+        mine = self.table.c.owner_id == principal.user_id
+        count = await session.scalar(sa.select(sa.func.count()).select_from(self.table).where(mine))
+        query = (
+            self._select()
+            .where(mine)
+            .order_by(self.table.c.created_date.desc(), self.table.c.id)
+            .offset(params.offset)
+            .limit(params.limit)
+        )
+        rows = (await session.execute(query)).all()
+        return count or 0, [_status_of(row) for row in rows]
+
+    async def cancel(self, rq_id: str, principal: Principal) -> None:
+        """End a queued or running request as failed, at its owner's (or an administrator's)
+        demand. 404 for anyone else; 409 once the request has ended."""
+        async with self.database.transaction() as session:
+            found = await self.get(session, rq_id, principal)
+        if found.status not in OPEN or not await self.fail(
+            rq_id, f"Cancelled by {principal.username}."
+        ):
+            raise Problem(409, f"Request {rq_id} has already ended; it cannot be cancelled.")
+
     async def start(self, rq_id: str) -> None:
-        """Mark the request started."""
-        await self._update(rq_id, "started", {"started_date": sa.func.now(), "progress": 0.0})
+        """Mark the request started; `RequestEnded` if it was cancelled meanwhile."""
+        if not await self._update(
+            rq_id, "started", {"started_date": sa.func.now(), "progress": 0.0}
+        ):
+            raise RequestEnded(rq_id)
 
     async def progress(self, rq_id: str, fraction: float, message: str = "") -> None:
-        """Record progress (a fraction in [0, 1]) when it moved by at least PROGRESS_STEP."""
+        """Record progress (a fraction in [0, 1]) when it moved by at least PROGRESS_STEP;
+        `RequestEnded` if the request was cancelled meanwhile."""
         fraction = min(max(fraction, 0.0), 1.0)
         if fraction - self._reported.get(rq_id, -1.0) < PROGRESS_STEP and fraction < 1.0:
             return
@@ -217,26 +244,30 @@ class RequestStore:
         values: dict[str, Any] = {"progress": fraction}
         if message:
             values["message"] = message
-        await self._update(rq_id, "started", values)
+        if not await self._update(rq_id, "started", values):
+            self._reported.pop(rq_id, None)
+            raise RequestEnded(rq_id)
 
     async def finish(
         self, rq_id: str, *, result_id: int | None = None, result_url: str | None = None
-    ) -> None:
-        """Mark the request finished, with what it made.
+    ) -> bool:
+        """Mark the request finished, with what it made; False if it had already ended.
 
         `result_url` is a path (`/api/...`): the answer puts it on the client's address.
         """
-        await self._update(rq_id, "finished", {
+        self._reported.pop(rq_id, None)
+        return await self._update(rq_id, "finished", {
             "progress": 1.0, "result_id": result_id, "result_url": result_url, "message": "",
             "finished_date": sa.func.now(),
             "expiry_date": datetime.now(UTC) + RESULT_LIFETIME,
         })  # fmt: skip
-        self._reported.pop(rq_id, None)
 
-    async def fail(self, rq_id: str, message: str) -> None:
-        """Mark the request failed, saying why."""
-        await self._update(rq_id, "failed", {"message": message, "finished_date": sa.func.now()})
+    async def fail(self, rq_id: str, message: str) -> bool:
+        """Mark the request failed, saying why; False if it had already ended."""
         self._reported.pop(rq_id, None)
+        return await self._update(
+            rq_id, "failed", {"message": message, "finished_date": sa.func.now()}
+        )
 
     async def fail_interrupted(self) -> int:
         """Fail the requests a previous process left unfinished; how many there were."""
@@ -244,7 +275,7 @@ class RequestStore:
             rows = (
                 await session.execute(
                     self.table.update()
-                    .where(self.table.c.status.in_(("queued", "started")))
+                    .where(self.table.c.status.in_(OPEN))
                     .values(
                         status="failed",
                         message=f"The {self.service} service restarted while this request "
@@ -258,15 +289,21 @@ class RequestStore:
                 await self._publish(session, row.id, "failed", None)
         return len(rows)
 
-    async def _update(self, rq_id: str, status: Status, values: Mapping[str, Any]) -> None:
+    async def _update(self, rq_id: str, status: Status, values: Mapping[str, Any]) -> bool:
         async with self.database.transaction() as session:
-            await session.execute(
-                self.table.update().where(self.table.c.id == rq_id).values(status=status, **values)
+            updated = await session.scalar(
+                self.table.update()
+                .where(self.table.c.id == rq_id, self.table.c.status.in_(OPEN))
+                .values(status=status, **values)
+                .returning(self.table.c.id)
             )
+            if updated is None:
+                return False
             progress = values.get("progress")
             await self._publish(session, rq_id, status, progress)
-        if isinstance(progress, float):
+        if isinstance(progress, float) and status == "started":
             self._reported[rq_id] = progress
+        return True
 
     async def _publish(
         self, session: AsyncSession, rq_id: str, status: Status, progress: float | None
@@ -278,10 +315,49 @@ class RequestStore:
         )
 
 
-def requests_router(store_of: Callable[[Request], RequestStore]) -> APIRouter:
-    """`GET /api/requests/{rq_id}` over the service's `RequestStore`, which the FastAPI
-    dependency `store_of` gives."""
+def _status_of(row: sa.Row[Any]) -> RequestStatus:
+    return RequestStatus(
+        id=row.id,
+        status=row.status,
+        message=row.message,
+        progress=row.progress,
+        operation=Operation(**row.operation),
+        owner=Owner(id=row.owner_id, username=row.username),
+        created_date=row.created_date,
+        started_date=row.started_date,
+        finished_date=row.finished_date,
+        expiry_date=row.expiry_date,
+        result_url=row.result_url,
+        result_id=row.result_id,
+    )
+
+
+def requests_router(
+    store_of: Callable[[Request], RequestStore], *, cancellable: bool = False
+) -> APIRouter:
+    """`GET /api/requests/{rq_id}` (and the caller's list, `GET /api/requests`) over the
+    service's `RequestStore`, which the FastAPI dependency `store_of` gives; with
+    `cancellable`, CVAT's `POST /api/requests/{rq_id}/cancel` and `DELETE` too."""
     router = APIRouter(prefix="/api/requests", tags=["requests"])
+    # Evaluated here, with `store_of` (this module does not postpone annotations).
+    from_store = Depends(store_of)
+
+    def answered(request: Request, found: RequestStatus) -> RequestStatus:
+        if found.result_url and found.result_url.startswith("/"):
+            found.result_url = public_url(request, found.result_url)
+        return found
+
+    @router.get("", summary="List the caller's background requests")
+    async def list_requests(
+        request: Request,
+        principal: CurrentUser,
+        session: DbSession,
+        store: Annotated[RequestStore, from_store],
+        params: Annotated[PageParams, Depends(page_params)],
+    ) -> Page[RequestStatus]:
+        """The caller's requests of this service, newest first, paginated as CVAT's lists."""
+        count, found = await store.list_own(session, principal, params)
+        return Page.build(request, params, count, [answered(request, item) for item in found])
 
     @router.get("/{rq_id}", summary="Get the status of a background request")
     async def get_request(
@@ -289,16 +365,28 @@ def requests_router(store_of: Callable[[Request], RequestStore]) -> APIRouter:
         request: Request,
         principal: CurrentUser,
         session: DbSession,
-        # Evaluated here, with `store_of` (this module does not postpone annotations).
-        store: Annotated[RequestStore, Depends(store_of)],
+        store: Annotated[RequestStore, from_store],
     ) -> RequestStatus:
         """Status, progress and result of one request the caller started.
 
         A `result_url` is stored as a path and answered on the address the client used.
         """
-        found = await store.get(session, rq_id, principal)
-        if found.result_url and found.result_url.startswith("/"):
-            found.result_url = public_url(request, found.result_url)
-        return found
+        return answered(request, await store.get(session, rq_id, principal))
+
+    if cancellable:
+
+        @router.post("/{rq_id}/cancel", summary="Cancel a background request")
+        async def cancel_request(
+            rq_id: str, principal: CurrentUser, store: Annotated[RequestStore, from_store]
+        ) -> None:
+            """Stop a queued or running request; it ends failed, saying who cancelled it."""
+            await store.cancel(rq_id, principal)
+
+        @router.delete("/{rq_id}", status_code=204, summary="Cancel a background request")
+        async def delete_request(
+            rq_id: str, principal: CurrentUser, store: Annotated[RequestStore, from_store]
+        ) -> None:
+            """The same as `POST /api/requests/{rq_id}/cancel`."""
+            await store.cancel(rq_id, principal)
 
     return router

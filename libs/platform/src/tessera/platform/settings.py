@@ -98,3 +98,23 @@ class PlatformSettings(BaseSettings):
                 "or set TESSERA_ENV=dev for a local setup"
             )
         return self
+
+
+class PeerSettings(PlatformSettings):
+    """For the services that call the annotations service's internal API (ingest, export,
+    inference): where it is, and the administrator token they act with there."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    annotations_url: str = "http://127.0.0.1:8081"
+    # The credential for other services' internal endpoints: an administrator's token
+    # (the bootstrap admin's when unset).
+    service_token: SecretStr | None = None
+
+    @property
+    def internal_token(self) -> str:
+        """The administrator token for other services' internal endpoints."""
+        token = self.service_token or self.bootstrap_admin_token
+        if token is None:
+            raise RuntimeError("set TESSERA_SERVICE_TOKEN (an administrator's access token)")
+        return token.get_secret_value()

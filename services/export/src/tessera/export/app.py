@@ -1,10 +1,61 @@
 """The export service's ASGI app."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from tessera.export import __version__, migrations
 from tessera.export.config import ExportSettings
-from tessera.platform.service import ServiceSpec, create_service_app
+from tessera.export.expiry import ExpiredExports
+from tessera.export.exports.router import router as exports_router
+from tessera.export.exports.service import Exports
+from tessera.export.queue import EXPORTS
+from tessera.export.runner import ExportRunner, RunnerConfig
+from tessera.export.server.router import router as server_router
+from tessera.export.state import ExportState, request_store
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.requests import RequestStore, requests_router
+from tessera.platform.service import Platform, ServiceSpec, create_service_app
+from tessera.platform.workqueue import WorkerPool
+
+
+@asynccontextmanager
+async def _running(platform: Platform) -> AsyncIterator[ExportState]:
+    """The service's lifespan: its clients, the export workers and the expiry sweep."""
+    settings = platform.settings
+    assert isinstance(settings, ExportSettings)
+    annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
+    ingest = IngestClient(settings.ingest_url, settings.internal_token)
+    # No fail_interrupted(): the export queue gives unfinished exports to a replica.
+    requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
+    exports = Exports(platform.database, platform.outbox, platform.storage, annotations, requests)
+    runner = ExportRunner(
+        platform.database,
+        platform.storage,
+        annotations=annotations,
+        ingest=ingest,
+        requests=requests,
+        config=RunnerConfig(
+            prefix=settings.export_prefix,
+            lifetime=timedelta(seconds=settings.export_lifetime_s),
+            compresslevel=settings.archive_compression_level,
+        ),
+    )
+    workers = WorkerPool(EXPORTS, platform.bus, requests, runner, workers=settings.export_workers)
+    expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
+    workers.start()
+    expiry.start()
+    try:
+        yield ExportState(exports, requests, workers)
+    finally:
+        await expiry.stop()
+        await workers.stop()
+        await ingest.close()
+        await annotations.close()
+
 
 SPEC = ServiceSpec(
     name="export",
@@ -12,6 +63,8 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Dataset export and import in every annotation format, as requests with progress.",
     migrations=migrations.LOCATION,
+    routers=(exports_router, server_router, requests_router(request_store, cancellable=True)),
+    lifespan=_running,
 )
 
 

@@ -1,11 +1,26 @@
 """Settings of the export service."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from tessera.platform.settings import PlatformSettings
+from tessera.platform.settings import PeerSettings
 
 
-class ExportSettings(PlatformSettings):
-    """Environment: `TESSERA_*` (see `PlatformSettings`)."""
+class ExportSettings(PeerSettings):
+    """Environment: `TESSERA_*` (see `PeerSettings`: the annotations service is asked who
+    may export what and streams the annotations) and the export-specific values below."""
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
+
+    # The ingest service, asked for frame names, sizes and original images.
+    ingest_url: str = "http://127.0.0.1:8082"
+    # Exports one replica writes at once (taken from the shared JetStream queue).
+    export_workers: int = Field(default=2, ge=1)
+    # Archives are kept under this prefix of the service's bucket for this long after
+    # they were made (or last reused), then deleted.
+    export_prefix: str = "exports/"
+    export_lifetime_s: int = Field(default=24 * 3600, ge=60)
+    # How often a replica looks for expired archives.
+    expiry_interval_s: float = Field(default=300.0, gt=0)
+    # zlib level of the archive's annotation files (1: fastest; images are stored as they are).
+    archive_compression_level: int = Field(default=1, ge=0, le=9)

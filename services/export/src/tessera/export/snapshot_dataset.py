@@ -6,7 +6,8 @@
 
 `frames` are the task's frames (names and sizes from ingest's data meta), a sequence
 indexed by task frame number. A task's snapshot yields every task frame; a job's yields
-the job's frames.
+the job's frames; `excluded` frames (the task's deleted frames) are left out, with
+whatever is on them.
 
 The snapshot comes in frame order (tags and shapes by frame, tracks by their first frame).
 `SnapshotDataset.frames` holds only the tags and shapes of frames not yet emitted and, for
@@ -31,7 +32,7 @@ job; keyframes that only a later job's copy holds are not united into it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
@@ -193,9 +194,11 @@ class SnapshotDataset:
         items: AsyncIterable[SnapshotItem],
         frames: Sequence[FrameInfo],
         *,
+        excluded: Collection[int] = (),
         mask_mode: MaskMode = "repeat",
     ) -> None:
         self._header = header
+        self._excluded = frozenset(excluded)
         self._items = items
         self._frames = frames
         self._mask_mode: MaskMode = mask_mode
@@ -210,11 +213,16 @@ class SnapshotDataset:
         return self._task
 
     def frame_numbers(self) -> Iterator[int]:
-        """The task frames emitted, in order: all of a task's, or a job's own."""
+        """The task frames emitted, in order: all of a task's, or a job's own, less the
+        excluded (deleted) ones."""
         if self._header.scope == "job":
-            numbers = sorted({f for job in self._header.jobs for f in job.task_frames()})
-            return iter([f for f in numbers if 0 <= f < len(self._frames)])
-        return iter(range(len(self._frames)))
+            numbers: Iterator[int] | list[int] = sorted(
+                {f for job in self._header.jobs for f in job.task_frames()}
+            )
+        else:
+            numbers = range(len(self._frames))
+        size, excluded = len(self._frames), self._excluded
+        return iter([f for f in numbers if 0 <= f < size and f not in excluded])
 
     async def frames(self) -> AsyncIterator[FrameAnnotations]:
         """Every frame, annotated or not, in frame order."""

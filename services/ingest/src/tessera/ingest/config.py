@@ -6,21 +6,17 @@ from typing import Self
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tessera.platform.settings import PlatformSettings
+from tessera.platform.settings import PeerSettings
 
 DEV_SECRETS_KEY = "tessera development secrets key"  # refused outside dev
 
 
-class IngestSettings(PlatformSettings):
-    """Environment: `TESSERA_*` (see `PlatformSettings`) and the ingest-specific values below."""
+class IngestSettings(PeerSettings):
+    """Environment: `TESSERA_*` (see `PeerSettings`; the annotations service is asked who
+    may do what and told the jobs of a new task) and the ingest-specific values below."""
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
 
-    # The annotations service, asked who may do what and told the jobs of a new task.
-    annotations_url: str = "http://127.0.0.1:8081"
-    # The credential ingest uses for the annotations service's internal endpoints: an
-    # administrator's token (the bootstrap admin's when unset).
-    service_token: SecretStr | None = None
     # Local working space for media being prepared; one folder per request, removed after.
     scratch_dir: Path = Path("/tmp/tessera-ingest")
     # The connected share (`server_files`); none when unset.
@@ -46,14 +42,6 @@ class IngestSettings(PlatformSettings):
     secrets_key: SecretStr = SecretStr(DEV_SECRETS_KEY)
     # Objects read at once from a cloud storage while a task is created.
     cloud_concurrency: int = 16
-
-    @property
-    def internal_token(self) -> str:
-        """The administrator token for the annotations service's internal endpoints."""
-        token = self.service_token or self.bootstrap_admin_token
-        if token is None:
-            raise RuntimeError("set TESSERA_SERVICE_TOKEN (an administrator's access token)")
-        return token.get_secret_value()
 
     @model_validator(mode="after")
     def _refuse_default_secrets_key(self) -> Self:

@@ -38,6 +38,7 @@ from tessera.platform.contracts.annotations import (
     JOB_ACCESS_PATH,
     JOB_SNAPSHOT_PATH,
     PREFIX,
+    PROJECT_ACCESS_PATH,
     SEGMENTS_PATH,
     SNAPSHOT_KINDS,
     SNAPSHOT_MEDIA_TYPE,
@@ -45,6 +46,7 @@ from tessera.platform.contracts.annotations import (
     TASK_SNAPSHOT_PATH,
     CallerContext,
     JobAccess,
+    ProjectAccess,
     SegmentsCreate,
     SegmentsCreated,
     SnapshotEnd,
@@ -89,6 +91,11 @@ class AnnotationsClient:
     async def job_access(self, request: Request, job_id: int) -> JobAccess:
         """The caller's access to a job; their 401/403/404 as a problem."""
         return await self._ask(request, PREFIX + JOB_ACCESS_PATH.format(job_id=job_id), JobAccess)
+
+    async def project_access(self, request: Request, project_id: int) -> ProjectAccess:
+        """The caller's access to a project and its tasks; their 401/403/404 as a problem."""
+        path = PREFIX + PROJECT_ACCESS_PATH.format(project_id=project_id)
+        return await self._ask(request, path, ProjectAccess)
 
     async def context(self, request: Request) -> CallerContext:
         """The caller's organization context (their organization headers resolved)."""

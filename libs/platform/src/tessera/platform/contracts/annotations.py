@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 PREFIX = "/api/internal"
 TASK_ACCESS_PATH = "/tasks/{task_id}/access"
 JOB_ACCESS_PATH = "/jobs/{job_id}/access"
+PROJECT_ACCESS_PATH = "/projects/{project_id}/access"
 CONTEXT_PATH = "/context"
 SEGMENTS_PATH = "/tasks/{task_id}/segments"
 TASK_SNAPSHOT_PATH = "/tasks/{task_id}/snapshot"
@@ -115,6 +116,19 @@ class JobAccess(BaseModel):
         if self.frames is not None:
             return list(self.frames)
         return list(range(self.start_frame, self.stop_frame + 1))
+
+
+class ProjectAccess(BaseModel):
+    """A project the caller sees, with its tasks (by id) and their dimension."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project_id: int
+    name: str
+    organization_id: int | None
+    owner_id: int | None
+    dimension: Literal["2d", "3d"]
+    task_ids: list[int]
 
 
 class CallerContext(BaseModel):

@@ -1,5 +1,5 @@
-"""`/api/internal/{tasks|jobs}/{id}/access` and `/api/internal/context`: what the caller
-may do with a task's media, and the organization context of a request.
+"""`/api/internal/{projects|tasks|jobs}/{id}/access` and `/api/internal/context`: what
+the caller may do with a task's media or export, and the organization context of a request.
 
 The ingest service asks with the caller's own token and organization headers, so the
 answer is the caller's, decided by the same visibility rules as every other endpoint.
@@ -12,7 +12,12 @@ from fastapi import APIRouter
 from tessera.annotations.access import RequestContext
 from tessera.annotations.media_access import service
 from tessera.platform.contracts import annotations as contract
-from tessera.platform.contracts.annotations import CallerContext, JobAccess, TaskAccess
+from tessera.platform.contracts.annotations import (
+    CallerContext,
+    JobAccess,
+    ProjectAccess,
+    TaskAccess,
+)
 from tessera.platform.db import DbSession
 
 router = APIRouter(prefix=contract.PREFIX, tags=["internal"])
@@ -28,6 +33,12 @@ async def task_access(task_id: int, ctx: RequestContext, session: DbSession) -> 
 async def job_access(job_id: int, ctx: RequestContext, session: DbSession) -> JobAccess:
     """The job's task and frames, if the caller sees the job."""
     return await service.job_access(session, ctx, job_id)
+
+
+@router.get(contract.PROJECT_ACCESS_PATH, summary="The caller's access to a project (export)")
+async def project_access(project_id: int, ctx: RequestContext, session: DbSession) -> ProjectAccess:
+    """The project's tasks, if the caller sees the project."""
+    return await service.project_access(session, ctx, project_id)
 
 
 @router.get(contract.CONTEXT_PATH, summary="The caller's organization context (ingest)")

@@ -1,11 +1,11 @@
-"""Access decisions for the ingest service, made with the caller's own context."""
+"""Access decisions for the ingest and export services, made with the caller's own context."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.access import Context
 from tessera.annotations.tasks import repository as task_repository
-from tessera.annotations.visibility import job_for, task_for
-from tessera.platform.contracts.annotations import JobAccess, TaskAccess
+from tessera.annotations.visibility import job_for, project_for, task_for
+from tessera.platform.contracts.annotations import JobAccess, ProjectAccess, TaskAccess
 
 
 async def task_access(session: AsyncSession, ctx: Context, task_id: int) -> TaskAccess:
@@ -35,4 +35,17 @@ async def job_access(session: AsyncSession, ctx: Context, job_id: int) -> JobAcc
         start_frame=job.start_frame,
         stop_frame=job.stop_frame,
         frames=job.frames,
+    )
+
+
+async def project_access(session: AsyncSession, ctx: Context, project_id: int) -> ProjectAccess:
+    """The project if the caller sees it (404 otherwise), with its tasks in id order."""
+    project = await project_for(session, ctx, project_id, change=False)
+    return ProjectAccess(
+        project_id=project.id,
+        name=project.name,
+        organization_id=project.organization_id,
+        owner_id=project.owner_id,
+        dimension="3d" if project.dimension == "3d" else "2d",
+        task_ids=await task_repository.project_task_ids(session, project_id),
     )

@@ -127,6 +127,14 @@ async def has_jobs(session: AsyncSession, task_id: int) -> bool:
     return bool(found)
 
 
+async def project_task_ids(session: AsyncSession, project_id: int) -> list[int]:
+    """The ids of a project's tasks, in order."""
+    found = await session.scalars(
+        sa.select(tasks.c.id).where(tasks.c.project_id == project_id).order_by(tasks.c.id)
+    )
+    return list(found)
+
+
 async def delete_task(session: AsyncSession, task_id: int) -> None:
     """Delete a task with its labels, jobs and annotations."""
     await session.execute(sa.delete(tasks).where(tasks.c.id == task_id))

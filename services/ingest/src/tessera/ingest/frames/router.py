@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from tessera.ingest.frames.service import Payload
 from tessera.ingest.state import AnnotationsApi, Reader
-from tessera.ingest.task_data.schemas import DataMeta
+from tessera.platform.contracts.ingest import DataMeta
 from tessera.platform.db import DbSession
 from tessera.platform.errors import bad_request
 

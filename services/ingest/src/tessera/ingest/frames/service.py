@@ -32,8 +32,8 @@ from tessera.ingest.media.chunks import compress_frame
 from tessera.ingest.media.pointclouds import POINTCLOUD_MEDIA_TYPE
 from tessera.ingest.media.related import write_context_images_chunk
 from tessera.ingest.media.video import index_video, read_frames
-from tessera.ingest.task_data.schemas import DataMeta, FrameMeta
 from tessera.platform.contracts.annotations import JobAccess
+from tessera.platform.contracts.ingest import DataMeta, FrameMeta
 from tessera.platform.db import Database
 from tessera.platform.errors import NotFound, Problem, bad_request
 from tessera.platform.storage import ObjectStorage

@@ -89,31 +89,3 @@ class DataResponse(BaseModel):
     """The `202` answer to a data request."""
 
     rq_id: str
-
-
-class FrameMeta(BaseModel):
-    """One frame of `data/meta` (for video, the video itself)."""
-
-    width: int
-    height: int
-    name: str
-    related_files: int
-    has_related_context: bool
-
-
-class DataMeta(BaseModel):
-    """`GET /api/{tasks|jobs}/{id}/data/meta`: CVAT's `DataMetaRead`."""
-
-    chunks_updated_date: str
-    chunk_size: int
-    size: int
-    image_quality: int
-    start_frame: int
-    stop_frame: int
-    frame_filter: str
-    frames: list[FrameMeta]
-    deleted_frames: list[int]
-    included_frames: list[int] | None
-    storage: str
-    cloud_storage_id: int | None
-    chapters: None = None

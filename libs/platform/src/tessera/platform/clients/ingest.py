@@ -1,0 +1,62 @@
+"""The client of the ingest service (`tessera.platform.contracts.ingest`), for the
+services that read a task's frames: their names and sizes, and their original media."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tessera.platform.contracts.ingest import TASK_DATA_PATH, TASK_META_PATH, DataMeta
+from tessera.platform.errors import Problem
+from tessera.platform.telemetry import http_client
+
+TRIES = 3
+_RETRIED = (502, 503, 504)
+
+
+class IngestClient:
+    """HTTP client of the ingest service, acting with the service token (an administrator's)."""
+
+    def __init__(self, base_url: str, internal_token: str) -> None:
+        self._http = http_client(base_url=base_url, timeout=httpx.Timeout(30.0, read=300.0))
+        self._headers = {"Authorization": f"Bearer {internal_token}"}
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def task_meta(self, task_id: int) -> DataMeta:
+        """The task's frames: names, sizes, deleted frames (404 problem for a task without
+        media)."""
+        response = await self._get(TASK_META_PATH.format(task_id=task_id), {}, "frame names")
+        return DataMeta.model_validate_json(response.content)
+
+    async def original_frame(self, task_id: int, number: int) -> tuple[bytes, str]:
+        """The original file of an image frame (a decoded frame of a video), and its type."""
+        params = {"type": "frame", "number": str(number), "quality": "original"}
+        response = await self._get(TASK_DATA_PATH.format(task_id=task_id), params, "a frame")
+        return response.content, response.headers.get("content-type", "")
+
+    async def _get(self, path: str, params: dict[str, str], what: str) -> httpx.Response:
+        for attempt in range(TRIES):
+            try:
+                response = await self._http.get(path, params=params, headers=self._headers)
+            except httpx.TransportError:
+                if attempt + 1 == TRIES:
+                    raise
+            else:
+                if response.status_code not in _RETRIED or attempt + 1 == TRIES:
+                    break
+            await asyncio.sleep(0.5 * 2**attempt)
+        if response.status_code == 200:
+            return response
+        if response.status_code in (403, 404):
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text
+            raise Problem(response.status_code, detail)
+        raise Problem(
+            502, f"The ingest service failed while reading {what} (HTTP {response.status_code})."
+        )

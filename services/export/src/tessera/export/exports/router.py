@@ -1,0 +1,94 @@
+"""CVAT's export endpoints: `POST /api/{projects|tasks|jobs}/{id}/dataset/export` and the
+download of the result (`result_url`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+
+from tessera.export.exports.schemas import (
+    ExportCreated,
+    ExportOptionsIn,
+    ExportParams,
+    FrameSelection,
+    Location,
+    Target,
+)
+from tessera.export.state import ExportsApi
+from tessera.platform.auth import CurrentUser
+
+router = APIRouter(tags=["export"])
+
+
+def _export_route(target: Target, plural: str) -> None:
+    @router.post(
+        f"/api/{plural}/{{object_id}}/dataset/export",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary=f"Export a {target}'s annotations (and images) in a format",
+        name=f"export_{target}_dataset",
+    )
+    async def export_dataset(
+        object_id: int,
+        request: Request,
+        principal: CurrentUser,
+        exports: ExportsApi,
+        *,
+        format: Annotated[
+            str,
+            Query(description="An exporter's name, as listed by /api/server/annotation/formats"),
+        ],
+        save_images: Annotated[bool, Query()] = False,
+        filename: Annotated[str | None, Query()] = None,
+        location: Annotated[Location, Query()] = "local",
+        cloud_storage_id: Annotated[int | None, Query()] = None,
+        frames: Annotated[
+            FrameSelection, Query(description="`annotated`: only frames with annotations")
+        ] = "all",
+    ) -> ExportCreated:
+        """Start an export request; poll `/api/requests/{rq_id}`, then download its
+        `result_url`. The caller's same export, if still running, is answered instead."""
+        del cloud_storage_id
+        params = ExportParams(
+            target=target, target_id=object_id, format=format, save_images=save_images,
+            options=ExportOptionsIn(frames=frames),
+        )  # fmt: skip
+        rq_id = await exports.start(
+            request, principal, params, filename=filename, location=location
+        )
+        return ExportCreated(rq_id=rq_id)
+
+    @router.get(
+        f"/api/{plural}/{{object_id}}/dataset/download",
+        summary=f"Download the archive of a finished export of a {target}",
+        name=f"download_{target}_dataset",
+        response_class=StreamingResponse,
+    )
+    async def download_dataset(
+        object_id: int,
+        principal: CurrentUser,
+        exports: ExportsApi,
+        rq_id: Annotated[str, Query()],
+    ) -> StreamingResponse:
+        """The zip archive, streamed from storage."""
+        found = await exports.download(principal, target, object_id, rq_id)
+        return StreamingResponse(
+            found.chunks,
+            media_type="application/zip",
+            headers={
+                "Content-Length": str(found.size),
+                "Content-Disposition": _disposition(found.filename),
+            },
+        )
+
+
+def _disposition(filename: str) -> str:
+    """`attachment` with the name as ASCII and, for other characters, RFC 6266's `filename*`."""
+    fallback = filename.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+for _target, _plural in (("project", "projects"), ("task", "tasks"), ("job", "jobs")):
+    _export_route(_target, _plural)  # type: ignore[arg-type]

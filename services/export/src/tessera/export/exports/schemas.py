@@ -1,0 +1,56 @@
+"""What an export request asks for, as CVAT 2.80's clients send it, and what it answers."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+Target = Literal["project", "task", "job"]
+Location = Literal["local", "cloud_storage"]
+FrameSelection = Literal["all", "annotated"]
+TARGET_PATHS: dict[Target, str] = {"project": "projects", "task": "tasks", "job": "jobs"}
+
+
+class ExportOptionsIn(BaseModel):
+    """Tessera's choices beyond CVAT's: `frames=annotated` leaves out frames with nothing
+    on them (cvat#5528)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frames: FrameSelection = "all"
+
+
+class ExportParams(BaseModel):
+    """One export: what is exported, in which format, with or without images."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: Target
+    target_id: int
+    format: str
+    save_images: bool
+    options: ExportOptionsIn = ExportOptionsIn()
+
+    @property
+    def key(self) -> str:
+        """A digest of the parameters: equal exports of one object have equal keys."""
+        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+    @property
+    def operation_type(self) -> str:
+        """CVAT's request type: `export:dataset` with images, `export:annotations` without."""
+        return "export:dataset" if self.save_images else "export:annotations"
+
+    def download_path(self, rq_id: str) -> str:
+        """The `result_url` path of a finished export."""
+        return f"/api/{TARGET_PATHS[self.target]}/{self.target_id}/dataset/download?rq_id={rq_id}"
+
+
+class ExportCreated(BaseModel):
+    """The `202` answer: the request to poll at `/api/requests/{rq_id}`."""
+
+    rq_id: str

@@ -1,0 +1,165 @@
+"""Export requests: who may ask, one running export per caller and parameters, the queue,
+and the download of the archive."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import Request
+
+from tessera.export.exports import repository
+from tessera.export.exports.schemas import ExportParams, Location, Target
+from tessera.export.formats.registry import exporter_named
+from tessera.export.queue import EXPORTS
+from tessera.platform.auth import Principal
+from tessera.platform.bus import Outbox
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.db import Database
+from tessera.platform.errors import NotFound, Problem, bad_request
+from tessera.platform.proxying import public_url
+from tessera.platform.requests import Operation, RequestStore
+from tessera.platform.storage import ObjectNotFound, ObjectStorage
+
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f"/\\]')
+
+
+@dataclass(frozen=True)
+class Download:
+    """A finished archive, to stream to the client."""
+
+    filename: str
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class Exports:
+    """Starting export requests and reading their archives."""
+
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        storage: ObjectStorage,
+        annotations: AnnotationsClient,
+        requests: RequestStore,
+    ) -> None:
+        self.database = database
+        self.outbox = outbox
+        self.storage = storage
+        self.annotations = annotations
+        self.requests = requests
+
+    async def start(
+        self,
+        request: Request,
+        principal: Principal,
+        params: ExportParams,
+        *,
+        filename: str | None,
+        location: Location,
+    ) -> str:
+        """Queue the export (or find the caller's same export already running); its rq_id.
+
+        The caller must see the object (404 otherwise, as CVAT answers); the format must
+        be one Tessera writes, for the object's dimension.
+        """
+        if location != "local":
+            raise bad_request(
+                "Exports into a cloud storage are not supported yet; use location=local "
+                "and download the result.",
+                "location",
+            )
+        exporter = exporter_named(params.format)
+        if exporter is None:
+            raise bad_request(
+                f"Unknown export format {params.format!r}; GET /api/server/annotation/formats "
+                "lists the exporters.",
+                "format",
+            )
+        params = params.model_copy(update={"format": exporter.name})
+        operation, dimension, task_ids = await self._target(request, params)
+        if dimension not in exporter.dimensions:
+            raise bad_request(f"{exporter.name} does not take {dimension.upper()} tasks.", "format")
+        name = _filename(filename, params)
+        context = await self.annotations.context(request)
+        async with self.database.transaction() as session:
+            running = await repository.running_request(session, principal.user_id, params.key)
+            if running is not None:
+                return running
+            rq_id = await self.requests.create(
+                session,
+                operation,
+                owner_id=principal.user_id,
+                organization_id=context.organization_id,
+            )
+            await repository.insert(session, rq_id, principal.user_id, params, name)
+            payload = {
+                "params": params.model_dump(mode="json"),
+                "base_url": public_url(request, "/"),
+                "task_ids": task_ids,
+            }
+            await EXPORTS.enqueue(session, self.outbox, rq_id, payload)
+        return rq_id
+
+    async def download(
+        self, principal: Principal, target: Target, target_id: int, rq_id: str
+    ) -> Download:
+        """The archive of a finished export request of the caller (404 for another's, for
+        one of another object, unfinished, or expired)."""
+        async with self.database.transaction() as session:
+            found = await self.requests.get(session, rq_id, principal)
+            row = await repository.by_request(session, rq_id)
+        expired = NotFound(f"The result of export {rq_id} has expired; export again.")
+        operation = found.operation
+        if operation.target != target or target_id not in (
+            operation.project_id if target == "project" else None,
+            operation.task_id if target == "task" else None,
+            operation.job_id if target == "job" else None,
+        ):
+            raise NotFound(f"Request {rq_id} is not an export of this {target}.")
+        if found.status != "finished":
+            raise Problem(
+                409, f"Export {rq_id} is {found.status}; download it once it has finished."
+            )
+        if row is None or not row.done or row.object_key is None:
+            raise expired
+        if row.expiry_date <= datetime.now(UTC):
+            raise expired
+        try:
+            size = await self.storage.size(row.object_key)
+        except ObjectNotFound as exc:
+            raise expired from exc
+        return Download(row.filename, size, self.storage.stream(row.object_key))
+
+    async def _target(
+        self, request: Request, params: ExportParams
+    ) -> tuple[Operation, str, list[int]]:
+        """The request's operation, the dimension of the object's media, and a project's
+        tasks (404 for an object the caller does not see)."""
+        base = {"type": params.operation_type, "target": params.target, "format": params.format}
+        if params.target == "project":
+            project = await self.annotations.project_access(request, params.target_id)
+            operation = Operation(**base, project_id=project.project_id)
+            return operation, project.dimension, project.task_ids
+        if params.target == "job":
+            job = await self.annotations.job_access(request, params.target_id)
+            task = await self.annotations.task_access(request, job.task_id)
+            operation = Operation(**base, job_id=job.job_id, task_id=job.task_id)
+            return operation, task.dimension, []
+        task = await self.annotations.task_access(request, params.target_id)
+        operation = Operation(**base, task_id=task.task_id, project_id=task.project_id)
+        return operation, task.dimension, []
+
+
+def _filename(given: str | None, params: ExportParams) -> str:
+    """The download's file name: the client's (made safe), else CVAT's pattern."""
+    if given and given.strip():
+        name = _UNSAFE_FILENAME.sub("_", given.strip())
+        return name if name.lower().endswith(".zip") else f"{name}.zip"
+    kind = "dataset" if params.save_images else "annotations"
+    stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
+    fmt = params.format.lower().replace(" ", "_")
+    return f"{params.target}_{params.target_id}_{kind}_{stamp}_{fmt}.zip"

@@ -1,0 +1,381 @@
+"""The export worker: a request from the queue, read, written and uploaded as one stream.
+
+For a task or a job, the annotations service's snapshot (one consistent read, in frame
+order) and ingest's frame names and sizes make a `SnapshotDataset`; a project is its
+tasks' datasets one after another (each task's subset as the frames' subset). The
+format's writer turns it into the members of a zip archive written straight into an S3
+multipart upload (`tessera.export.archive`); with `save_images`, each frame's original
+file follows, copied as it is. Progress is the share of frames written (and of images
+copied), reported to the request as it goes; a request cancelled meanwhile stops the
+export at its next report, and the upload is aborted.
+
+Before writing, the export's version (the annotations' version, the task's and labels'
+state, the media's) is compared with finished archives of the same parameters: an
+unexpired one is reused, and kept longer, instead of being written again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import os.path
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from tessera.export.archive import Bridge, stream_archive
+from tessera.export.exports import repository
+from tessera.export.exports.schemas import ExportParams
+from tessera.export.formats.cvat_xml import CvatSegment, CvatTaskMeta, CvatUser
+from tessera.export.formats.registry import ExportFormat, exporter_named
+from tessera.export.model import (
+    ExportOptions,
+    FrameAnnotations,
+    FrameInfo,
+    TaskInfo,
+    shapes_as_cvat_writes_them,
+)
+from tessera.export.snapshot_dataset import SnapshotDataset, task_info
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.contracts.annotations import SnapshotHeader
+from tessera.platform.contracts.ingest import DataMeta
+from tessera.platform.db import Database
+from tessera.platform.errors import Problem
+from tessera.platform.requests import RequestEnded, RequestStore
+from tessera.platform.storage import ObjectStorage
+
+logger = logging.getLogger(__name__)
+
+_IMAGE_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+_WRITING_SHARE = 0.9  # of the progress, when images follow the annotations
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """The runner's settings."""
+
+    prefix: str
+    lifetime: timedelta
+    compresslevel: int
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One task of the export: its snapshot's header, its media, where its frames start."""
+
+    header: SnapshotHeader
+    meta: DataMeta
+    offset: int
+
+    @property
+    def task_id(self) -> int:
+        return self.header.task.id
+
+    def frames(self) -> list[FrameInfo]:
+        """The task's frames, numbered from `offset`, with the task's subset."""
+        subset = self.header.task.subset
+        return [
+            FrameInfo(self.offset + index, frame.name, frame.width, frame.height, subset)
+            for index, frame in enumerate(self.meta.frame_sizes())
+        ]
+
+    def count(self, scope: SnapshotHeader) -> int:
+        """How many frames the export emits of this task."""
+        deleted = set(self.meta.deleted_frames)
+        if scope.scope == "job":
+            numbers = {f for job in scope.jobs for f in job.task_frames()}
+            return len([f for f in numbers if 0 <= f < self.meta.size and f not in deleted])
+        return self.meta.size - len([f for f in deleted if 0 <= f < self.meta.size])
+
+
+def version_key(parts: Sequence[_Part]) -> str:
+    """What an archive depends on: the annotations' versions, the tasks' and labels' state,
+    the media and its deleted frames."""
+    state = [
+        {
+            "task": part.task_id,
+            "version": part.header.version,
+            "updated": part.header.task.updated_date.isoformat(),
+            "labels": [label.model_dump(mode="json") for label in part.header.labels],
+            "jobs": [job.model_dump(mode="json") for job in part.header.jobs],
+            "chunks": part.meta.chunks_updated_date,
+            "deleted": sorted(part.meta.deleted_frames),
+        }
+        for part in parts
+    ]
+    return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class ExportRunner:
+    """Runs export requests (the `RequestHandler` of the export work queue)."""
+
+    def __init__(
+        self,
+        database: Database,
+        storage: ObjectStorage,
+        *,
+        annotations: AnnotationsClient,
+        ingest: IngestClient,
+        requests: RequestStore,
+        config: RunnerConfig,
+    ) -> None:
+        self.database = database
+        self.storage = storage
+        self.annotations = annotations
+        self.ingest = ingest
+        self.requests = requests
+        self.config = config
+
+    async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Export, ending the request finished (or failed, saying why)."""
+        params = ExportParams.model_validate(payload["params"])
+        try:
+            await self.requests.start(rq_id)
+            await self._export(rq_id, params, payload)
+        except RequestEnded:
+            logger.info("export %s was cancelled", rq_id)
+        except Problem as problem:
+            if problem.status >= 500:
+                raise
+            await self.requests.fail(rq_id, problem.detail)
+        except ValueError as exc:
+            await self.requests.fail(rq_id, str(exc))
+
+    async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Finish the request if an interrupted attempt had recorded its archive; otherwise
+        nothing is left (an unfinished upload was aborted or is removed by the bucket's
+        lifecycle rule, and a redo writes the same key)."""
+        params = ExportParams.model_validate(payload["params"])
+        async with self.database.transaction() as session:
+            row = await repository.by_request(session, rq_id)
+        if row is not None and row.done:
+            await self.requests.finish(
+                rq_id, result_id=row.id, result_url=params.download_path(rq_id)
+            )
+
+    async def _export(self, rq_id: str, params: ExportParams, payload: dict[str, Any]) -> None:
+        exporter = exporter_named(params.format)
+        if exporter is None:
+            raise ValueError(f"Tessera no longer writes {params.format}.")
+        async with AsyncExitStack() as stack:
+            if params.target == "project":
+                parts = await self._project_parts(payload.get("task_ids", []))
+                dataset: Any = _ProjectDataset(self, params, parts)
+            else:
+                scope = {f"{params.target}_id": params.target_id}
+                snapshot = await stack.enter_async_context(self.annotations.snapshot(**scope))
+                meta = await self.ingest.task_meta(snapshot.header.task.id)
+                parts = [_Part(snapshot.header, meta, 0)]
+                dataset = SnapshotDataset(
+                    snapshot.header, snapshot, parts[0].frames(), excluded=meta.deleted_frames
+                )
+            version = version_key(parts)
+            if await self._reuse(rq_id, params, version):
+                return
+            meta_block = _cvat_meta(parts, payload.get("base_url", ""))
+            object_key = f"{self.config.prefix}{rq_id}.zip"
+            size = await self._write(
+                rq_id, params, exporter=exporter, dataset=dataset, parts=parts,
+                meta=meta_block, object_key=object_key,
+            )  # fmt: skip
+        expiry = datetime.now(UTC) + self.config.lifetime
+        async with self.database.transaction() as session:
+            row_id = await repository.mark_done(
+                session, rq_id, version_key=version, object_key=object_key, size=size,
+                expiry_date=expiry,
+            )  # fmt: skip
+        await self.requests.finish(rq_id, result_id=row_id, result_url=params.download_path(rq_id))
+
+    async def _project_parts(self, task_ids: Sequence[int]) -> list[_Part]:
+        """The project's tasks with media, each task's header read from a snapshot."""
+        parts: list[_Part] = []
+        offset = 0
+        for task_id in task_ids:
+            try:
+                async with self.annotations.snapshot(task_id=task_id) as snapshot:
+                    header = snapshot.header
+                meta = await self.ingest.task_meta(task_id)
+            except Problem as problem:
+                if problem.status == 404:
+                    continue  # deleted since, or without media: nothing of it to export
+                raise
+            parts.append(_Part(header, meta, offset))
+            offset += meta.size
+        if not parts:
+            raise ValueError("The project has no task with media to export.")
+        return parts
+
+    async def _reuse(self, rq_id: str, params: ExportParams, version: str) -> bool:
+        now = datetime.now(UTC)
+        expiry = now + self.config.lifetime
+        async with self.database.transaction() as session:
+            found = await repository.reusable(session, params.key, version, now)
+            if found is None:
+                return False
+            row_id = await repository.mark_done(
+                session, rq_id, version_key=version, object_key=found.object_key,
+                size=found.size, expiry_date=expiry,
+            )  # fmt: skip
+            await repository.extend(session, found.object_key, expiry)
+        logger.info("export %s reuses the archive of request %s", rq_id, found.rq_id)
+        await self.requests.finish(rq_id, result_id=row_id, result_url=params.download_path(rq_id))
+        return True
+
+    async def _write(
+        self,
+        rq_id: str,
+        params: ExportParams,
+        *,
+        exporter: ExportFormat,
+        dataset: Any,
+        parts: Sequence[_Part],
+        meta: CvatTaskMeta,
+        object_key: str,
+    ) -> int:
+        """Write and upload the archive; its size."""
+        total = sum(part.count(part.header) for part in parts)
+        share = _WRITING_SHARE if params.save_images else 1.0
+        options = ExportOptions(annotated_only=params.options.frames == "annotated")
+
+        async def report(fraction: float) -> None:
+            await self.requests.progress(rq_id, fraction)
+
+        counted = _Counted(dataset, total, share, report, keep=params.save_images,
+                           annotated_only=options.annotated_only)  # fmt: skip
+        writer = exporter.writer_for(meta)
+        offsets = [part.offset for part in parts]
+
+        async def fill(archive: zipfile.ZipFile, bridge: Bridge) -> None:
+            await writer(bridge.dataset(counted), archive, options)
+            saved = counted.saved
+            for number, (frame, subset) in enumerate(saved, start=1):
+                part = parts[bisect.bisect_right(offsets, frame.index) - 1]
+                data, media_type = await bridge.call(
+                    self.ingest.original_frame(part.task_id, frame.index - part.offset)
+                )
+                _store(archive, exporter.image_path(_named(frame, media_type), subset), data)
+                await bridge.call(report(share + (1 - share) * number / len(saved)))
+
+        async with self.storage.upload(object_key, content_type="application/zip") as upload:
+            await stream_archive(upload, fill, compresslevel=self.config.compresslevel)
+        return upload.size
+
+
+@dataclass
+class _Counted:
+    """A dataset that reports progress as its frames are read, and keeps the frames
+    whose images go into the archive."""
+
+    source: Any
+    total: int
+    share: float
+    report: Callable[[float], Awaitable[None]]
+    keep: bool
+    annotated_only: bool
+    saved: list[tuple[FrameInfo, str]] = field(default_factory=list)
+
+    @property
+    def task(self) -> TaskInfo:
+        task: TaskInfo = self.source.task
+        return task
+
+    async def frames(self) -> AsyncIterator[FrameAnnotations]:
+        done = 0
+        async for item in self.source.frames():
+            if self.keep and not (
+                self.annotated_only
+                and not item.tags
+                and not shapes_as_cvat_writes_them(item.shapes)
+            ):
+                subset = item.frame.subset or self.task.subset or "default"
+                self.saved.append((item.frame, subset))
+            yield item
+            done += 1
+            await self.report(self.share * done / max(self.total, 1))
+
+
+class _ProjectDataset:
+    """A project's tasks as one dataset: each task's snapshot opened in turn."""
+
+    def __init__(self, runner: ExportRunner, params: ExportParams, parts: Sequence[_Part]) -> None:
+        self._runner = runner
+        self._parts = parts
+        first = task_info(parts[0].header)
+        self._task = TaskInfo(
+            id=params.target_id,
+            name=parts[0].header.task.project_name or first.name,
+            mode="annotation",
+            dimension=first.dimension,
+            size=sum(part.meta.size for part in parts),
+            labels=first.labels,
+            project_name=parts[0].header.task.project_name,
+            owner=first.owner,
+        )
+
+    @property
+    def task(self) -> TaskInfo:
+        return self._task
+
+    async def frames(self) -> AsyncIterator[FrameAnnotations]:
+        for part in self._parts:
+            async with self._runner.annotations.snapshot(task_id=part.task_id) as snapshot:
+                frames = part.frames()
+                local = [
+                    FrameInfo(index, f.name, f.width, f.height, f.subset)
+                    for index, f in enumerate(frames)
+                ]
+                dataset = SnapshotDataset(
+                    snapshot.header, snapshot, local, excluded=part.meta.deleted_frames
+                )
+                async for item in dataset.frames():
+                    yield FrameAnnotations(frames[item.frame.index], item.shapes, item.tags)
+
+
+def _named(frame: FrameInfo, media_type: str) -> FrameInfo:
+    """The frame, its name given the extension of its file's type when it has none (video)."""
+    if os.path.splitext(frame.name)[1]:
+        return frame
+    extension = _IMAGE_EXTENSIONS.get(media_type.split(";", maxsplit=1)[0].strip(), ".jpg")
+    return FrameInfo(frame.index, frame.name + extension, frame.width, frame.height, frame.subset)
+
+
+def _store(archive: zipfile.ZipFile, path: str, data: bytes) -> None:
+    """Add an image as it is (images are compressed already)."""
+    info = zipfile.ZipInfo(path, date_time=datetime.now(UTC).timetuple()[:6])
+    info.compress_type = zipfile.ZIP_STORED
+    archive.writestr(info, data)
+
+
+def _cvat_meta(parts: Sequence[_Part], base_url: str) -> CvatTaskMeta:
+    """What CVAT's `<meta><task>` carries beyond the task itself, from the first task."""
+    header, media = parts[0].header, parts[0].meta
+    task = header.task
+    video = task.media_type == "video"
+    return CvatTaskMeta(
+        overlap=task.overlap or 0,
+        bugtracker=task.bug_tracker,
+        created=task.created_date,
+        updated=task.updated_date,
+        start_frame=task.start_frame,
+        stop_frame=task.stop_frame,
+        frame_filter=task.frame_filter,
+        segments=tuple(
+            CvatSegment(
+                job.id, job.start_frame, job.stop_frame, f"{base_url.rstrip('/')}/api/jobs/{job.id}"
+            )
+            for job in header.jobs
+        ),
+        assignee=CvatUser(task.assignee) if task.assignee else None,
+        original_size=(media.frames[0].width, media.frames[0].height)
+        if video and media.frames
+        else None,
+        source=media.frames[0].name if video and media.frames else None,
+        dumped=datetime.now(UTC),
+    )
