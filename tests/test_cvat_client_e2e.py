@@ -21,13 +21,16 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import datumaro as dm  # type: ignore[import-untyped]
 import httpx
+import numpy as np
 import pytest
 from cvat_sdk import models  # type: ignore[import-untyped]
 from cvat_sdk.core.client import (  # type: ignore[import-untyped]
@@ -40,11 +43,13 @@ from cvat_sdk.core.proxies.annotations import (  # type: ignore[import-untyped]
 )
 from cvat_sdk.core.proxies.tasks import ResourceType  # type: ignore[import-untyped]
 from PIL import Image
+from pycocotools.coco import COCO
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import BaseHTTPResponse
 
 from tessera.devstack.fleet import Launcher, fleet_folder
 from tessera.devstack.servers import free_port
+from tessera.geometry import polygons_to_mask
 
 pytestmark = pytest.mark.e2e
 
@@ -723,6 +728,118 @@ def test_put_job_annotations_with_a_trailing_slash_answers_200(
         )
     assert put.status_code == 200, (put.status_code, put.headers.get("location"), put.text)
     assert put.json()["shapes"] == []
+
+
+def test_task_export_dataset_in_coco_loads_in_pycocotools(task: Any, tmp_path: Path) -> None:
+    """`task.export_dataset` (POST .../dataset/export, /api/requests polling, download of
+    `result_url`) through the gateway; pycocotools reads the archive and its polygons'
+    masks are our rasteriser's."""
+    path = task.export_dataset("COCO 1.0", tmp_path / "coco.zip", include_images=False)
+    with zipfile.ZipFile(path) as archive:
+        dataset = json.loads(archive.read("annotations/instances_default.json"))
+    coco = COCO()
+    coco.dataset = dataset
+    coco.createIndex()
+    assert [image["file_name"] for image in dataset["images"]] == [
+        f"frame_{index:02d}.{'png' if index % 2 == 0 else 'jpg'}" for index in range(FRAMES)
+    ]
+    annotations = coco.loadAnns(coco.getAnnIds())
+    assert len(annotations) > 0
+    polygons = [ann for ann in annotations if isinstance(ann["segmentation"], list)
+                and ann["segmentation"]]  # fmt: skip
+    assert polygons
+    for ann in polygons:
+        image = coco.imgs[ann["image_id"]]
+        ours = polygons_to_mask(ann["segmentation"], image["height"], image["width"])
+        assert np.array_equal(coco.annToMask(ann).astype(bool), ours)
+    masks = [ann for ann in annotations if isinstance(ann["segmentation"], dict)]
+    for ann in masks:
+        assert coco.annToMask(ann).sum() == ann["area"]
+
+
+@pytest.mark.parametrize(
+    ("format_name", "datumaro_format"),
+    [
+        ("CVAT for images 1.1", "cvat"),
+        ("Datumaro 1.0", "datumaro"),
+        ("COCO 1.0", "coco_instances"),
+    ],
+)
+def test_task_export_dataset_imports_in_datumaro(
+    task: Any, tmp_path: Path, format_name: str, datumaro_format: str
+) -> None:
+    """Each format's archive with its images (datumaro's readers want them), exported
+    through the gateway, imports in datumaro with every frame of the task."""
+    path = task.export_dataset(format_name, tmp_path / "export.zip", include_images=True)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path / "export")
+    skeletons = 0
+    if datumaro_format == "datumaro":
+        # `skeleton` is an annotation type of CVAT's datumaro fork, not of datumaro 1.13
+        member = tmp_path / "export" / "annotations" / "default.json"
+        content = json.loads(member.read_bytes())
+        for item in content["items"]:
+            kept = [ann for ann in item["annotations"] if ann["type"] != "skeleton"]
+            skeletons += len(item["annotations"]) - len(kept)
+            item["annotations"] = kept
+        member.write_text(json.dumps(content))
+        assert skeletons > 0
+    imported = dm.Dataset.import_from(str(tmp_path / "export"), datumaro_format)
+    assert len(imported) == FRAMES
+    assert sum(len(item.annotations) for item in imported) > 0
+
+
+def test_task_export_in_cvat_for_video_imports_in_datumaro(
+    sdk: Any, project: Any, images: list[Path], labels: dict[str, Any], tmp_path: Path
+) -> None:
+    """CVAT for video of a task with a track and a plain polygon (datumaro's CVAT reader
+    has no skeleton tracks): the track's three frames and the polygon as a track of a
+    keyframe and its outside copy."""
+    made = sdk.tasks.create_from_data(
+        spec=models.TaskWriteRequest(name="cvat-client e2e tracks", project_id=project.id),
+        resource_type=ResourceType.LOCAL,
+        resources=[str(path) for path in images[:4]],
+        data_params={"image_quality": 80},
+    )
+    polygon = models.LabeledShapeRequest(
+        type=models.ShapeType("polygon"), frame=1, label_id=labels["polygon"].id,
+        points=[1.0, 1.0, 20.0, 1.0, 20.0, 20.0],
+    )  # fmt: skip
+    made.set_annotations(models.LabeledDataRequest(shapes=[polygon], tracks=[a_track(labels)]))
+    path = made.export_dataset("CVAT for video 1.1", tmp_path / "video.zip", include_images=True)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path / "video")
+    imported = dm.Dataset.import_from(str(tmp_path / "video"), "cvat")
+    found = sorted(
+        (item.id, annotation.type.name, bool(annotation.attributes.get("outside")))
+        for item in imported
+        for annotation in item.annotations
+    )
+    assert found == [  # the track turns (rotation 10 and 20) after its first frame
+        ("frame_000000", "bbox", False),
+        ("frame_000001", "polygon", False),
+        ("frame_000001", "rotated_bbox", False),
+        ("frame_000002", "polygon", True),
+        ("frame_000002", "rotated_bbox", True),
+    ]
+
+
+def test_project_export_dataset_with_images(
+    project: Any, task: Any, images: list[Path], tmp_path: Path
+) -> None:
+    """`project.export_dataset` writes each task with media, images included; a frame
+    whose name an earlier task of its subset has is put in a folder named after its task."""
+    tracks_task = next(t for t in project.get_tasks() if t.name == "cvat-client e2e tracks")
+    path = project.export_dataset("Datumaro 1.0", tmp_path / "project.zip", include_images=True)
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert len(names) == len(set(names))
+    assert "annotations/default.json" in names
+    written = sorted(name for name in names if name.startswith("images/default/"))
+    assert written == sorted(
+        [f"images/default/{path.name}" for path in images]
+        + [f"images/default/task_{tracks_task.id}/{path.name}" for path in images[:4]]
+    )
 
 
 def test_no_response_names_an_address_other_than_the_gateway(

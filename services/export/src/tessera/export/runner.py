@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os.path
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +73,7 @@ class _Part:
     header: SnapshotHeader
     meta: DataMeta
     offset: int
+    renamed: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def task_id(self) -> int:
@@ -82,7 +83,13 @@ class _Part:
         """The task's frames, numbered from `offset`, with the task's subset."""
         subset = self.header.task.subset
         return [
-            FrameInfo(self.offset + index, frame.name, frame.width, frame.height, subset)
+            FrameInfo(
+                self.offset + index,
+                self.renamed.get(index, frame.name),
+                frame.width,
+                frame.height,
+                subset,
+            )
             for index, frame in enumerate(self.meta.frame_sizes())
         ]
 
@@ -197,6 +204,7 @@ class ExportRunner:
         """The project's tasks with media, each task's header read from a snapshot."""
         parts: list[_Part] = []
         offset = 0
+        taken: set[tuple[str, str]] = set()
         for task_id in task_ids:
             try:
                 async with self.annotations.snapshot(task_id=task_id) as snapshot:
@@ -206,7 +214,7 @@ class ExportRunner:
                 if problem.status == 404:
                     continue  # deleted since, or without media: nothing of it to export
                 raise
-            parts.append(_Part(header, meta, offset))
+            parts.append(_Part(header, meta, offset, _renames(header, meta, taken)))
             offset += meta.size
         if not parts:
             raise ValueError("The project has no task with media to export.")
@@ -336,6 +344,19 @@ class _ProjectDataset:
                 )
                 async for item in dataset.frames():
                     yield FrameAnnotations(frames[item.frame.index], item.shapes, item.tags)
+
+
+def _renames(header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]]) -> dict[int, str]:
+    """Names for the frames of a project's task that an earlier task of the same subset
+    already uses: `task_<id>/<name>`, so that no two frames of a subset share a file."""
+    renamed = {}
+    subset = header.task.subset
+    for index, frame in enumerate(meta.frame_sizes()):
+        name = frame.name
+        if (subset, name) in taken:
+            name = renamed[index] = f"task_{header.task.id}/{frame.name}"
+        taken.add((subset, name))
+    return renamed
 
 
 def _named(frame: FrameInfo, media_type: str) -> FrameInfo:

@@ -17,6 +17,9 @@ and `create_xml_dumper`), and so this writer:
   `f + frame_step < stop_frame`, an outside keyframe copy on `f + frame_step` (a skeleton's
   elements likewise, each copy outside); CVAT compares the relative frame with the
   task's absolute `stop_frame`, and so does this writer;
+- `<original_size>` for image tasks too (the first frame's size): CVAT writes it only for
+  video tasks, but datumaro's CVAT reader sizes every track shape by it and fails on a
+  track without it; CVAT's own reader ignores it;
 - no tags: CVAT's video dumper has never written them (cvat-ai/cvat#7198, open), and a
   `<tag>` outside `<image>` breaks both CVAT's and datumaro's CVAT readers.
 
@@ -69,8 +72,8 @@ async def write_cvat_video(
 ) -> None:
     """Write `annotations.xml` in CVAT for video 1.1, holding one frame at a time.
 
-    `meta` is as for CVAT for images; without `original_size`, an interpolation (video)
-    task gets the first frame's size, as CVAT writes the video's size. `options` has
+    `meta` is as for CVAT for images; without `original_size`, the task gets the first
+    frame's size (CVAT writes the video's size, and nothing for image tasks). `options` has
     nothing that changes this format (it has no per-frame elements to leave out).
     """
     del options
@@ -96,7 +99,7 @@ async def write_cvat_video(
         seen = 0
         async for item in dataset.frames():
             frame = item.frame
-            if original_size is None and task.mode == "interpolation":
+            if original_size is None:
                 original_size = (frame.width, frame.height)
             for shape in item.shapes:
                 if shape.track_id is None:
