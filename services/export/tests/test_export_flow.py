@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from pycocotools.coco import COCO
 
 from tessera.export.expiry import ExpiredExports
+from tessera.export.formats.registry import EXPORTERS
 from tessera.export.state import ExportState
 from tessera.ingest.testing import png_bytes
 from tessera.platform.auth import ensure_token, ensure_user
@@ -297,3 +298,24 @@ async def test_expired_archives_are_deleted(export_fleet: ExportFleet) -> None:
     gone = await export_fleet.export.client.get(url.path, params=url.params)
     assert gone.status_code == 404
     assert "expired" in gone.json()["detail"]
+
+
+async def test_every_format_exports_a_task_with_its_images(export_fleet: ExportFleet) -> None:
+    task_id = await export_fleet.create_task(frames=3)
+    labels = await export_fleet.labels(task_id)
+    await export_fleet.put_annotations(task_id, _annotations(labels))
+    formats = (await export_fleet.export.client.get("/api/server/annotation/formats")).json()
+    names = [item["name"] for item in formats["exporters"]]
+    assert len(names) == len(EXPORTERS)
+
+    for name in names:
+        ended, archive = await export_fleet.run_export(
+            f"/api/tasks/{task_id}/dataset/export", format=name, save_images="true"
+        )
+        assert ended["operation"]["format"] == name
+        images = [
+            member for member in archive.namelist() if member.endswith((".png", ".PNG"))
+            and archive.read(member) in {png_bytes(index, (40, 30)) for index in range(3)}
+        ]  # fmt: skip
+        assert images, f"{name}: no original image in {archive.namelist()}"
+        assert archive.testzip() is None

@@ -38,6 +38,7 @@ from tessera.export.model import (
     ExportOptions,
     FrameAnnotations,
     FrameInfo,
+    Tag,
     TaskInfo,
     shapes_as_cvat_writes_them,
 )
@@ -263,13 +264,19 @@ class ExportRunner:
         async def fill(archive: zipfile.ZipFile, bridge: Bridge) -> None:
             await writer(bridge.dataset(counted), archive, options)
             saved = counted.saved
-            for number, (frame, subset) in enumerate(saved, start=1):
-                part = parts[bisect.bisect_right(offsets, frame.index) - 1]
-                data, media_type = await bridge.call(
-                    self.ingest.original_frame(part.task_id, frame.index - part.offset)
-                )
-                _store(archive, exporter.image_path(_named(frame, media_type), subset), data)
-                await bridge.call(report(share + (1 - share) * number / len(saved)))
+            layout = exporter.image_layout()
+            try:
+                for number, (frame, subset, tags) in enumerate(saved, start=1):
+                    part = parts[bisect.bisect_right(offsets, frame.index) - 1]
+                    data, media_type = await bridge.call(
+                        self.ingest.original_frame(part.task_id, frame.index - part.offset)
+                    )
+                    item = FrameAnnotations(_named(frame, media_type), (), tags)
+                    for path in layout.paths(item, counted.task, subset):
+                        _store(archive, path, data)
+                    await bridge.call(report(share + (1 - share) * number / len(saved)))
+            finally:
+                layout.close()
 
         async with self.storage.upload(object_key, content_type="application/zip") as upload:
             await stream_archive(upload, fill, compresslevel=self.config.compresslevel)
@@ -287,7 +294,7 @@ class _Counted:
     report: Callable[[float], Awaitable[None]]
     keep: bool
     annotated_only: bool
-    saved: list[tuple[FrameInfo, str]] = field(default_factory=list)
+    saved: list[tuple[FrameInfo, str, Sequence[Tag]]] = field(default_factory=list)
 
     @property
     def task(self) -> TaskInfo:
@@ -303,7 +310,7 @@ class _Counted:
                 and not shapes_as_cvat_writes_them(item.shapes)
             ):
                 subset = item.frame.subset or self.task.subset or "default"
-                self.saved.append((item.frame, subset))
+                self.saved.append((item.frame, subset, item.tags))
             yield item
             done += 1
             await self.report(self.share * done / max(self.total, 1))

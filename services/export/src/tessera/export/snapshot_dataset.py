@@ -32,7 +32,15 @@ job; keyframes that only a later job's copy holds are not united into it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
@@ -216,7 +224,7 @@ class SnapshotDataset:
         """The task frames emitted, in order: all of a task's, or a job's own, less the
         excluded (deleted) ones."""
         if self._header.scope == "job":
-            numbers: Iterator[int] | list[int] = sorted(
+            numbers: Iterable[int] = sorted(
                 {f for job in self._header.jobs for f in job.task_frames()}
             )
         else:

@@ -3,8 +3,9 @@ lists them and `?format=` picks one.
 
 Each format is a writer (`async def write(dataset, archive, options)`), the task
 dimensions it takes, and where an original image goes in the archive when the user asks
-for `save_images` (the format's own layout). The CVAT XML formats also get the task's
-meta block (`CvatTaskMeta`) that the export service fills.
+for `save_images` (the format's own layout, an `ImageLayout` made for each export: some
+formats copy an image into a folder per tag, and name copies apart as they go). The CVAT
+XML formats also get the task's meta block (`CvatTaskMeta`) that the export service fills.
 """
 
 from __future__ import annotations
@@ -14,16 +15,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from tessera.export.formats.coco import write_coco, write_coco_keypoints
+from tessera.export.formats import (
+    cityscapes,
+    coco,
+    datumaro,
+    imagenet,
+    kitti,
+    labelme,
+    market1501,
+    mot,
+    mots,
+    segmentation_mask,
+    ultralytics,
+    voc,
+    yolo,
+)
 from tessera.export.formats.cvat_images import write_cvat_images
 from tessera.export.formats.cvat_video import write_cvat_video
 from tessera.export.formats.cvat_xml import CvatTaskMeta
-from tessera.export.formats.datumaro import write_datumaro
-from tessera.export.model import Dataset, ExportOptions, FrameInfo
+from tessera.export.model import Dataset, ExportOptions, FrameAnnotations, FrameInfo, TaskInfo
 
 Dimension = Literal["2d", "3d"]
 Writer = Callable[[Dataset, zipfile.ZipFile, ExportOptions], Awaitable[None]]
-ImagePath = Callable[[FrameInfo, str], str]
+
+
+class ImageLayout(Protocol):
+    """Where an export's images go in its archive, asked frame by frame in write order."""
+
+    def paths(self, item: FrameAnnotations, task: TaskInfo, subset: str) -> list[str]:
+        """The archive paths of the frame's image (several where the format copies an
+        image into each of its tags' folders)."""
+
+    def close(self) -> None:
+        """Release what the layout holds."""
 
 
 class CvatWriter(Protocol):
@@ -46,7 +70,7 @@ class ExportFormat:
 
     name: str
     version: str
-    image_path: ImagePath
+    image_layout: Callable[[], ImageLayout]
     writer: Writer | None = None
     cvat_writer: CvatWriter | None = None
     dimensions: frozenset[Dimension] = frozenset({"2d"})
@@ -65,27 +89,95 @@ class ExportFormat:
         return write
 
 
-def _by_subset(root: str) -> ImagePath:
-    def path(frame: FrameInfo, subset: str) -> str:
-        return f"{root}/{subset}/{frame.name}"
+@dataclass(frozen=True)
+class _OnePath:
+    """One path per frame, from the frame and its subset."""
 
-    return path
+    path: Callable[[FrameInfo, str], str]
+
+    def paths(self, item: FrameAnnotations, task: TaskInfo, subset: str) -> list[str]:
+        del task
+        return [self.path(item.frame, subset)]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
-def _flat(root: str) -> ImagePath:
-    def path(frame: FrameInfo, subset: str) -> str:
+@dataclass(frozen=True)
+class _ByTags:
+    """Paths that depend on the frame's tags (`image_paths(item, task)` of the format)."""
+
+    image_paths: Callable[[FrameAnnotations, TaskInfo], list[str]]
+
+    def paths(self, item: FrameAnnotations, task: TaskInfo, subset: str) -> list[str]:
         del subset
-        return f"{root}/{frame.name}"
+        return self.image_paths(item, task)
 
-    return path
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _Classification:
+    """Ultralytics classification: copies per tag, names made unique as they are used."""
+
+    def __init__(self) -> None:
+        self._layout = ultralytics.ClassificationLayout()
+
+    def paths(self, item: FrameAnnotations, task: TaskInfo, subset: str) -> list[str]:
+        return ultralytics.image_paths_ultralytics_classification(
+            self._layout, item, subset, task.labels
+        )
+
+    def close(self) -> None:
+        self._layout.close()
+
+
+def _one(path: Callable[[FrameInfo, str], str]) -> Callable[[], ImageLayout]:
+    return lambda: _OnePath(path)
+
+
+def _by_tags(paths: Callable[[FrameAnnotations, TaskInfo], list[str]]) -> Callable[[], ImageLayout]:
+    return lambda: _ByTags(paths)
+
+
+def _by_subset(root: str) -> Callable[[], ImageLayout]:
+    return _one(lambda frame, subset: f"{root}/{subset}/{frame.name}")
+
+
+def _flat(root: str) -> Callable[[], ImageLayout]:
+    return _one(lambda frame, subset: f"{root}/{frame.name}")
 
 
 EXPORTERS: tuple[ExportFormat, ...] = (
     ExportFormat("CVAT for images 1.1", "1.1", _flat("images"), cvat_writer=write_cvat_images),
     ExportFormat("CVAT for video 1.1", "1.1", _flat("images"), cvat_writer=write_cvat_video),
-    ExportFormat("COCO 1.0", "1.0", _by_subset("images"), write_coco),
-    ExportFormat("COCO Keypoints 1.0", "1.0", _by_subset("images"), write_coco_keypoints),
-    ExportFormat("Datumaro 1.0", "1.0", _by_subset("images"), write_datumaro),
+    ExportFormat("COCO 1.0", "1.0", _by_subset("images"), coco.write_coco),
+    ExportFormat("COCO Keypoints 1.0", "1.0", _by_subset("images"), coco.write_coco_keypoints),
+    ExportFormat("Datumaro 1.0", "1.0", _by_subset("images"), datumaro.write_datumaro),
+    ExportFormat("YOLO 1.1", "1.1", _one(yolo.image_path_yolo), yolo.write_yolo),
+    ExportFormat("Ultralytics YOLO Detection 1.0", "1.0",
+                 _one(ultralytics.image_path_ultralytics), ultralytics.write_ultralytics_detection),
+    ExportFormat("Ultralytics YOLO Segmentation 1.0", "1.0",
+                 _one(ultralytics.image_path_ultralytics),
+                 ultralytics.write_ultralytics_segmentation),
+    ExportFormat("Ultralytics YOLO Pose 1.0", "1.0",
+                 _one(ultralytics.image_path_ultralytics), ultralytics.write_ultralytics_pose),
+    ExportFormat("Ultralytics YOLO Oriented Bounding Boxes 1.0", "1.0",
+                 _one(ultralytics.image_path_ultralytics), ultralytics.write_ultralytics_obb),
+    ExportFormat("Ultralytics YOLO Classification 1.0", "1.0", _Classification,
+                 ultralytics.write_ultralytics_classification),
+    ExportFormat("PASCAL VOC 1.1", "1.1", _one(voc.image_path), voc.write_voc),
+    ExportFormat("Segmentation mask 1.1", "1.1", _one(segmentation_mask.image_path),
+                 segmentation_mask.write_segmentation_mask),
+    ExportFormat("Cityscapes 1.0", "1.0", _one(cityscapes.image_path),
+                 cityscapes.write_cityscapes),
+    ExportFormat("MOT 1.1", "1.1", _by_tags(mot.image_paths), mot.write_mot),
+    ExportFormat("MOTS PNG 1.0", "1.0", _one(mots.image_path), mots.write_mots),
+    ExportFormat("KITTI 1.0", "1.0", _one(kitti.image_path), kitti.write_kitti),
+    ExportFormat("LabelMe 3.0", "3.0", _by_tags(labelme.image_paths), labelme.write_labelme),
+    ExportFormat("ImageNet 1.0", "1.0", _by_tags(imagenet.image_paths), imagenet.write_imagenet),
+    ExportFormat("Market-1501 1.0", "1.0", _by_tags(market1501.image_paths),
+                 market1501.write_market1501),
 )  # fmt: skip
 
 _BY_NAME = {exporter.name.casefold(): exporter for exporter in EXPORTERS}
