@@ -763,20 +763,30 @@ def test_task_export_dataset_in_coco_loads_in_pycocotools(task: Any, tmp_path: P
         ("CVAT for images 1.1", "cvat"),
         ("Datumaro 1.0", "datumaro"),
         ("COCO 1.0", "coco_instances"),
+        ("YOLO 1.1", "yolo"),
+        ("PASCAL VOC 1.1", "voc"),
+        ("MOT 1.1", "mot_seq"),
+        ("Cityscapes 1.0", "cityscapes"),
     ],
 )
 def test_task_export_dataset_imports_in_datumaro(
     task: Any, tmp_path: Path, format_name: str, datumaro_format: str
 ) -> None:
-    """Each format's archive with its images (datumaro's readers want them), exported
-    through the gateway, imports in datumaro with every frame of the task."""
-    path = task.export_dataset(format_name, tmp_path / "export.zip", include_images=True)
+    """Each format's archive, exported through the gateway, imports in datumaro with every
+    frame of the task. Images are included (datumaro's readers want them) except for MOT,
+    whose datumaro reader takes image names for frame numbers; datumaro 1.13's Cityscapes
+    reader looks for images in `leftImg8bit/`, CVAT's layout has `imgsFine/leftImg8bit/`,
+    and it reads classes from `instanceIds`."""
+    path = task.export_dataset(
+        format_name, tmp_path / "export.zip", include_images=datumaro_format != "mot_seq"
+    )
+    root = tmp_path / "export"
     with zipfile.ZipFile(path) as archive:
-        archive.extractall(tmp_path / "export")
+        archive.extractall(root)
     skeletons = 0
     if datumaro_format == "datumaro":
         # `skeleton` is an annotation type of CVAT's datumaro fork, not of datumaro 1.13
-        member = tmp_path / "export" / "annotations" / "default.json"
+        member = root / "annotations" / "default.json"
         content = json.loads(member.read_bytes())
         for item in content["items"]:
             kept = [ann for ann in item["annotations"] if ann["type"] != "skeleton"]
@@ -784,9 +794,22 @@ def test_task_export_dataset_imports_in_datumaro(
             item["annotations"] = kept
         member.write_text(json.dumps(content))
         assert skeletons > 0
-    imported = dm.Dataset.import_from(str(tmp_path / "export"), datumaro_format)
-    assert len(imported) == FRAMES
-    assert sum(len(item.annotations) for item in imported) > 0
+    if datumaro_format == "cityscapes":
+        (root / "imgsFine" / "leftImg8bit").rename(root / "leftImg8bit")
+        # datumaro 1.13 reads `instanceIds` as class ids (it finds only crowd masks in
+        # Cityscapes' class * 1000 + n); its class map is `labelIds`, which it then reads
+        for class_map in root.glob("gtFine/*/*_gtFine_labelIds.png"):
+            instances = class_map.name.replace("_labelIds.png", "_instanceIds.png")
+            class_map.replace(class_map.with_name(instances))
+    imported = dm.Dataset.import_from(str(root), datumaro_format)
+    annotated = {item.id for item in imported if item.annotations}
+    if datumaro_format == "mot_seq":  # only frames with boxes are in gt.txt
+        assert len(imported) == len(annotated) > 0
+    else:
+        assert len(imported) == FRAMES
+        assert annotated
+    names = {label.name for label in imported.categories()[dm.AnnotationType.label]}
+    assert names <= {label.name for label in task.get_labels()} | {*SUBLABELS, "background"}
 
 
 def test_task_export_in_cvat_for_video_imports_in_datumaro(
@@ -894,3 +917,22 @@ def test_cvat_cli_creates_and_lists_tasks(
     assert made[0]["id"] in ids
     assert (made[0]["size"], made[0]["segment_size"], made[0]["overlap"]) == (5, 2, 0)
     assert made[0]["url"] == f"{fleet.url}/api/tasks/{made[0]['id']}"
+
+
+def test_cvat_cli_exports_a_dataset_into_a_folder(
+    fleet: Launcher, task: Any, tmp_path: Path
+) -> None:
+    """`cvat-cli task export-dataset` into a folder names the file after the server's
+    Content-Disposition, as CVAT's does."""
+    out = tmp_path / "out"
+    out.mkdir()
+    exported = _cvat_cli(
+        fleet, tmp_path, "task", "export-dataset", str(task.id), str(out),
+        "--format", "YOLO 1.1", "--completion_verification_period", "0.2",
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    [archive] = list(out.iterdir())
+    assert archive.name.startswith(f"task_{task.id}_annotations_")
+    assert archive.name.endswith("_yolo_1.1.zip")
+    with zipfile.ZipFile(archive) as opened:
+        assert "obj.names" in opened.namelist()

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tessera.export.archive import Bridge, stream_archive
 from tessera.export.exports import repository
@@ -43,7 +45,7 @@ from tessera.export.model import (
     shapes_as_cvat_writes_them,
 )
 from tessera.export.snapshot_dataset import SnapshotDataset, task_info
-from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.clients.annotations import AnnotationsClient, SnapshotIncomplete
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.contracts.annotations import SnapshotHeader
 from tessera.platform.contracts.ingest import DataMeta
@@ -54,6 +56,8 @@ from tessera.platform.storage import ObjectStorage
 
 logger = logging.getLogger(__name__)
 
+# Failures of the network, the peers or storage, which a later attempt may not meet.
+_TRANSIENT = (httpx.HTTPError, SnapshotIncomplete, BotoCoreError, ClientError, OSError)
 _IMAGE_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 _WRITING_SHARE = 0.9  # of the progress, when images follow the annotations
 
@@ -155,6 +159,12 @@ class ExportRunner:
             await self.requests.fail(rq_id, problem.detail)
         except ValueError as exc:
             await self.requests.fail(rq_id, str(exc))
+        except _TRANSIENT:
+            raise  # another attempt, by this worker or another
+        except Exception as exc:
+            # A fault of the writer: another attempt would meet it again.
+            logger.exception("export %s failed", rq_id)
+            await self.requests.fail(rq_id, f"The export failed: {type(exc).__name__}: {exc}")
 
     async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Finish the request if an interrupted attempt had recorded its archive; otherwise

@@ -4,7 +4,6 @@ download of the result (`result_url`)."""
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
@@ -85,9 +84,10 @@ def _export_route(target: Target, plural: str) -> None:
 
 
 def _disposition(filename: str) -> str:
-    """`attachment` with the name as ASCII and, for other characters, RFC 6266's `filename*`."""
-    fallback = filename.encode("ascii", "replace").decode().replace("?", "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+    """`attachment; filename="..."` exactly as CVAT sends it (cvat-sdk cuts the name at the
+    first `=` and strips the quotes, so nothing may follow it), in ASCII."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    return f'attachment; filename="{ascii_name}"'
 
 
 for _target, _plural in (("project", "projects"), ("task", "tasks"), ("job", "jobs")):
