@@ -131,6 +131,8 @@ def ingest_url(
         annotations_url=annotations_url,
         scratch_dir=tmp_path / "scratch",
         share_root=tmp_path / "share",
+        # the tests' cloud storages are buckets of the session's S3 server, on loopback
+        remote_allowed_networks=("127.0.0.0/8",),
     )
     with serve_in_thread(create_ingest(settings)) as url:
         yield url

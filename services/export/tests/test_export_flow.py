@@ -3,15 +3,19 @@ queue, worker, archive upload, request progress and download."""
 
 from __future__ import annotations
 
+import io
 import json
+import uuid
 import zipfile
 from typing import Any
 
+import boto3  # type: ignore[import-untyped]
 import httpx
 import pytest
 import sqlalchemy as sa
 from pycocotools.coco import COCO
 
+from tessera.devstack.testing import Stack
 from tessera.export.expiry import ExpiredExports
 from tessera.export.formats.registry import EXPORTERS
 from tessera.export.state import ExportState
@@ -319,3 +323,42 @@ async def test_every_format_exports_a_task_with_its_images(export_fleet: ExportF
         ]  # fmt: skip
         assert images, f"{name}: no original image in {archive.namelist()}"
         assert archive.testzip() is None
+
+
+async def test_export_into_a_cloud_storage(export_fleet: ExportFleet, stack: Stack) -> None:
+    task_id = await export_fleet.create_task(frames=2)
+    bucket = f"customer-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.s3.url, region_name="us-east-1",
+        aws_access_key_id=stack.s3.access_key, aws_secret_access_key=stack.s3.secret_key,
+    )  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    storage = await export_fleet.ingest.post("/api/cloudstorages", json={
+        "provider_type": "AWS_S3_BUCKET", "resource": bucket, "display_name": "exports",
+        "credentials_type": "KEY_SECRET_KEY_PAIR", "key": stack.s3.access_key,
+        "secret_key": stack.s3.secret_key,
+        "specific_attributes": f"endpoint_url={stack.s3.url}&region=us-east-1",
+    })  # fmt: skip
+    assert storage.status_code == 201, storage.text
+    storage_id = storage.json()["id"]
+    path = f"/api/tasks/{task_id}/dataset/export"
+
+    ended = await export_fleet.wait(export_fleet.export.client, await export_fleet.start(
+        path, format="Datumaro 1.0", save_images="true", location="cloud_storage",
+        cloud_storage_id=storage_id, filename="exports/task.zip",
+    ))  # fmt: skip
+
+    assert ended["status"] == "finished", ended
+    assert ended["result_url"] is None  # as CVAT: the archive is in the bucket
+    written = s3.get_object(Bucket=bucket, Key="exports/task.zip")["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(written)) as archive:
+        assert archive.read(f"images/default/task{task_id}/f1.png") == png_bytes(1, (40, 30))
+
+    client = export_fleet.export.client
+    missing = await client.post(path, params={"format": "COCO 1.0", "location": "cloud_storage"})
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["field"] == "query.cloud_storage_id"
+    unknown = await client.post(path, params={
+        "format": "COCO 1.0", "location": "cloud_storage", "cloud_storage_id": storage_id + 10
+    })  # fmt: skip
+    assert unknown.status_code == 404

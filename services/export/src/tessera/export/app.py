@@ -31,7 +31,10 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
     ingest = IngestClient(settings.ingest_url, settings.internal_token)
     # No fail_interrupted(): the export queue gives unfinished exports to a replica.
     requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
-    exports = Exports(platform.database, platform.outbox, platform.storage, annotations, requests)
+    exports = Exports(
+        platform.database, platform.outbox, platform.storage,
+        annotations=annotations, ingest=ingest, requests=requests,
+    )  # fmt: skip
     runner = ExportRunner(
         platform.database,
         platform.storage,

@@ -11,7 +11,9 @@ export at its next report, and the upload is aborted.
 
 Before writing, the export's version (the annotations' version, the task's and labels'
 state, the media's) is compared with finished archives of the same parameters: an
-unexpired one is reused, and kept longer, instead of being written again.
+unexpired one is reused, and kept longer, instead of being written again. An archive asked
+for a cloud storage is then streamed into it through ingest, which holds the storage's
+credentials.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ class ExportRunner:
             row = await repository.by_request(session, rq_id)
         if row is not None and row.done:
             await self.requests.finish(
-                rq_id, result_id=row.id, result_url=params.download_path(rq_id)
+                rq_id, result_id=row.id, result_url=_result_url(params, rq_id)
             )
 
     async def _export(self, rq_id: str, params: ExportParams, payload: dict[str, Any]) -> None:
@@ -195,21 +197,28 @@ class ExportRunner:
                     snapshot.header, snapshot, parts[0].frames(), excluded=meta.deleted_frames
                 )
             version = version_key(parts)
-            if await self._reuse(rq_id, params, version):
-                return
-            meta_block = _cvat_meta(parts, payload.get("base_url", ""))
-            object_key = f"{self.config.prefix}{rq_id}.zip"
-            size = await self._write(
-                rq_id, params, exporter=exporter, dataset=dataset, parts=parts,
-                meta=meta_block, object_key=object_key,
-            )  # fmt: skip
+            reused = await self._reusable(rq_id, params, version)
+            if reused is not None:
+                object_key, size = reused
+            else:
+                object_key = f"{self.config.prefix}{rq_id}.zip"
+                size = await self._write(
+                    rq_id, params, exporter=exporter, dataset=dataset, parts=parts,
+                    meta=_cvat_meta(parts, payload.get("base_url", "")), object_key=object_key,
+                )  # fmt: skip
+        if params.destination is not None:
+            destination = params.destination
+            await self.ingest.write_cloud_object(
+                destination.cloud_storage_id, destination.key, self.storage.stream(object_key)
+            )
         expiry = datetime.now(UTC) + self.config.lifetime
         async with self.database.transaction() as session:
             row_id = await repository.mark_done(
                 session, rq_id, version_key=version, object_key=object_key, size=size,
                 expiry_date=expiry,
             )  # fmt: skip
-        await self.requests.finish(rq_id, result_id=row_id, result_url=params.download_path(rq_id))
+            await repository.extend(session, object_key, expiry)
+        await self.requests.finish(rq_id, result_id=row_id, result_url=_result_url(params, rq_id))
 
     async def _project_parts(self, task_ids: Sequence[int]) -> list[_Part]:
         """The project's tasks with media, each task's header read from a snapshot."""
@@ -231,21 +240,16 @@ class ExportRunner:
             raise ValueError("The project has no task with media to export.")
         return parts
 
-    async def _reuse(self, rq_id: str, params: ExportParams, version: str) -> bool:
-        now = datetime.now(UTC)
-        expiry = now + self.config.lifetime
+    async def _reusable(
+        self, rq_id: str, params: ExportParams, version: str
+    ) -> tuple[str, int] | None:
+        """The object key and size of an unexpired archive of the same export and version."""
         async with self.database.transaction() as session:
-            found = await repository.reusable(session, params.key, version, now)
-            if found is None:
-                return False
-            row_id = await repository.mark_done(
-                session, rq_id, version_key=version, object_key=found.object_key,
-                size=found.size, expiry_date=expiry,
-            )  # fmt: skip
-            await repository.extend(session, found.object_key, expiry)
+            found = await repository.reusable(session, params.key, version, datetime.now(UTC))
+        if found is None:
+            return None
         logger.info("export %s reuses the archive of request %s", rq_id, found.rq_id)
-        await self.requests.finish(rq_id, result_id=row_id, result_url=params.download_path(rq_id))
-        return True
+        return str(found.object_key), int(found.size)
 
     async def _write(
         self,
@@ -374,6 +378,12 @@ def _renames(header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]]
             name = renamed[index] = f"task_{header.task.id}/{frame.name}"
         taken.add((subset, name))
     return renamed
+
+
+def _result_url(params: ExportParams, rq_id: str) -> str | None:
+    """The download's path; none for an archive written into a cloud storage (CVAT's
+    clients take a `result_url` there for a misunderstanding of the parameters)."""
+    return None if params.destination is not None else params.download_path(rq_id)
 
 
 def _named(frame: FrameInfo, media_type: str) -> FrameInfo:

@@ -22,6 +22,7 @@ exports = sa.Table(
     sa.Column("save_images", sa.Boolean, nullable=False),
     sa.Column("options", JSONB, nullable=False),
     sa.Column("params_key", sa.Text, nullable=False),
+    sa.Column("request_key", sa.Text, nullable=False),
     sa.Column("filename", sa.Text, nullable=False),
     sa.Column("version_key", sa.Text),
     sa.Column("object_key", sa.Text),

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tessera.ingest import __version__, migrations
+from tessera.ingest.cloud_storages.router import internal_router as cloud_objects_router
 from tessera.ingest.cloud_storages.router import router as cloud_storages_router
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
@@ -56,6 +57,7 @@ SPEC = ServiceSpec(
         task_data_router,
         frames_router,
         cloud_storages_router,
+        cloud_objects_router,
         share_router,
         requests_router(request_store),
     ),

@@ -33,6 +33,7 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel
 
+from tessera.platform.clients.forwarding import caller_credentials
 from tessera.platform.contracts.annotations import (
     CONTEXT_PATH,
     JOB_ACCESS_PATH,
@@ -64,8 +65,6 @@ SNAPSHOT_TIMEOUT = httpx.Timeout(30.0, read=600.0)
 SEGMENTS_TRIES = 3
 CACHE_LIMIT = 10_000
 _RETRIED = (502, 503, 504)
-_FORWARDED = ("authorization", "x-organization")
-_FORWARDED_QUERY = ("org", "org_id")
 
 Answer = TypeVar("Answer", bound=BaseModel)
 CacheKey = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
@@ -171,8 +170,7 @@ class AnnotationsClient:
                 await lines.aclose()
 
     async def _ask(self, request: Request, path: str, answer: type[Answer]) -> Answer:
-        headers = {k: request.headers[k] for k in _FORWARDED if k in request.headers}
-        params = {k: request.query_params[k] for k in _FORWARDED_QUERY if k in request.query_params}
+        headers, params = caller_credentials(request)
         key = (path, tuple(sorted(headers.items())), tuple(sorted(params.items())))
         now = time.monotonic()
         cached = self._cache.get(key)

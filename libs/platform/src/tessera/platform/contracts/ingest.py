@@ -2,8 +2,11 @@
 
 The export service reads `GET /api/tasks/{id}/data/meta` (frame names and sizes, deleted
 frames) and, to put images into an archive, `GET /api/tasks/{id}/data?type=frame&
-quality=original`, with the service token. These are CVAT's public endpoints; the models
-here are the ones ingest answers with.
+quality=original`, with the service token: CVAT's public endpoints, answered with the
+models here. It checks that a caller sees a cloud storage with `GET /api/cloudstorages/{id}`
+(the caller's own credentials) and writes an archive into it with the internal
+`PUT /api/internal/cloudstorages/{id}/objects?key=` (the service token; the body is the
+object), so that the storage's credentials never leave ingest.
 """
 
 from __future__ import annotations
@@ -55,3 +58,15 @@ class DataMeta(BaseModel):
             video.model_copy(update={"name": VIDEO_FRAME_NAME.format(index)})
             for index in range(self.size)
         ]
+
+
+CLOUD_OBJECT_PATH = "/api/internal/cloudstorages/{storage_id}/objects"
+CLOUD_STORAGE_PATH = "/api/cloudstorages/{storage_id}"
+
+
+class CloudObjectWritten(BaseModel):
+    """`PUT /api/internal/cloudstorages/{id}/objects?key=`: what was written where."""
+
+    storage_id: int
+    key: str
+    size: int

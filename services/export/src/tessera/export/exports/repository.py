@@ -14,14 +14,14 @@ from tessera.export.tables import exports, requests
 OPEN = ("queued", "started")
 
 
-async def running_request(session: AsyncSession, owner_id: int, params_key: str) -> str | None:
+async def running_request(session: AsyncSession, owner_id: int, request_key: str) -> str | None:
     """The id of the caller's queued or running request for the same export, if any."""
     return await session.scalar(
         sa.select(exports.c.rq_id)
         .join(requests, requests.c.id == exports.c.rq_id)
         .where(
             exports.c.owner_id == owner_id,
-            exports.c.params_key == params_key,
+            exports.c.request_key == request_key,
             requests.c.status.in_(OPEN),
         )
         .limit(1)
@@ -42,6 +42,7 @@ async def insert(
             save_images=params.save_images,
             options=params.options.model_dump(mode="json"),
             params_key=params.key,
+            request_key=params.request_key,
             filename=filename,
             done=False,
         )

@@ -49,14 +49,14 @@ def _export_route(target: Target, plural: str) -> None:
     ) -> ExportCreated:
         """Start an export request; poll `/api/requests/{rq_id}`, then download its
         `result_url`. The caller's same export, if still running, is answered instead."""
-        del cloud_storage_id
         params = ExportParams(
             target=target, target_id=object_id, format=format, save_images=save_images,
             options=ExportOptionsIn(frames=frames),
         )  # fmt: skip
         rq_id = await exports.start(
-            request, principal, params, filename=filename, location=location
-        )
+            request, principal, params, filename=filename, location=location,
+            cloud_storage_id=cloud_storage_id,
+        )  # fmt: skip
         return ExportCreated(rq_id=rq_id)
 
     @router.get(

@@ -23,8 +23,18 @@ class ExportOptionsIn(BaseModel):
     frames: FrameSelection = "all"
 
 
+class Destination(BaseModel):
+    """Where the archive goes besides the download: an object of a cloud storage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cloud_storage_id: int
+    key: str
+
+
 class ExportParams(BaseModel):
-    """One export: what is exported, in which format, with or without images."""
+    """One export: what is exported, in which format, with or without images, and where
+    the archive goes (downloaded, or also written into a cloud storage)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -33,12 +43,17 @@ class ExportParams(BaseModel):
     format: str
     save_images: bool
     options: ExportOptionsIn = ExportOptionsIn()
+    destination: Destination | None = None
 
     @property
     def key(self) -> str:
-        """A digest of the parameters: equal exports of one object have equal keys."""
-        canonical = orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()
+        """A digest of what the archive holds: equal archives have equal keys."""
+        return _digest(self.model_dump(mode="json", exclude={"destination"}))
+
+    @property
+    def request_key(self) -> str:
+        """A digest of the whole request: the same request has the same key."""
+        return _digest(self.model_dump(mode="json"))
 
     @property
     def operation_type(self) -> str:
@@ -48,6 +63,10 @@ class ExportParams(BaseModel):
     def download_path(self, rq_id: str) -> str:
         """The `result_url` path of a finished export."""
         return f"/api/{TARGET_PATHS[self.target]}/{self.target_id}/dataset/download?rq_id={rq_id}"
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class ExportCreated(BaseModel):

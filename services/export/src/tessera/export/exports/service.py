@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from tessera.export.exports import repository
-from tessera.export.exports.schemas import ExportParams, Location, Target
+from tessera.export.exports.schemas import Destination, ExportParams, Location, Target
 from tessera.export.formats.registry import exporter_named
 from tessera.export.queue import EXPORTS
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.db import Database
 from tessera.platform.errors import NotFound, Problem, bad_request
 from tessera.platform.proxying import public_url
@@ -43,13 +44,16 @@ class Exports:
         database: Database,
         outbox: Outbox,
         storage: ObjectStorage,
+        *,
         annotations: AnnotationsClient,
+        ingest: IngestClient,
         requests: RequestStore,
     ) -> None:
         self.database = database
         self.outbox = outbox
         self.storage = storage
         self.annotations = annotations
+        self.ingest = ingest
         self.requests = requests
 
     async def start(
@@ -60,18 +64,15 @@ class Exports:
         *,
         filename: str | None,
         location: Location,
+        cloud_storage_id: int | None,
     ) -> str:
         """Queue the export (or find the caller's same export already running); its rq_id.
 
         The caller must see the object (404 otherwise, as CVAT answers); the format must
-        be one Tessera writes, for the object's dimension.
+        be one Tessera writes, for the object's dimension. With `location=cloud_storage`
+        the archive is also written into that storage (which the caller must see), as
+        `filename` or the generated name.
         """
-        if location != "local":
-            raise bad_request(
-                "Exports into a cloud storage are not supported yet; use location=local "
-                "and download the result.",
-                "location",
-            )
         exporter = exporter_named(params.format)
         if exporter is None:
             raise bad_request(
@@ -84,9 +85,21 @@ class Exports:
         if dimension not in exporter.dimensions:
             raise bad_request(f"{exporter.name} does not take {dimension.upper()} tasks.", "format")
         name = _filename(filename, params)
+        if location == "cloud_storage":
+            if cloud_storage_id is None:
+                raise bad_request(
+                    "cloud_storage_id is required with location=cloud_storage", "cloud_storage_id"
+                )
+            await self.ingest.check_cloud_storage(request, cloud_storage_id)
+            key = filename.strip().lstrip("/") if filename and filename.strip() else name
+            params = params.model_copy(
+                update={"destination": Destination(cloud_storage_id=cloud_storage_id, key=key)}
+            )
         context = await self.annotations.context(request)
         async with self.database.transaction() as session:
-            running = await repository.running_request(session, principal.user_id, params.key)
+            running = await repository.running_request(
+                session, principal.user_id, params.request_key
+            )
             if running is not None:
                 return running
             rq_id = await self.requests.create(

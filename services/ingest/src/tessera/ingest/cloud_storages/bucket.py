@@ -10,6 +10,7 @@ task is being made is an error naming it, not a silently mixed task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -28,7 +29,11 @@ PERMISSIONS = {
     "ListObjectsV2": "s3:ListBucket",
     "HeadObject": "s3:GetObject (the permission AWS checks for HeadObject)",
     "GetObject": "s3:GetObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
 }
+PART_BYTES = 8 * 2**20  # a multipart upload's parts (S3's minimum is 5 MiB)
 _DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccountProblem"}
 _REJECTED = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -211,6 +216,48 @@ class CloudBucket:
         async with response["Body"] as body:
             data: bytes = await body.read()
         return data
+
+    async def write(self, key: str, chunks: AsyncIterator[bytes]) -> int:
+        """Write an object from a stream, in parts of `PART_BYTES` (a multipart upload,
+        aborted when the stream or a part fails); its size."""
+        bucket = self.config.bucket
+        created = await self._call(
+            "CreateMultipartUpload", key, self._client.create_multipart_upload,
+            Bucket=bucket, Key=key,
+        )  # fmt: skip
+        upload_id = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        buffer = bytearray()
+        size = 0
+
+        async def send() -> None:
+            number = len(parts) + 1
+            sent = await self._call(
+                "UploadPart", key, self._client.upload_part,
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=bytes(buffer),
+            )  # fmt: skip
+            parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+            buffer.clear()
+
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                if len(buffer) >= PART_BYTES:
+                    await send()
+            if buffer or not parts:
+                await send()
+            await self._call(
+                "CompleteMultipartUpload", key, self._client.complete_multipart_upload,
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._client.abort_multipart_upload(
+                    Bucket=bucket, Key=key, UploadId=upload_id
+                )
+            raise
+        return size
 
     async def status(self) -> str:
         """CVAT's storage status: AVAILABLE, NOT_FOUND or FORBIDDEN."""

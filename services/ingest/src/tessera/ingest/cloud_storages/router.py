@@ -1,4 +1,5 @@
-"""`/api/cloudstorages`: S3 buckets that tasks take their data from, as CVAT's API has them."""
+"""`/api/cloudstorages`: S3 buckets that tasks take their data from, as CVAT's API has them;
+and the internal endpoint through which the export service writes archives into them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from tessera.ingest.cloud_storages.service import list_query_of_storages, to_rea
 from tessera.ingest.state import AnnotationsApi, Clouds
 from tessera.platform.auth import CurrentUser
 from tessera.platform.contracts.annotations import CallerContext
+from tessera.platform.contracts.ingest import CloudObjectWritten
 from tessera.platform.db import DbSession
+from tessera.platform.errors import Problem
 from tessera.platform.listing import ListQuery
 from tessera.platform.pagination import Page
 
@@ -107,3 +110,23 @@ async def storage_content(
     return await storages.content(
         session, ctx, storage_id, prefix=prefix, next_token=next_token, page_size=page_size
     )
+
+
+internal_router = APIRouter(prefix="/api/internal/cloudstorages", tags=["internal"])
+
+
+@internal_router.put(
+    "/{storage_id}/objects", summary="Write an object into a cloud storage (export service)"
+)
+async def write_object(
+    storage_id: int,
+    request: Request,
+    principal: CurrentUser,
+    storages: Clouds,
+    key: Annotated[str, Query(min_length=1, max_length=1024)],
+) -> CloudObjectWritten:
+    """The request's body becomes the object `key` of the storage's bucket, written with the
+    storage's credentials, which never leave this service."""
+    if not principal.is_superuser:
+        raise Problem(403, "Only the export service (an administrator) writes into storages.")
+    return await storages.write_object(storage_id, key, request.stream())

@@ -20,7 +20,13 @@ from urllib.parse import parse_qsl
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.ingest.cloud_storages import repository as repo
-from tessera.ingest.cloud_storages.bucket import BucketConfig, CloudBucket, CloudError
+from tessera.ingest.cloud_storages.bucket import (
+    BucketConfig,
+    CloudBucket,
+    CloudDenied,
+    CloudError,
+    CloudNotFound,
+)
 from tessera.ingest.cloud_storages.schemas import (
     CloudStoragePatch,
     CloudStorageRead,
@@ -33,6 +39,7 @@ from tessera.ingest.cloud_storages.schemas import (
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.media.kinds import media_kind
 from tessera.platform.contracts.annotations import CallerContext
+from tessera.platform.contracts.ingest import CloudObjectWritten
 from tessera.platform.db import Database
 from tessera.platform.egress import EgressRefused, check_public_url
 from tessera.platform.errors import NotFound, Problem, unprocessable
@@ -260,6 +267,21 @@ class CloudStorages:
             bucket = await self.open(session, row)
         async with bucket:
             yield bucket
+
+    async def write_object(
+        self, storage_id: int, key: str, chunks: AsyncIterator[bytes]
+    ) -> CloudObjectWritten:
+        """Write an object into a storage's bucket (another service's archive), refusals as
+        problems that name the object and the permission: 403 denied, 404 no bucket."""
+        try:
+            async with self.bucket(storage_id) as bucket:
+                size = await bucket.write(key, chunks)
+        except CloudDenied as exc:
+            raise Problem(403, str(exc)) from exc
+        except CloudError as exc:
+            status = 404 if isinstance(exc, CloudNotFound) else 502
+            raise Problem(status, str(exc)) from exc
+        return CloudObjectWritten(storage_id=storage_id, key=key, size=size)
 
     def attributes(self, row: Any) -> dict[str, str]:
         """The storage's specific attributes."""

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("save_images", sa.Boolean, nullable=False),
         sa.Column("options", JSONB, nullable=False),
         sa.Column("params_key", sa.Text, nullable=False),
+        sa.Column("request_key", sa.Text, nullable=False),
         sa.Column("filename", sa.Text, nullable=False),
         sa.Column("version_key", sa.Text),
         sa.Column("object_key", sa.Text),
@@ -49,6 +50,7 @@ def upgrade() -> None:
     )
     op.create_index("exports_reuse", "exports", ["params_key", "version_key"], schema="export")
     op.create_index("exports_object", "exports", ["object_key"], schema="export")
+    op.create_index("exports_request", "exports", ["owner_id", "request_key"], schema="export")
     op.create_index("exports_expiry", "exports", ["expiry_date"], schema="export")
 
 
