@@ -10,10 +10,13 @@ import tracemalloc
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tessera.export.formats.coco import write_coco
 from tessera.export.formats.cvat_images import write_cvat_images
@@ -24,8 +27,8 @@ from tessera.export.model import (
     Shape,
     shapes_as_cvat_writes_them,
 )
-from tessera.export.snapshot_dataset import SnapshotDataset
-from tessera.geometry import interpolate_track
+from tessera.export.snapshot_dataset import SnapshotDataset, _Converter, _linear_track
+from tessera.geometry import interpolate_track, iter_interpolated_shapes
 from tessera.platform.clients.annotations import SnapshotItem
 from tessera.platform.contracts.annotations import (
     SnapshotAttribute,
@@ -554,3 +557,54 @@ async def test_long_stream_is_pulled_incrementally_in_flat_memory() -> None:
     assert stream.pulled == LONG_TRACKS + BIG
     # 30k expanded track frames held at once would take tens of MiB
     assert peak < 4 * 1024 * 1024, peak
+
+
+_KEYFRAMES = st.lists(
+    st.tuples(
+        st.integers(0, 60),  # frame
+        st.lists(st.floats(-50, 500, allow_nan=False, width=32), min_size=4, max_size=4),
+        st.floats(-360, 360, allow_nan=False, width=32),  # rotation
+        st.booleans(),  # outside
+        st.booleans(),  # occluded
+        st.integers(-2, 2),  # z_order
+        st.sampled_from([[], [{"spec_id": 1, "value": "2"}]]),  # mutable attributes
+    ),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda keyframe: keyframe[0],
+)
+
+
+@given(
+    keyframes=_KEYFRAMES,
+    kind=st.sampled_from(["rectangle", "ellipse"]),
+    stop=st.integers(0, 80),
+)
+@settings(max_examples=150, deadline=None)
+def test_linear_tracks_come_from_the_kernel_as_from_the_per_frame_expansion(
+    keyframes: list[Any], kind: str, stop: int
+) -> None:
+    track = {
+        "id": 9, "frame": min(k[0] for k in keyframes), "label_id": 1, "group": 3,
+        "source": "auto", "attributes": [{"spec_id": 2, "value": "blue"}],
+        "shapes": [
+            {"type": kind, "frame": f, "points": p, "rotation": r, "outside": o,
+             "occluded": occ, "z_order": z, "attributes": a}
+            for f, p, r, o, occ, z, a in keyframes
+        ],
+    }  # fmt: skip
+    start = track["frame"]
+    convert = _Converter({1: {1: "speed", 2: "color"}})
+    linear = _linear_track(track)
+    assert linear is not None
+    fast = list(linear.shapes(convert, track, start, stop)) if start <= stop else []
+    reference = [
+        (shape["frame"], convert.shape(shape, track=track))
+        for shape in iter_interpolated_shapes(track, stop, start_frame=min(start, stop))
+        if shape["frame"] >= start
+    ]
+    assert [frame for frame, _ in fast] == [frame for frame, _ in reference]
+    for (_, got), (_, want) in zip(fast, reference, strict=True):
+        assert list(got.points) == pytest.approx(list(want.points), abs=1e-9)
+        assert got.rotation == pytest.approx(want.rotation, abs=1e-9)
+        assert replace(got, points=(), rotation=0.0) == replace(want, points=(), rotation=0.0)

@@ -31,6 +31,7 @@ job; keyframes that only a later job's copy holds are not united into it.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import (
     AsyncIterable,
@@ -41,8 +42,11 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
+
+import numpy as np
+import numpy.typing as npt
 
 from tessera.export.model import (
     AttributeSpec,
@@ -57,7 +61,11 @@ from tessera.export.model import (
     Tag,
     TaskInfo,
 )
-from tessera.geometry.interpolation import MaskMode, iter_interpolated_shapes
+from tessera.geometry.interpolation import (
+    MaskMode,
+    interpolate_linear_tracks,
+    iter_interpolated_shapes,
+)
 from tessera.platform.clients.annotations import SnapshotItem
 from tessera.platform.contracts.annotations import SnapshotHeader, SnapshotLabel
 
@@ -232,6 +240,19 @@ class SnapshotDataset:
         size, excluded = len(self._frames), self._excluded
         return iter([f for f in numbers if 0 <= f < size and f not in excluded])
 
+    def _track_shapes(self, track: Obj, start: int, stop: int) -> Iterator[tuple[int, Shape]]:
+        """The track's (frame, shape) on [start, stop]: boxes, ellipses and cuboids from the
+        batch kernel, window by window; other tracks through the per-frame expansion."""
+        linear = _linear_track(track)
+        if linear is not None:
+            return linear.shapes(self._convert, track, start, stop)
+        return (
+            (int(shape["frame"]), self._convert.shape(shape, track=track))
+            for shape in iter_interpolated_shapes(
+                track, stop, start_frame=start, mask_mode=self._mask_mode
+            )
+        )
+
     async def frames(self) -> AsyncIterator[FrameAnnotations]:
         """Every frame, annotated or not, in frame order."""
         if self._used:
@@ -240,8 +261,8 @@ class SnapshotDataset:
         numbers = self.frame_numbers()
         upcoming = next(numbers, None)
         pending: dict[int, _Pending] = {}
-        # (next frame, sequence, track, cursor, head): the active tracks, by next frame
-        active: list[tuple[int, int, Obj, Iterator[dict[str, Any]], dict[str, Any]]] = []
+        # (next frame, sequence, cursor, its shape there): the active tracks, by next frame
+        active: list[tuple[int, int, Iterator[tuple[int, Shape]], Shape]] = []
         seen_tracks: set[int] = set()
         sequence = 0
         last = -1
@@ -251,12 +272,12 @@ class SnapshotDataset:
             shapes = list(got.shapes) if got else []
             on_frame: list[tuple[int, Shape]] = []
             while active and active[0][0] <= frame:
-                _, seq, track, cursor, head = heapq.heappop(active)
-                if head["frame"] == frame:
-                    on_frame.append((seq, self._convert.shape(head, track=track)))
-                nxt = next(cursor, None)
-                if nxt is not None:
-                    heapq.heappush(active, (nxt["frame"], seq, track, cursor, nxt))
+                at, seq, cursor, shape = heapq.heappop(active)
+                if at == frame:
+                    on_frame.append((seq, shape))
+                following = next(cursor, None)
+                if following is not None:
+                    heapq.heappush(active, (following[0], seq, cursor, following[1]))
             on_frame.sort(key=lambda pair: pair[0])
             shapes += [shape for _, shape in on_frame]
             return FrameAnnotations(self._frames[frame], shapes, got.tags if got else ())
@@ -279,12 +300,10 @@ class SnapshotDataset:
                 stop = self._stops.get(item.job_id, len(self._frames) - 1)
                 if frame > stop:
                     continue
-                cursor = iter_interpolated_shapes(
-                    data, stop, start_frame=frame, mask_mode=self._mask_mode
-                )
+                cursor = self._track_shapes(data, frame, stop)
                 head = next(cursor, None)
                 if head is not None:
-                    heapq.heappush(active, (head["frame"], sequence, data, cursor, head))
+                    heapq.heappush(active, (head[0], sequence, cursor, head[1]))
                     sequence += 1
                 continue
             if upcoming != frame:
@@ -302,3 +321,112 @@ class SnapshotDataset:
         while upcoming is not None:
             yield emit(upcoming)
             upcoming = next(numbers, None)
+
+
+_LINEAR_KINDS = frozenset({"rectangle", "ellipse", "cuboid"})
+_WINDOW_FRAMES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _LinearTrack:
+    """A track of boxes, ellipses or cuboids, its keyframes as the batch kernel takes them."""
+
+    kind: ShapeType
+    frames: npt.NDArray[np.int64]
+    points: npt.NDArray[np.float64]
+    rotation: npt.NDArray[np.float64]
+    outside: npt.NDArray[np.bool_]
+    keyframes: Sequence[Obj]
+
+    def shapes(
+        self, convert: _Converter, track: Obj, start: int, stop: int
+    ) -> Iterator[tuple[int, Shape]]:
+        """(frame, shape) on [start, stop], as `iter_interpolated_shapes` gives them, from
+        `interpolate_linear_tracks` over windows of frames (a window's arrays at a time)."""
+        label_id = int(track["label_id"])
+        source = track.get("source", "manual")
+        score = track.get("score")
+        template = Shape(
+            type=self.kind,
+            label_id=label_id,
+            points=(),
+            group=int(track.get("group") or 0),
+            source=source if source in _SOURCES else "manual",
+            score=None if score is None else float(score),
+            track_id=track.get("id"),
+        )
+        left = [
+            (bool(kf.get("occluded", False)), int(kf.get("z_order") or 0),
+             convert.attributes(label_id, attributes))
+            for kf, attributes in zip(
+                self.keyframes, _carried_attributes(self.keyframes, track), strict=True
+            )
+        ]  # fmt: skip
+        starts = self.frames.tolist()
+        last = starts[-1] if self.outside[-1] else stop
+        offsets = np.array([0, len(starts)])
+        for window in range(max(start, int(track.get("frame", 0))), min(last, stop) + 1,
+                            _WINDOW_FRAMES):  # fmt: skip
+            upto = min(window + _WINDOW_FRAMES - 1, stop)
+            found = interpolate_linear_tracks(
+                offsets, self.frames, self.points, upto, rotation=self.rotation,
+                outside=self.outside, start_frame=window,
+            )  # fmt: skip
+            present = found.present[0]
+            for column in np.flatnonzero(present).tolist():
+                frame = window + column
+                occluded, z_order, attributes = left[bisect.bisect_right(starts, frame) - 1]
+                yield (
+                    frame,
+                    replace(
+                        template,
+                        points=found.points[0, column].tolist(),
+                        rotation=float(found.rotation[0, column]),
+                        occluded=occluded,
+                        outside=bool(found.outside[0, column]),
+                        z_order=z_order,
+                        attributes=attributes,
+                        keyframe=bool(found.keyframe[0, column]),
+                    ),
+                )
+
+
+def _linear_track(track: Obj) -> _LinearTrack | None:
+    """The track as the batch kernel takes it, or None when the per-frame expansion must
+    handle it (another shape type, elements, or keyframes it would refuse)."""
+    keyframes = sorted(track.get("shapes") or (), key=lambda kf: kf.get("frame", 0))
+    if not keyframes or track.get("elements"):
+        return None
+    kinds = {kf.get("type") for kf in keyframes}
+    if len(kinds) != 1 or not kinds <= _LINEAR_KINDS:
+        return None
+    try:
+        frames = np.array([kf["frame"] for kf in keyframes], dtype=np.int64)
+        points = np.array([kf["points"] for kf in keyframes], dtype=np.float64)
+        rotation = np.array([kf.get("rotation") or 0.0 for kf in keyframes], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if (
+        points.ndim != 2
+        or points.shape[1] != (16 if "cuboid" in kinds else 4)
+        or (np.diff(frames) <= 0).any()
+        or (frames < 0).any()
+        or not (np.isfinite(points).all() and np.isfinite(rotation).all())
+    ):
+        return None
+    outside = np.array([bool(kf.get("outside", False)) for kf in keyframes], dtype=np.bool_)
+    kind = cast(ShapeType, kinds.pop())
+    return _LinearTrack(kind, frames, points, rotation, outside, keyframes)
+
+
+def _carried_attributes(keyframes: Sequence[Obj], track: Obj) -> list[list[Obj]]:
+    """Each keyframe's attributes as a frame of the track carries them: its own, then the
+    mutable ones of the keyframes before it that it does not set, then the track's."""
+    carried: list[list[Obj]] = []
+    for keyframe in keyframes:
+        own = list(keyframe.get("attributes") or ())
+        if carried:
+            given = {attribute["spec_id"] for attribute in own}
+            own += [a for a in carried[-1] if a["spec_id"] not in given]
+        carried.append(own)
+    return [attributes + list(track.get("attributes") or ()) for attributes in carried]
