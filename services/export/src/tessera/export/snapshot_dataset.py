@@ -42,7 +42,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 import numpy as np
@@ -344,17 +344,10 @@ class _LinearTrack:
         """(frame, shape) on [start, stop], as `iter_interpolated_shapes` gives them, from
         `interpolate_linear_tracks` over windows of frames (a window's arrays at a time)."""
         label_id = int(track["label_id"])
-        source = track.get("source", "manual")
-        score = track.get("score")
-        template = Shape(
-            type=self.kind,
-            label_id=label_id,
-            points=(),
-            group=int(track.get("group") or 0),
-            source=source if source in _SOURCES else "manual",
-            score=None if score is None else float(score),
-            track_id=track.get("id"),
-        )
+        given = track.get("source", "manual")
+        source = cast(Source, given if given in _SOURCES else "manual")
+        score = None if track.get("score") is None else float(track["score"])
+        kind, group, track_id = self.kind, int(track.get("group") or 0), track.get("id")
         left = [
             (bool(kf.get("occluded", False)), int(kf.get("z_order") or 0),
              convert.attributes(label_id, attributes))
@@ -372,23 +365,23 @@ class _LinearTrack:
                 offsets, self.frames, self.points, upto, rotation=self.rotation,
                 outside=self.outside, start_frame=window,
             )  # fmt: skip
-            present = found.present[0]
-            for column in np.flatnonzero(present).tolist():
+            columns = np.flatnonzero(found.present[0])
+            rows = zip(
+                columns.tolist(),
+                found.points[0, columns].tolist(),
+                found.rotation[0, columns].tolist(),
+                found.outside[0, columns].tolist(),
+                found.keyframe[0, columns].tolist(),
+                strict=True,
+            )
+            for column, points, rotation, outside, keyframe in rows:
                 frame = window + column
                 occluded, z_order, attributes = left[bisect.bisect_right(starts, frame) - 1]
-                yield (
-                    frame,
-                    replace(
-                        template,
-                        points=found.points[0, column].tolist(),
-                        rotation=float(found.rotation[0, column]),
-                        occluded=occluded,
-                        outside=bool(found.outside[0, column]),
-                        z_order=z_order,
-                        attributes=attributes,
-                        keyframe=bool(found.keyframe[0, column]),
-                    ),
-                )
+                # positional: Shape's fields in order (a slotted dataclass's fastest init)
+                yield frame, Shape(
+                    kind, label_id, points, None, rotation, occluded, outside, z_order, group,
+                    source, attributes, (), score, track_id, keyframe,
+                )  # fmt: skip
 
 
 def _linear_track(track: Obj) -> _LinearTrack | None:
