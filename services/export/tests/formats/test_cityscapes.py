@@ -7,15 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
-import tracemalloc
-import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
@@ -35,10 +30,28 @@ from tessera.export.model import (
     TaskInfo,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from .support import (
+    CAR,
+    EMPTY,
+    GOLDEN,
+    HAND,
+    HEAD,
+    LANE,
+    PERSON,
+    ROAD,
+    SIGN,
+    TAGGED,
+    WEATHER,
+    GeneratedDataset,
+    decode_png,
+    export_files,
+    label_names,
+    painted_frame,
+    peak_memory,
+    street_task,
+    unpack,
+)
 
-CAR = Label(1, "car", "rectangle", "#ff0000")
-ROAD = Label(2, "road", "polygon", "#00ff00")
 BLOB = Label(
     3,
     "blob",
@@ -46,21 +59,8 @@ BLOB = Label(
     "#0000ff",
     (AttributeSpec(1, "is_crowd", "checkbox", False, ("false",), "false"),),
 )
-SIGN = Label(4, "sign", "ellipse", "#ffff00")
-LANE = Label(5, "lane", "polyline", "#00ffff")
-WEATHER = Label(6, "Weather", "tag", "#abcdef")
-HEAD = Label(8, "head", "points", "#aaaaaa", parent_id=7)
-HAND = Label(9, "hand", "points", "#bbbbbb", parent_id=7)
-PERSON = Label(7, "person", "skeleton", "#123456", sublabels=(HEAD, HAND))
 
-TASK = TaskInfo(
-    id=3,
-    name="streets",
-    mode="annotation",
-    dimension="2d",
-    size=4,
-    labels=(CAR, ROAD, BLOB, SIGN, LANE, WEATHER, PERSON),
-)
+TASK = street_task(blob=BLOB)
 
 # 12 x 8. CVAT's list of masks: B E C D A (the rotated box moves to the end), then group 3
 # (F1 + F2 as car): n = 1..6 in that order. Painted by z_order: B E A F (z 0), C, D.
@@ -84,12 +84,6 @@ STREET = FrameAnnotations(
             elements=(Shape("points", HEAD.id, (1, 1)), Shape("points", HAND.id, (2, 2))),
         ),
     ),
-    tags=(Tag(WEATHER.id),),
-)
-EMPTY = FrameAnnotations(FrameInfo(1, "empty_1.png", 12, 8))
-TAGGED = FrameAnnotations(
-    FrameInfo(2, "tagged.jpg", 12, 8),
-    shapes=(Shape("polyline", LANE.id, (0, 0, 5, 5)),),
     tags=(Tag(WEATHER.id),),
 )
 FAR = FrameAnnotations(
@@ -125,15 +119,7 @@ def _grid(rows: list[str], values: dict[int, int]) -> npt.NDArray[np.int64]:
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_cityscapes(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _read(data: bytes) -> npt.NDArray[Any]:
-    return np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+    return await export_files(write_cityscapes, dataset, options)
 
 
 def test_files_are_what_cvat_writes() -> None:
@@ -155,27 +141,27 @@ def test_files_are_what_cvat_writes() -> None:
 def test_pngs() -> None:
     files = asyncio.run(_export(DATASET))
     classes = _grid(STREET_SHOWN, CLASS_OF)
-    label_ids = _read(files["gtFine/default/street_0_gtFine_labelIds.png"])
+    label_ids = decode_png(files["gtFine/default/street_0_gtFine_labelIds.png"])
     assert label_ids.dtype == np.uint8
     assert np.array_equal(label_ids, classes)
-    instances = _read(files["gtFine/default/street_0_gtFine_instanceIds.png"])
+    instances = decode_png(files["gtFine/default/street_0_gtFine_instanceIds.png"])
     assert instances.dtype == np.uint16
     assert np.array_equal(instances, _grid(STREET_SHOWN, INSTANCE_OF))
     color = Image.open(io.BytesIO(files["gtFine/default/street_0_gtFine_color.png"]))
     assert color.mode == "P"
     assert np.array_equal(np.asarray(color), classes)
-    rgb = _read(files["gtFine/default/street_0_gtFine_color.png"])[..., ::-1]
+    rgb = decode_png(files["gtFine/default/street_0_gtFine_color.png"])[..., ::-1]
     assert np.array_equal(rgb, np.array(COLORS)[classes])
     far = np.zeros((8, 12), np.int64)
     far[0:2, 0:2] = 1
-    assert np.array_equal(_read(files["gtFine/val/dir/far_gtFine_labelIds.png"]), far * 3)
-    assert np.array_equal(_read(files["gtFine/val/dir/far_gtFine_instanceIds.png"]), far * 3001)
+    assert np.array_equal(decode_png(files["gtFine/val/dir/far_gtFine_labelIds.png"]), far * 3)
+    assert np.array_equal(
+        decode_png(files["gtFine/val/dir/far_gtFine_instanceIds.png"]), far * 3001
+    )
 
 
 def _import(files: dict[str, bytes], root: Path) -> Any:
-    for name, content in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(content)
+    unpack(files, root)
     for subset in ("default", "val"):
         # datumaro 1.13 wants image folders, even empty, at `leftImg8bit/<subset>` (CVAT's
         # fork puts images in `imgsFine/leftImg8bit/<subset>`, and only when asked to)
@@ -184,15 +170,14 @@ def _import(files: dict[str, bytes], root: Path) -> Any:
 
 
 def _counts(dataset: Any) -> Counter[str]:
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    names = label_names(dataset)
     return Counter(names[ann.label] for item in dataset for ann in item.annotations)
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     files = asyncio.run(_export(DATASET))
     dataset = _import(files, tmp_path / "as_written")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
-    assert names == CLASSES
+    assert label_names(dataset) == CLASSES
     assert {(item.subset, item.id) for item in dataset} == {("default", "street_0"),
                                                             ("val", "dir/far")}  # fmt: skip
     # datumaro 1.13 reads `instanceIds` as a class map (it looks for each class id in it):
@@ -221,9 +206,10 @@ def test_a_black_label_is_the_background() -> None:
     )
     files = asyncio.run(_export(InMemoryDataset(task, (frame,))))
     assert files["label_colors.txt"] == b"0 0 0 Asphalt\n0 0 0 background\n255 0 0 car\n"
-    assert _read(files["gtFine/default/a_gtFine_labelIds.png"]).tolist() == [[2, 2, 0, 0]] * 2
+    assert decode_png(files["gtFine/default/a_gtFine_labelIds.png"]).tolist() == [[2, 2, 0, 0]] * 2
     assert (
-        _read(files["gtFine/default/a_gtFine_instanceIds.png"]).tolist() == [[2001, 2001, 0, 0]] * 2
+        decode_png(files["gtFine/default/a_gtFine_instanceIds.png"]).tolist()
+        == [[2001, 2001, 0, 0]] * 2
     )
 
 
@@ -246,42 +232,8 @@ def test_image_path_and_3d() -> None:
         asyncio.run(_export(InMemoryDataset(task, ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4), z_order=1),
-                    Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_cityscapes(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_cityscapes, GeneratedDataset(TASK, count, painted_frame))
 
 
 def test_memory_stays_flat_as_frames_grow() -> None:

@@ -4,13 +4,7 @@ and its datumaro fork's converter), datumaro as an independent reader, and flat 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import tracemalloc
-import zipfile
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +25,15 @@ from tessera.export.model import (
     Shape,
     Tag,
     TaskInfo,
+)
+
+from .support import (
+    GeneratedDataset,
+    export_files,
+    import_with_datumaro,
+    label_and_type_counts,
+    label_names,
+    peak_memory,
 )
 
 SVG = (
@@ -301,11 +304,7 @@ EXPECTED: dict[str, Any] = {
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_datumaro(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_datumaro, dataset, options)
 
 
 def test_json_is_what_cvat_writes() -> None:
@@ -334,13 +333,6 @@ def test_json_is_what_cvat_writes() -> None:
     assert raw == json.dumps(expected, separators=(",", ":")).encode()
 
 
-def _import(files: dict[str, bytes], tmp_path: Path) -> Any:
-    for name, content in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
-    return dm.Dataset.import_from(str(tmp_path), "datumaro")
-
-
 def _without_skeletons(content: bytes) -> tuple[bytes, list[dict[str, Any]]]:
     """The file without its skeleton annotations, and those: `skeleton` is a type of CVAT's
     datumaro fork only, which datumaro 1.13 cannot read."""
@@ -355,9 +347,9 @@ def _without_skeletons(content: bytes) -> tuple[bytes, list[dict[str, Any]]]:
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     files = asyncio.run(_export(DATASET))
     content, skeletons = _without_skeletons(files["annotations/default.json"])
-    dataset = _import({"annotations/default.json": content}, tmp_path)
+    dataset = import_with_datumaro({"annotations/default.json": content}, tmp_path, "datumaro")
     labels = dataset.categories()[dm.AnnotationType.label]
-    names = [label.name for label in labels.items]
+    names = label_names(dataset)
     assert names == [
         "car", "road", "lane", "wheel", "sign", "crate", "blob", "person", "head", "hand",
         "weather",
@@ -369,9 +361,7 @@ def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     items = {item.id: item for item in dataset}
     assert set(items) == {"dir/img0", "img1", "img2"}
     assert {item.attributes["frame"] for item in dataset} == {0, 1, 2}
-    counts = Counter(
-        (names[ann.label], ann.type.name) for item in dataset for ann in item.annotations
-    )
+    counts = label_and_type_counts(dataset)
     assert counts == {
         ("weather", "label"): 2,
         ("road", "polygon"): 1,
@@ -422,42 +412,19 @@ def test_subsets_annotated_only_and_empty() -> None:
     assert json.loads(empty["annotations/default.json"])["items"] == []
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 640, 480),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4)),
-                    Shape("mask", BLOB.id, MASK),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 640, 480),
+        shapes=(
+            Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
+            Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4)),
+            Shape("mask", BLOB.id, MASK),
+        ),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_datumaro(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_datumaro, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> None:

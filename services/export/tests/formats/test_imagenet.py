@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
-import tracemalloc
-import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datumaro as dm  # type: ignore[import-untyped]
 import pytest
 
 from tessera.export.formats import imagenet as writer
@@ -31,6 +25,8 @@ from tessera.export.model import (
     Tag,
     TaskInfo,
 )
+
+from .support import GeneratedDataset, export_files, import_with_datumaro, label_names, peak_memory
 
 # label ids 1..10 are tags (indices 0..9), 11 a box label (10), 12 a skeleton with point 13
 TAGS = tuple(
@@ -91,11 +87,7 @@ EXPECTED_SYNSETS = "cat\ndog\nbird\nfish\nhorse\ncow\nsheep\ngoat\nduck\nswan\nb
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_imagenet(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_imagenet, dataset, options)
 
 
 def test_text_files_are_what_cvat_writes_without_images() -> None:
@@ -123,10 +115,8 @@ def test_image_paths() -> None:
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    for name, content in asyncio.run(_export(DATASET)).items():
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "imagenet_txt")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "imagenet_txt")
+    names = label_names(dataset)
     assert names == EXPECTED_SYNSETS.split()
     items = {(item.subset, item.id): item for item in dataset}
     assert set(items) == {
@@ -154,38 +144,15 @@ def test_annotated_only_empty_and_point_clouds() -> None:
         asyncio.run(_export(InMemoryDataset(dataclasses.replace(TASK, dimension="3d"), ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 640, 480, ("a", "b")[index % 2]),
-                tags=(Tag(TAGS[index % 10].id), Tag(BOX.id)),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 640, 480, ("a", "b")[index % 2]),
+        tags=(Tag(TAGS[index % 10].id), Tag(BOX.id)),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_imagenet(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_imagenet, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> None:

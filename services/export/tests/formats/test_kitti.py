@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tracemalloc
-import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +29,27 @@ from tessera.export.model import (
     TaskInfo,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from .support import (
+    BLOB,
+    EMPTY,
+    GOLDEN,
+    HAND,
+    HEAD,
+    LANE,
+    PERSON,
+    ROAD,
+    SIGN,
+    TAGGED,
+    WEATHER,
+    GeneratedDataset,
+    decode_png,
+    export_files,
+    label_names,
+    painted_frame,
+    peak_memory,
+    street_task,
+    unpack,
+)
 
 CAR = Label(
     1,
@@ -46,23 +61,8 @@ CAR = Label(
         AttributeSpec(2, "score", "number", True, ("0", "1", "0.01"), "1"),
     ),
 )
-ROAD = Label(2, "road", "polygon", "#00ff00")
-BLOB = Label(3, "blob", "mask", "#0000ff")
-SIGN = Label(4, "sign", "ellipse", "#ffff00")
-LANE = Label(5, "lane", "polyline", "#00ffff")
-WEATHER = Label(6, "Weather", "tag", "#abcdef")
-HEAD = Label(8, "head", "points", "#aaaaaa", parent_id=7)
-HAND = Label(9, "hand", "points", "#bbbbbb", parent_id=7)
-PERSON = Label(7, "person", "skeleton", "#123456", sublabels=(HEAD, HAND))
 
-TASK = TaskInfo(
-    id=3,
-    name="streets",
-    mode="annotation",
-    dimension="2d",
-    size=4,
-    labels=(CAR, ROAD, BLOB, SIGN, LANE, WEATHER, PERSON),
-)
+TASK = street_task(car=CAR)
 
 # 12 x 8. Upright boxes (B, F1) stay boxes: label_2. The masks, in CVAT's list: E C D A (the
 # rotated box moves to the end), then group 3 (F2 alone). Painted by z_order: E A F2 (z 0),
@@ -91,12 +91,6 @@ STREET = FrameAnnotations(
             elements=(Shape("points", HEAD.id, (1, 1)), Shape("points", HAND.id, (2, 2))),
         ),
     ),
-    tags=(Tag(WEATHER.id),),
-)
-EMPTY = FrameAnnotations(FrameInfo(1, "empty_1.png", 12, 8))
-TAGGED = FrameAnnotations(
-    FrameInfo(2, "tagged.jpg", 12, 8),
-    shapes=(Shape("polyline", LANE.id, (0, 0, 5, 5)),),
     tags=(Tag(WEATHER.id),),
 )
 FAR = FrameAnnotations(
@@ -129,15 +123,7 @@ def _classes() -> npt.NDArray[np.int64]:
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_kitti(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _read(data: bytes) -> npt.NDArray[Any]:
-    return np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+    return await export_files(write_kitti, dataset, options)
 
 
 def test_files_are_what_cvat_writes() -> None:
@@ -163,30 +149,24 @@ def test_files_are_what_cvat_writes() -> None:
 def test_pngs() -> None:
     files = asyncio.run(_export(DATASET))
     classes = _classes()
-    semantic = _read(files["default/semantic/street_0.png"])
+    semantic = decode_png(files["default/semantic/street_0.png"])
     assert semantic.dtype == np.uint16
     assert np.array_equal(semantic, classes)
-    instance = _read(files["default/instance/street_0.png"])
+    instance = decode_png(files["default/instance/street_0.png"])
     assert instance.dtype == np.uint16
     assert np.array_equal(instance, classes << 8)  # CVAT's masks carry no id: class * 256
     rgb = Image.open(io.BytesIO(files["default/semantic_rgb/street_0.png"]))
     assert rgb.mode == "P"
     assert np.array_equal(np.asarray(rgb), classes)
-    decoded = _read(files["default/semantic_rgb/street_0.png"])[..., ::-1]
+    decoded = decode_png(files["default/semantic_rgb/street_0.png"])[..., ::-1]
     assert np.array_equal(decoded, np.array(COLORS)[classes])
-
-
-def _write(files: dict[str, bytes], root: Path) -> None:
-    for name, content in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(content)
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     files = asyncio.run(_export(DATASET))
-    _write(files, tmp_path)
+    unpack(files, tmp_path)
     segmentation = dm.Dataset.import_from(str(tmp_path), "kitti_segmentation")
-    names = [label.name for label in segmentation.categories()[dm.AnnotationType.label].items]
+    names = label_names(segmentation)
     assert names == CLASSES
     assert [(item.subset, item.id) for item in segmentation] == [("default", "street_0")]
     # one mask per class and instance id (every mask of a class has id 0); datumaro makes one
@@ -195,7 +175,7 @@ def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     del counts["background"]
     assert counts == {"sign": 1, "road": 1, "blob": 1}
     detection = dm.Dataset.import_from(str(tmp_path), "kitti_detection")
-    names = [label.name for label in detection.categories()[dm.AnnotationType.label].items]
+    names = label_names(detection)
     assert {(item.subset, item.id) for item in detection} == {("default", "street_0"),
                                                               ("val", "dir/far")}  # fmt: skip
     boxes = [ann for item in detection for ann in item.annotations]
@@ -224,42 +204,8 @@ def test_image_path_and_3d() -> None:
         asyncio.run(_export(InMemoryDataset(task, ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4), z_order=1),
-                    Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_kitti(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_kitti, GeneratedDataset(TASK, count, painted_frame))
 
 
 def test_memory_stays_flat_as_frames_grow() -> None:

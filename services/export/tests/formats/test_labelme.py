@@ -8,12 +8,7 @@ import asyncio
 import dataclasses
 import io
 import shutil
-import tracemalloc
 import xml.etree.ElementTree as ET
-import zipfile
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +30,15 @@ from tessera.export.model import (
     TaskInfo,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from .support import (
+    GOLDEN,
+    GeneratedDataset,
+    export_files,
+    label_and_type_counts,
+    label_names,
+    peak_memory,
+    unpack,
+)
 
 CAR = Label(
     1,
@@ -120,11 +123,7 @@ EXPECTED_MEMBERS = [
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_labelme(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_labelme, dataset, options)
 
 
 def _pixels(png: bytes) -> np.ndarray[Any, Any]:
@@ -163,9 +162,7 @@ def _as_datumaro_1x(files: dict[str, bytes], root: Path) -> None:
     """Lay the files out for datumaro 1.x's reader, which looks for a mask under
     `Masks/<folder>/` at the dataset's root (CVAT's fork, as CVAT writes: beside the XML,
     `<subset>/Masks/`); the XML files stay where they are."""
-    for name, content in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(content)
+    unpack(files, root)
     for name in files:
         if not name.endswith(".xml"):
             continue
@@ -181,12 +178,10 @@ def _as_datumaro_1x(files: dict[str, bytes], root: Path) -> None:
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
     _as_datumaro_1x(asyncio.run(_export(DATASET)), tmp_path)
     dataset = dm.Dataset.import_from(str(tmp_path), "label_me")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    names = label_names(dataset)
     items = {item.id: item for item in dataset}
     assert set(items) == {"a", "b", "c"}
-    counts = Counter(
-        (names[ann.label], ann.type.name) for item in dataset for ann in item.annotations
-    )
+    counts = label_and_type_counts(dataset)
     assert counts == {
         ("car", "bbox"): 2,
         ("road & <lane>", "polygon"): 2,
@@ -249,42 +244,19 @@ def test_frames_sharing_an_id_keep_both() -> None:
     ]
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 160, 120),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4)),
-                    Shape("mask", BLOB.id, MASK),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 160, 120),
+        shapes=(
+            Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
+            Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4)),
+            Shape("mask", BLOB.id, MASK),
+        ),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_labelme(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_labelme, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow() -> None:

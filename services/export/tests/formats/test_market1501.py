@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
-import tracemalloc
-import zipfile
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datumaro as dm  # type: ignore[import-untyped]
 import pytest
 
 from tessera.export.formats import market1501 as writer
@@ -30,6 +24,8 @@ from tessera.export.model import (
     Tag,
     TaskInfo,
 )
+
+from .support import GeneratedDataset, export_files, import_with_datumaro, peak_memory
 
 # the label CVAT's docs and tests give: query (here a select, as in CVAT's tests),
 # camera_id and person_id numbers
@@ -103,11 +99,7 @@ EXPECTED_TEST = "bounding_box_test/3.0_c5s1_000000_00.jpg\n"
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_market1501(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_market1501, dataset, options)
 
 
 def test_lists_are_what_cvat_writes() -> None:
@@ -156,9 +148,7 @@ def test_text_and_checkbox_attributes() -> None:
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    for name, content in asyncio.run(_export(DATASET)).items():
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "market1501")
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "market1501")
     items = {(item.subset, item.id): item for item in dataset}
     assert len(items) == 9
     # the ids are the listed paths without the folder and extension
@@ -197,38 +187,15 @@ def test_annotated_only_empty_and_point_clouds() -> None:
         asyncio.run(_export(InMemoryDataset(dataclasses.replace(TASK, dimension="3d"), ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 64, 128, ("train", "test")[index % 2]),
-                tags=(_market(person_id=str(index), camera_id=str(index % 6)),),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 64, 128, ("train", "test")[index % 2]),
+        tags=(_market(person_id=str(index), camera_id=str(index % 6)),),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_market1501(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_market1501, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> None:

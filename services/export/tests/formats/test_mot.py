@@ -8,15 +8,12 @@ import asyncio
 import dataclasses
 import io
 import time
-import tracemalloc
 import zipfile
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datumaro as dm  # type: ignore[import-untyped]
 import pytest
 
 from tessera.export.formats.mot import image_path, image_paths, write_mot
@@ -30,6 +27,14 @@ from tessera.export.model import (
     Shape,
     Tag,
     TaskInfo,
+)
+
+from .support import (
+    export_files,
+    import_with_datumaro,
+    label_and_type_counts,
+    label_names,
+    peak_memory,
 )
 
 CAR = Label(
@@ -126,11 +131,7 @@ EXPECTED_LABELS = "car\npedestrian\nroad\nperson\nhead\nweather"
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_mot(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_mot, dataset, options)
 
 
 def test_gt_is_what_cvat_writes() -> None:
@@ -164,18 +165,12 @@ def test_video_frames_count_from_one() -> None:
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    files = asyncio.run(_export(DATASET))
-    for name, content in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "mot_seq")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "mot_seq")
+    names = label_names(dataset)
     assert names == ["car", "pedestrian", "road", "person", "head", "weather"]
     items = {item.id: item for item in dataset}
     assert set(items) == {"1", "3", "42"}  # the frames with boxes
-    counts = Counter(
-        (names[ann.label], ann.type.name) for item in dataset for ann in item.annotations
-    )
+    counts = label_and_type_counts(dataset)
     assert counts == {("car", "bbox"): 3, ("pedestrian", "bbox"): 3}
     first = sorted(items["1"].annotations, key=lambda ann: ann.label)
     assert [ann.get_bbox() for ann in first] == [
@@ -229,16 +224,6 @@ class _Tracked:
             )
 
 
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
 def test_fast_for_55000_tracked_boxes() -> None:
     dataset = _Tracked(TASK, 800, 69)  # 55,200 boxes
     buffer = io.BytesIO()
@@ -255,14 +240,7 @@ def test_fast_for_55000_tracked_boxes() -> None:
 
 
 def _peak_memory(frames: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_mot(_Tracked(TASK, frames, 4), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_mot, _Tracked(TASK, frames, 4))
 
 
 def test_memory_stays_flat_as_frames_grow() -> None:

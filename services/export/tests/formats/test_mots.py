@@ -5,17 +5,10 @@ independent reader, the format's limits, annotated_only, and flat memory."""
 from __future__ import annotations
 
 import asyncio
-import io
-import tracemalloc
-import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -30,6 +23,15 @@ from tessera.export.model import (
     Shape,
     Tag,
     TaskInfo,
+)
+
+from .support import (
+    GeneratedDataset,
+    decode_png,
+    export_files,
+    import_with_datumaro,
+    label_names,
+    peak_memory,
 )
 
 CAR = Label(1, "car", "rectangle", "#ff0000")
@@ -101,15 +103,7 @@ F1_VALUES = [
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_mots(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def _read(data: bytes) -> npt.NDArray[Any]:
-    return np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+    return await export_files(write_mots, dataset, options)
 
 
 def test_files_are_what_cvat_writes() -> None:
@@ -123,22 +117,18 @@ def test_files_are_what_cvat_writes() -> None:
     ]
     assert files["default/instances/labels.txt"] == LABELS
     assert files["train/instances/labels.txt"] == LABELS
-    f0 = _read(files["default/instances/f0.png"])
+    f0 = decode_png(files["default/instances/f0.png"])
     assert f0.dtype == np.uint16
     assert np.array_equal(f0, _grid(F0_VALUES))
-    assert np.array_equal(_read(files["default/instances/f1.png"]), _grid(F1_VALUES))
+    assert np.array_equal(decode_png(files["default/instances/f1.png"]), _grid(F1_VALUES))
     f3 = np.zeros((6, 10), np.int64)
     f3[0:2, 0:2] = 2002
-    assert np.array_equal(_read(files["train/instances/x/f3.png"]), f3)
+    assert np.array_equal(decode_png(files["train/instances/x/f3.png"]), f3)
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    files = asyncio.run(_export(DATASET))
-    for name, content in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "mots")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "mots")
+    names = label_names(dataset)
     assert names == ["car", "pedestrian", "tree", "Weather", "body", "nose"]
     assert {(item.subset, item.id) for item in dataset} == {
         ("default", "f0"),
@@ -172,7 +162,7 @@ def test_the_format_s_limits() -> None:
         FrameInfo(0, "a.jpg", 4, 4), shapes=(Shape("rectangle", 65, (0, 0, 2, 2), track_id=1),)
     )
     files = asyncio.run(_export(InMemoryDataset(task, (frame,))))
-    assert _read(files["default/instances/a.png"])[0, 0] == 65000
+    assert decode_png(files["default/instances/a.png"])[0, 0] == 65000
 
 
 def test_annotated_only_and_no_frames() -> None:
@@ -195,48 +185,19 @@ def test_image_path_and_3d() -> None:
         asyncio.run(_export(InMemoryDataset(task, ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5), track_id=1),
-                    Shape(
-                        "polygon",
-                        PEDESTRIAN.id,
-                        (0, 0, 100, 0, 50, 80.25, 3, 4),
-                        z_order=1,
-                        track_id=2,
-                    ),
-                    Shape("mask", TREE.id, (1, 4, 1, 10, 5, 11, 7), track_id=3),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
+        shapes=(
+            Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5), track_id=1),
+            Shape("polygon", PEDESTRIAN.id, (0, 0, 100, 0, 50, 80.25, 3, 4), z_order=1, track_id=2),
+            Shape("mask", TREE.id, (1, 4, 1, 10, 5, 11, 7), track_id=3),
+        ),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_mots(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_mots, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow() -> None:

@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tracemalloc
-import zipfile
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -29,32 +23,35 @@ from tessera.export.model import (
     FrameAnnotations,
     FrameInfo,
     InMemoryDataset,
-    Label,
     Shape,
     Tag,
     TaskInfo,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
-
-CAR = Label(1, "car", "rectangle", "#ff0000")
-ROAD = Label(2, "road", "polygon", "#00ff00")
-BLOB = Label(3, "blob", "mask", "#0000ff")
-SIGN = Label(4, "sign", "ellipse", "#ffff00")
-LANE = Label(5, "lane", "polyline", "#00ffff")
-WEATHER = Label(6, "Weather", "tag", "#abcdef")
-HEAD = Label(8, "head", "points", "#aaaaaa", parent_id=7)
-HAND = Label(9, "hand", "points", "#bbbbbb", parent_id=7)
-PERSON = Label(7, "person", "skeleton", "#123456", sublabels=(HEAD, HAND))
-
-TASK = TaskInfo(
-    id=3,
-    name="streets",
-    mode="annotation",
-    dimension="2d",
-    size=4,
-    labels=(CAR, ROAD, BLOB, SIGN, LANE, WEATHER, PERSON),
+from .support import (
+    BLOB,
+    CAR,
+    EMPTY,
+    GOLDEN,
+    HAND,
+    HEAD,
+    LANE,
+    PERSON,
+    ROAD,
+    SIGN,
+    TAGGED,
+    WEATHER,
+    GeneratedDataset,
+    export_files,
+    import_with_datumaro,
+    label_and_type_counts,
+    label_names,
+    painted_frame,
+    peak_memory,
+    street_task,
 )
+
+TASK = street_task()
 
 # 12 x 8. In CVAT's order (z_order, plain before tracks) the shapes are A B E F1 F2 (person)
 # (z 0), C (z 1), D (z 2), G (z 3). Segments: B E C D A (A, a rotated box, moves to the
@@ -84,12 +81,6 @@ STREET = FrameAnnotations(
             elements=(Shape("points", HEAD.id, (1, 1)), Shape("points", HAND.id, (2, 2))),
         ),
     ),
-    tags=(Tag(WEATHER.id),),
-)
-EMPTY = FrameAnnotations(FrameInfo(1, "empty_1.png", 12, 8))
-TAGGED = FrameAnnotations(
-    FrameInfo(2, "tagged.jpg", 12, 8),
-    shapes=(Shape("polyline", LANE.id, (0, 0, 5, 5)),),
     tags=(Tag(WEATHER.id),),
 )
 FAR = FrameAnnotations(
@@ -137,11 +128,7 @@ def _grid(rows: list[str]) -> npt.NDArray[np.int64]:
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_segmentation_mask(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_segmentation_mask, dataset, options)
 
 
 def _png(data: bytes) -> tuple[str, npt.NDArray[Any], list[int]]:
@@ -198,21 +185,15 @@ def test_class_and_object_pngs() -> None:
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    files = asyncio.run(_export(DATASET))
-    for name, content in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "voc_segmentation")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "voc_segmentation")
+    names = label_names(dataset)
     assert names == CLASSES
     assert {(item.subset, item.id) for item in dataset} == {
         ("default", "street_0"),
         ("default", "empty_1"),
         ("val", "dir/far"),
     }
-    counts = Counter(
-        (names[ann.label], ann.type.name) for item in dataset for ann in item.annotations
-    )
+    counts = label_and_type_counts(dataset)
     assert counts == {("car", "mask"): 3, ("sign", "mask"): 2, ("road", "mask"): 1,
                       ("blob", "mask"): 1}  # fmt: skip
     street = next(item for item in dataset if item.id == "street_0")
@@ -237,42 +218,8 @@ def test_image_path_and_3d() -> None:
         asyncio.run(_export(InMemoryDataset(task, ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 100, 0, 50, 80.25, 3, 4), z_order=1),
-                    Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
-                ),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_segmentation_mask(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_segmentation_mask, GeneratedDataset(TASK, count, painted_frame))
 
 
 def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tracemalloc
-import zipfile
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 from PIL import Image
@@ -33,7 +27,24 @@ from tessera.export.model import (
     TaskInfo,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from .support import (
+    BLOB,
+    EMPTY,
+    GOLDEN,
+    HAND,
+    HEAD,
+    LANE,
+    PERSON,
+    ROAD,
+    WEATHER,
+    GeneratedDataset,
+    export_files,
+    import_with_datumaro,
+    label_and_type_counts,
+    label_names,
+    peak_memory,
+    street_task,
+)
 
 CAR = Label(
     1,
@@ -47,25 +58,11 @@ CAR = Label(
         AttributeSpec(4, "pose", "text", True, (), "Unspecified"),
     ),
 )
-ROAD = Label(2, "road", "polygon", "#00ff00")
-BLOB = Label(3, "blob", "mask", "#0000ff")
 SIGN = Label(
     4, "sign", "ellipse", "#ffff00", (AttributeSpec(5, "kind", "text", False, (), "stop"),)
 )
-LANE = Label(5, "lane", "polyline", "#00ffff")
-WEATHER = Label(6, "Weather", "tag", "#abcdef")
-HEAD = Label(8, "head", "points", "#aaaaaa", parent_id=7)
-HAND = Label(9, "hand", "points", "#bbbbbb", parent_id=7)
-PERSON = Label(7, "person", "skeleton", "#123456", sublabels=(HEAD, HAND))
 
-TASK = TaskInfo(
-    id=3,
-    name="streets",
-    mode="annotation",
-    dimension="2d",
-    size=4,
-    labels=(CAR, ROAD, BLOB, SIGN, LANE, WEATHER, PERSON),
-)
+TASK = street_task(car=CAR, sign=SIGN)
 
 STREET = FrameAnnotations(
     FrameInfo(0, "street_0.jpg", 12, 8),
@@ -93,7 +90,6 @@ STREET = FrameAnnotations(
     ),
     tags=(Tag(WEATHER.id),),
 )
-EMPTY = FrameAnnotations(FrameInfo(1, "empty_1.png", 12, 8))
 TAGGED = FrameAnnotations(
     FrameInfo(2, "tagged.jpg", 12, 8),
     shapes=(Shape("polyline", LANE.id, (0, 0, 5, 5)),),
@@ -136,11 +132,7 @@ def _grid(rows: list[str]) -> Any:
 
 
 async def _export(dataset: Any, options: ExportOptions | None = None) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await write_voc(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(write_voc, dataset, options)
 
 
 def test_members_and_lists_are_what_cvat_writes() -> None:
@@ -200,12 +192,8 @@ def test_masks_are_mask_shapes_and_ellipses() -> None:
 
 
 def test_datumaro_reads_it_back(tmp_path: Path) -> None:
-    files = asyncio.run(_export(DATASET))
-    for name, content in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
-    dataset = dm.Dataset.import_from(str(tmp_path), "voc")
-    names = [label.name for label in dataset.categories()[dm.AnnotationType.label].items]
+    dataset = import_with_datumaro(asyncio.run(_export(DATASET)), tmp_path, "voc")
+    names = label_names(dataset)
     assert names[: len(CLASSES)] == CLASSES
     assert {(item.subset, item.id) for item in dataset} == {
         ("default", "street_0"),
@@ -213,9 +201,7 @@ def test_datumaro_reads_it_back(tmp_path: Path) -> None:
         ("default", "tagged"),
         ("val", "dir/far"),
     }
-    counts = Counter(
-        (names[ann.label], ann.type.name) for item in dataset for ann in item.annotations
-    )
+    counts = label_and_type_counts(dataset)
     assert counts == {
         ("sign", "bbox"): 1,
         ("car", "bbox"): 3,
@@ -255,43 +241,20 @@ def test_image_path_and_3d() -> None:
         asyncio.run(_export(InMemoryDataset(task, ())))
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
-                    Shape("ellipse", SIGN.id, (50, 50, 80, 20), z_order=1),
-                    Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
-                ),
-                tags=(Tag(WEATHER.id),),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 240, 160),
+        shapes=(
+            Shape("rectangle", CAR.id, (index % 50, 10, 100, 120.5)),
+            Shape("ellipse", SIGN.id, (50, 50, 80, 20), z_order=1),
+            Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
+        ),
+        tags=(Tag(WEATHER.id),),
+    )
 
 
 def _peak_memory(count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = zipfile.ZipFile(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(write_voc(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(write_voc, GeneratedDataset(TASK, count, _generated_frame))
 
 
 def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,13 +8,11 @@ datumaro 1.13 has no importer for them), and the writers' streaming."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import math
-import tracemalloc
 import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,9 +51,18 @@ from tessera.export.model import (
 )
 from tessera.geometry import cvat_mask_to_array, ellipse_to_mask
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+from .support import (
+    GOLDEN,
+    Discard,
+    GeneratedDataset,
+    Writer,
+    export_files,
+    label_and_type_counts,
+    peak_memory,
+    unpack,
+)
 
-GOLDEN = Path(__file__).parent / "golden"
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 W, H = 100, 50
 
 PERSON_SVG = (
@@ -175,7 +182,6 @@ FRAME_3 = FrameAnnotations(
 )
 DATASET = InMemoryDataset(TASK, (FRAME_0, FRAME_1, FRAME_2, FRAME_3))
 
-Writer = Callable[[Any, zipfile.ZipFile, ExportOptions], Coroutine[Any, Any, None]]
 WRITERS: dict[str, Writer] = {
     "yolo_1.1": write_yolo,
     "yolo_ultralytics_detection": write_ultralytics_detection,
@@ -189,12 +195,7 @@ WRITERS: dict[str, Writer] = {
 async def _export(
     writer: Writer, dataset: Any = DATASET, options: ExportOptions | None = None
 ) -> dict[str, bytes]:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        await writer(dataset, archive, options or ExportOptions())
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        assert len(archive.namelist()) == len(set(archive.namelist()))
-        return {name: archive.read(name) for name in archive.namelist()}
+    return await export_files(writer, dataset, options)
 
 
 def _golden(name: str) -> dict[str, bytes]:
@@ -204,13 +205,6 @@ def _golden(name: str) -> dict[str, bytes]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
-
-
-def _unpack(files: dict[str, bytes], root: Path) -> Path:
-    for name, content in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(content)
-    return root
 
 
 # --- golden archives -----------------------------------------------------------------------
@@ -309,16 +303,9 @@ class _Renamed:
             yield FrameAnnotations(frame, item.shapes, item.tags)
 
 
-def _box_counts(dataset: Any) -> Counter[tuple[str, str]]:
-    labels = dataset.categories()[dm.AnnotationType.label]
-    return Counter(
-        (labels[ann.label].name, ann.type.name) for item in dataset for ann in item.annotations
-    )
-
-
 def test_datumaro_reads_yolo_back(tmp_path: Path) -> None:
     files = asyncio.run(_export(write_yolo))
-    root = _unpack(files, tmp_path)
+    root = unpack(files, tmp_path)
     info = {"img0": (H, W), "img1": (H, W), "seq/img2": (H, W), "other/img2": (H, W)}
     dataset = dm.Dataset.import_from(str(root), "yolo", image_info=info)
     labels = dataset.categories()[dm.AnnotationType.label]
@@ -326,7 +313,7 @@ def test_datumaro_reads_yolo_back(tmp_path: Path) -> None:
     assert sorted((item.subset, item.id) for item in dataset) == [
         ("Test", "other/img2"), ("Test", "seq/img2"), ("train", "img0"), ("train", "img1"),
     ]  # fmt: skip
-    assert _box_counts(dataset) == {("car", "bbox"): 2, ("dog", "bbox"): 2}
+    assert label_and_type_counts(dataset) == {("car", "bbox"): 2, ("dog", "bbox"): 2}
     boxes = {
         (item.id, labels[ann.label].name): ann.get_bbox()
         for item in dataset
@@ -340,7 +327,7 @@ def test_datumaro_reads_yolo_back(tmp_path: Path) -> None:
 
 def test_datumaro_reads_ultralytics_detection_back(tmp_path: Path) -> None:
     files = asyncio.run(_export(write_ultralytics_detection, _Renamed()))
-    root = _unpack(files, tmp_path)
+    root = unpack(files, tmp_path)
     # datumaro 1.13 finds the images on disk: put them where CVAT's save_images would
     for item in DATASET.items:
         frame = item.frame
@@ -354,7 +341,7 @@ def test_datumaro_reads_ultralytics_detection_back(tmp_path: Path) -> None:
     assert [label.name for label in labels] == CLASSES
     # only frames with lines have a label file, and datumaro 1.13 goes by the label files
     assert sorted(item.id for item in dataset) == ["img0", "other_img2", "seq_img2"]
-    assert _box_counts(dataset) == {("car", "bbox"): 2, ("dog", "bbox"): 2}
+    assert label_and_type_counts(dataset) == {("car", "bbox"): 2, ("dog", "bbox"): 2}
     boxes = {
         (item.id, labels[ann.label].name): ann.get_bbox()
         for item in dataset
@@ -576,41 +563,25 @@ def test_point_clouds_are_refused(name: str) -> None:
 # --- streaming -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Generated:
-    task: TaskInfo
-    count: int
-
-    async def frames(self) -> AsyncIterator[FrameAnnotations]:
-        for index in range(self.count):
-            yield FrameAnnotations(
-                FrameInfo(index, f"frame_{index:06d}.jpg", 64, 48, "train" if index % 3 else "val"),
-                shapes=(
-                    Shape("rectangle", CAR.id, (index % 50, 10, 60, 40.5)),
-                    Shape("polygon", ROAD.id, (0, 0, 30, 0, 15, 20.25, 3, 4)),
-                    Shape("mask", BLOB.id, (*RING_MASK[:6], 3, 5, 6, 8)),
-                    Shape(
-                        "skeleton",
-                        PERSON.id,
-                        (),
-                        elements=(
-                            Shape("points", HEAD.id, (3, 4)),
-                            Shape("points", HAND.id, (5, 6)),
-                        ),
-                    ),
+def _generated_frame(index: int) -> FrameAnnotations:
+    return FrameAnnotations(
+        FrameInfo(index, f"frame_{index:06d}.jpg", 64, 48, "train" if index % 3 else "val"),
+        shapes=(
+            Shape("rectangle", CAR.id, (index % 50, 10, 60, 40.5)),
+            Shape("polygon", ROAD.id, (0, 0, 30, 0, 15, 20.25, 3, 4)),
+            Shape("mask", BLOB.id, (*RING_MASK[:6], 3, 5, 6, 8)),
+            Shape(
+                "skeleton",
+                PERSON.id,
+                (),
+                elements=(
+                    Shape("points", HEAD.id, (3, 4)),
+                    Shape("points", HAND.id, (5, 6)),
                 ),
-                tags=(Tag(WEATHER.id),) if index % 2 else (),
-            )
-
-
-class _Discard(io.RawIOBase):
-    """A write-only, unseekable sink, like a multipart upload."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return len(data)
+            ),
+        ),
+        tags=(Tag(WEATHER.id),) if index % 2 else (),
+    )
 
 
 class _ForgetfulZip(zipfile.ZipFile):
@@ -632,14 +603,7 @@ class _ForgetfulZip(zipfile.ZipFile):
 
 
 def _peak_memory(writer: Writer, count: int) -> int:
-    tracemalloc.start()
-    try:
-        sink = _ForgetfulZip(_Discard(), "w", zipfile.ZIP_DEFLATED)
-        asyncio.run(writer(_Generated(TASK, count), sink, ExportOptions()))
-        sink.close()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_memory(writer, GeneratedDataset(TASK, count, _generated_frame), _ForgetfulZip)
 
 
 @pytest.mark.parametrize(
@@ -671,8 +635,10 @@ def test_writers_yield_to_the_event_loop() -> None:
 
     async def main() -> None:
         ticker = asyncio.create_task(count_ticks())
-        sink = zipfile.ZipFile(_Discard(), "w")
-        await write_ultralytics_obb(_Generated(TASK, 64), sink, ExportOptions())
+        sink = zipfile.ZipFile(Discard(), "w")
+        await write_ultralytics_obb(
+            GeneratedDataset(TASK, 64, _generated_frame), sink, ExportOptions()
+        )
         ticker.cancel()
 
     asyncio.run(main())

@@ -44,6 +44,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from tessera.export.formats.common import cvat_frames
 from tessera.export.formats.paint import (
     PAINTED,
     LabelMap,
@@ -66,7 +67,6 @@ from tessera.export.model import (
     Label,
     Shape,
     labels_by_id,
-    shapes_as_cvat_writes_them,
 )
 
 LABEL_COLORS_MEMBER: Final = "label_colors.txt"
@@ -96,14 +96,7 @@ async def write_cityscapes(
     label_map = colormap_label_map(task.labels, background_first=True)
     labels = labels_by_id(task.labels)
     classes = ClassOf(label_map, labels)
-    frames = 0
-    async for item in dataset.frames():
-        shapes = shapes_as_cvat_writes_them(item.shapes)
-        if options.annotated_only and not shapes and not item.tags:
-            continue
-        frames += 1
-        if frames % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+    async for item, shapes in cvat_frames(dataset, options, yield_every=_YIELD_EVERY):
         if not any(shape.type in PAINTED for shape in shapes):
             continue
         frame = item.frame

@@ -36,14 +36,11 @@ MiB, on disk past that) and its member is written from the spool at the end.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os.path
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import IO, Final
+from typing import Final
 
+from tessera.export.formats.common import split_frame_name, write_subset_lists
 from tessera.export.model import (
     Dataset,
     ExportOptions,
@@ -52,7 +49,6 @@ from tessera.export.model import (
     Label,
     TaskInfo,
     labels_by_id,
-    shapes_as_cvat_writes_them,
 )
 
 SUBSET_MEMBER: Final = "{subset}.txt"
@@ -60,18 +56,10 @@ LABELS_MEMBER: Final = "synsets.txt"
 IMAGE_DIR: Final = "images"
 NO_LABEL_DIR: Final = "no_label"
 DEFAULT_SUBSET: Final = "default"
-VIDEO_FRAME_EXT: Final = ".PNG"
-"""The extension CVAT gives video frames (`FrameProvider.VIDEO_FRAME_EXT`)."""
 
 _SPOOL_BYTES = 4 << 20
 _COPY_BYTES = 1 << 20
 _YIELD_EVERY = 32
-
-
-def _split_name(frame: FrameInfo) -> tuple[str, str]:
-    """The item id (name without extension) and the image's extension, as CVAT has them."""
-    root, ext = os.path.splitext(frame.name)
-    return root, ext or VIDEO_FRAME_EXT
 
 
 def image_path(frame: FrameInfo, subset: str) -> str:
@@ -79,7 +67,7 @@ def image_path(frame: FrameInfo, subset: str) -> str:
     (datumaro's imagenet_txt layout; CVAT itself, asked for images, writes the folder
     layout of `image_paths` and no text files)."""
     del subset  # one images/ folder for every subset's list
-    root, ext = _split_name(frame)
+    root, ext = split_frame_name(frame)
     return f"{IMAGE_DIR}/{root}{ext}"
 
 
@@ -89,7 +77,7 @@ def image_paths(item: FrameAnnotations, task: TaskInfo) -> list[str]:
     id's first folder is the label's name already)."""
     ordered = _ordered(task.labels)
     index = {label.id: position for position, label in enumerate(ordered)}
-    root, ext = _split_name(item.frame)
+    root, ext = split_frame_name(item.frame)
     parts = root.split("/")
     found = {index[tag.label_id] for tag in item.tags if tag.label_id in index}
     folders = [ordered[position].name for position in found] or [NO_LABEL_DIR]
@@ -107,7 +95,7 @@ def _ordered(labels: Sequence[Label]) -> list[Label]:
 
 
 def _line(item: FrameAnnotations, index: Mapping[int, int]) -> str:
-    root, ext = _split_name(item.frame)
+    root, ext = split_frame_name(item.frame)
     name = f'"{root}"' if len(root.split()) > 1 else root
     # datumaro collects the indices in a set and writes them in its iteration order
     found = {index[tag.label_id] for tag in item.tags if tag.label_id in index}
@@ -123,35 +111,16 @@ async def write_imagenet(
         raise ValueError("ImageNet 1.0 is a 2D format; point cloud tasks have no ImageNet exporter")
     ordered = _ordered(task.labels)
     index = {label.id: position for position, label in enumerate(ordered)}
-    spools: dict[str, IO[bytes]] = {}
-    with contextlib.ExitStack() as stack:
-        frames = 0
-        async for item in dataset.frames():
-            if (
-                options.annotated_only
-                and not item.tags
-                and not shapes_as_cvat_writes_them(item.shapes)
-            ):
-                continue
-            subset = item.frame.subset or task.subset or DEFAULT_SUBSET
-            spool = spools.get(subset)
-            if spool is None:
-                spool = spools[subset] = stack.enter_context(
-                    tempfile.SpooledTemporaryFile(_SPOOL_BYTES)
-                )
-            spool.write(_line(item, index).encode())
-            frames += 1
-            if frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # the CPU work of a long stream must not starve the loop
-        if not spools:
-            spools[task.subset or DEFAULT_SUBSET] = stack.enter_context(
-                tempfile.SpooledTemporaryFile(_SPOOL_BYTES)
-            )
-        for subset, spool in spools.items():
-            with archive.open(SUBSET_MEMBER.format(subset=subset), "w", force_zip64=True) as member:
-                spool.seek(0)
-                while chunk := spool.read(_COPY_BYTES):
-                    member.write(chunk)
-            await asyncio.sleep(0)
+    await write_subset_lists(
+        dataset,
+        archive,
+        options,
+        member=SUBSET_MEMBER,
+        line=lambda item, _subset: _line(item, index),
+        default_subset=DEFAULT_SUBSET,
+        spool_bytes=_SPOOL_BYTES,
+        copy_bytes=_COPY_BYTES,
+        yield_every=_YIELD_EVERY,
+    )
     with archive.open(LABELS_MEMBER, "w", force_zip64=True) as member:
         member.write("".join(f"{label.name}\n" for label in ordered).encode())

@@ -55,6 +55,7 @@ from typing import Any, Final
 
 from tessera.export.formats.cityscapes import label_colors_txt
 from tessera.export.formats.coco import round2
+from tessera.export.formats.common import cvat_frames
 from tessera.export.formats.paint import (
     PAINTED,
     colormap_label_map,
@@ -75,7 +76,6 @@ from tessera.export.model import (
     Label,
     Shape,
     labels_by_id,
-    shapes_as_cvat_writes_them,
 )
 
 LABEL_COLORS_MEMBER: Final = "label_colors.txt"
@@ -107,11 +107,7 @@ async def write_kitti(dataset: Dataset, archive: zipfile.ZipFile, options: Expor
     label_map = colormap_label_map(task.labels, background_first=True)
     labels = labels_by_id(task.labels)
     classes = ClassOf(label_map, labels)
-    frames = 0
-    async for item in dataset.frames():
-        shapes = shapes_as_cvat_writes_them(item.shapes)
-        if options.annotated_only and not shapes and not item.tags:
-            continue
+    async for item, shapes in cvat_frames(dataset, options, yield_every=_YIELD_EVERY):
         frame = item.frame
         subset = frame.subset or task.subset or DEFAULT_SUBSET
         stem, _ = split_name(frame)
@@ -125,9 +121,6 @@ async def write_kitti(dataset: Dataset, archive: zipfile.ZipFile, options: Expor
         if lines:
             text = "".join(f"{line}\n" for line in lines)
             write_member(archive, LABELS_MEMBER.format(subset=subset, id=stem), text.encode())
-        frames += 1
-        if frames % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
     write_member(archive, LABEL_COLORS_MEMBER, label_colors_txt(label_map))
 
 

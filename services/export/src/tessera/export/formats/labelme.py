@@ -76,6 +76,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tessera.export.formats.coco import attribute_value, ellipse_rle, mask_rle, round2
+from tessera.export.formats.common import split_frame_name
 from tessera.export.model import (
     AttributeSpec,
     Dataset,
@@ -91,8 +92,6 @@ from tessera.geometry import decode
 
 DEFAULT_SUBSET: Final = "default"
 MASKS_DIR: Final = "Masks"
-VIDEO_FRAME_EXT: Final = ".PNG"
-"""The extension CVAT gives video frames (`FrameProvider.VIDEO_FRAME_EXT`)."""
 
 _YIELD_EVERY = 4
 _MASK_COLOUR: Final = (0, 203, 255, 153)  # RGBA, what datumaro's BGRA paint becomes
@@ -101,16 +100,10 @@ _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 _ATTRIBUTE_ESCAPES: Final = (("\\", "\\\\"), ("=", "\\="), ('"', '\\"'), (",", "\\,"))
 
 
-def _split_name(frame: FrameInfo) -> tuple[str, str]:
-    """The item id (name without extension) and the image's extension, as CVAT has them."""
-    root, ext = os.path.splitext(frame.name)
-    return root, ext or VIDEO_FRAME_EXT
-
-
 def image_path(frame: FrameInfo, subset: str) -> str:
     """Where CVAT puts the frame's image with `save_images`: beside its XML,
     `<subset>/<id><ext>`."""
-    root, ext = _split_name(frame)
+    root, ext = split_frame_name(frame)
     return f"{subset}/{root}{ext}"
 
 
@@ -135,7 +128,7 @@ async def write_labelme(dataset: Dataset, archive: zipfile.ZipFile, options: Exp
         if options.annotated_only and not shapes and not item.tags:
             continue
         subset = item.frame.subset or task.subset or DEFAULT_SUBSET
-        root, ext = _split_name(item.frame)
+        root, ext = split_frame_name(item.frame)
         names = written.setdefault(subset, set())
         base = root if root not in names else root + ext
         names.add(base)

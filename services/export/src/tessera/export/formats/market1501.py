@@ -44,17 +44,14 @@ MiB, on disk past that) and its member is written from the spool at the end.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os.path
 import posixpath
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from tessera.export.formats.coco import attribute_value
+from tessera.export.formats.common import split_frame_name, write_subset_lists
 from tessera.export.model import (
     AttributeSpec,
     Dataset,
@@ -63,7 +60,6 @@ from tessera.export.model import (
     FrameInfo,
     Label,
     TaskInfo,
-    shapes_as_cvat_writes_them,
 )
 
 MARKET_LABEL: Final = "market-1501"
@@ -71,8 +67,6 @@ LIST_MEMBER: Final = "images_{subset}.txt"
 BBOX_DIR: Final = "bounding_box_{subset}"
 QUERY_DIR: Final = "query"
 DEFAULT_SUBSET: Final = "default"
-VIDEO_FRAME_EXT: Final = ".PNG"
-"""The extension CVAT gives video frames (`FrameProvider.VIDEO_FRAME_EXT`)."""
 NAME_PATTERN: Final = re.compile(r"^(-?\d+)_c(\d+)s(\d+)_(\d+)_(\d+)(.*)")
 """A Market-1501 image name: person, camera, sequence (track), frame, box, the rest."""
 
@@ -80,12 +74,6 @@ _SPOOL_BYTES = 4 << 20
 _COPY_BYTES = 1 << 20
 _YIELD_EVERY = 32
 _TRUE: Final = frozenset({"true", "t", "yes", "y", "on", "1"})
-
-
-def _split_name(frame: FrameInfo) -> tuple[str, str]:
-    """The item id (name without extension) and the image's extension, as CVAT has them."""
-    root, ext = os.path.splitext(frame.name)
-    return root, ext or VIDEO_FRAME_EXT
 
 
 def _as_int(value: Any, default: int) -> int:
@@ -97,7 +85,7 @@ def _as_int(value: Any, default: int) -> int:
 
 def _path(frame: FrameInfo, subset: str, attributes: Mapping[str, Any]) -> str:
     """datumaro's image path for an item with these (converted) attributes."""
-    root, ext = _split_name(frame)
+    root, ext = split_frame_name(frame)
     query = attributes.get("query")
     if isinstance(query, str):
         query = query.lower() in _TRUE
@@ -159,33 +147,14 @@ async def write_market1501(
             "Market-1501 1.0 is a 2D format; point cloud tasks have no Market-1501 exporter"
         )
     market = _Market(task.labels)
-    spools: dict[str, IO[bytes]] = {}
-    with contextlib.ExitStack() as stack:
-        frames = 0
-        async for item in dataset.frames():
-            if (
-                options.annotated_only
-                and not item.tags
-                and not shapes_as_cvat_writes_them(item.shapes)
-            ):
-                continue
-            subset = item.frame.subset or task.subset or DEFAULT_SUBSET
-            spool = spools.get(subset)
-            if spool is None:
-                spool = spools[subset] = stack.enter_context(
-                    tempfile.SpooledTemporaryFile(_SPOOL_BYTES)
-                )
-            spool.write(f"{_path(item.frame, subset, market.attributes(item))}\n".encode())
-            frames += 1
-            if frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # the CPU work of a long stream must not starve the loop
-        if not spools:
-            spools[task.subset or DEFAULT_SUBSET] = stack.enter_context(
-                tempfile.SpooledTemporaryFile(_SPOOL_BYTES)
-            )
-        for subset, spool in spools.items():
-            with archive.open(LIST_MEMBER.format(subset=subset), "w", force_zip64=True) as member:
-                spool.seek(0)
-                while chunk := spool.read(_COPY_BYTES):
-                    member.write(chunk)
-            await asyncio.sleep(0)
+    await write_subset_lists(
+        dataset,
+        archive,
+        options,
+        member=LIST_MEMBER,
+        line=lambda item, subset: f"{_path(item.frame, subset, market.attributes(item))}\n",
+        default_subset=DEFAULT_SUBSET,
+        spool_bytes=_SPOOL_BYTES,
+        copy_bytes=_COPY_BYTES,
+        yield_every=_YIELD_EVERY,
+    )

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tessera.export.formats.coco import attribute_value, round2
+from tessera.export.formats.common import split_frame_name
 from tessera.export.model import (
     Dataset,
     ExportOptions,
@@ -82,8 +83,6 @@ from tessera.export.model import (
 GT_MEMBER: Final = "gt/gt.txt"
 LABELS_MEMBER: Final = "gt/labels.txt"
 IMAGE_DIR: Final = "img1"
-VIDEO_FRAME_EXT: Final = ".PNG"
-"""The extension CVAT gives video frames (`FrameProvider.VIDEO_FRAME_EXT`)."""
 
 _FLUSH_CHARS = 1 << 18
 _YIELD_EVERY = 8
@@ -96,8 +95,8 @@ def image_path(frame: FrameInfo, subset: str) -> str:
     subset, the id being the file name without its extension and the extension the
     name's own (a video frame, named without one, gets CVAT's ".PNG")."""
     del subset  # MOT has one sequence: all subsets share img1/
-    root, ext = os.path.splitext(frame.name)
-    return f"{IMAGE_DIR}/{root}{ext or VIDEO_FRAME_EXT}"
+    root, ext = split_frame_name(frame)
+    return f"{IMAGE_DIR}/{root}{ext}"
 
 
 def image_paths(item: FrameAnnotations, task: TaskInfo) -> list[str]:

@@ -39,10 +39,10 @@ Nothing is held beyond one frame: the lists are spooled, PNGs written as frames 
 
 from __future__ import annotations
 
-import asyncio
 import zipfile
 from typing import Final
 
+from tessera.export.formats.common import cvat_frames
 from tessera.export.formats.paint import (
     Spools,
     colormap_label_map,
@@ -65,7 +65,6 @@ from tessera.export.model import (
     ExportOptions,
     FrameInfo,
     labels_by_id,
-    shapes_as_cvat_writes_them,
 )
 
 DEFAULT_SUBSET: Final = "default"
@@ -87,11 +86,7 @@ async def write_segmentation_mask(
     label_map = colormap_label_map(task.labels, background_first=False)
     classes = ClassOf(label_map, labels_by_id(task.labels))
     with Spools() as lists:
-        frames = 0
-        async for item in dataset.frames():
-            shapes = shapes_as_cvat_writes_them(item.shapes)
-            if options.annotated_only and not shapes and not item.tags:
-                continue
+        async for item, shapes in cvat_frames(dataset, options, yield_every=_YIELD_EVERY):
             frame = item.frame
             subset = frame.subset or task.subset or DEFAULT_SUBSET
             stem, _ = split_name(frame)
@@ -102,9 +97,6 @@ async def write_segmentation_mask(
                 lists.add(subset, stem)
             elif not has_annotations(item, shapes):
                 lists.add(subset, stem)
-            frames += 1
-            if frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
         for subset in lists:
             with archive.open(
                 SEGMENTATION_LIST.format(subset=subset), "w", force_zip64=True

@@ -62,6 +62,7 @@ from typing import Any, Final
 from xml.sax.saxutils import escape
 
 from tessera.export.formats.coco import round2
+from tessera.export.formats.common import cvat_frames
 from tessera.export.formats.paint import (
     PAINTED,
     LabelMap,
@@ -85,7 +86,6 @@ from tessera.export.model import (
     Label,
     Shape,
     labels_by_id,
-    shapes_as_cvat_writes_them,
 )
 
 LABELMAP_MEMBER: Final = "labelmap.txt"
@@ -122,11 +122,7 @@ async def write_voc(dataset: Dataset, archive: zipfile.ZipFile, options: ExportO
     classes = ClassOf(label_map, labels)
     subsets: dict[str, None] = {}
     with Spools() as lists:
-        frames = 0
-        async for item in dataset.frames():
-            shapes = shapes_as_cvat_writes_them(item.shapes)
-            if options.annotated_only and not shapes and not item.tags:
-                continue
+        async for item, shapes in cvat_frames(dataset, options, yield_every=_YIELD_EVERY):
             frame = item.frame
             subset = frame.subset or task.subset or DEFAULT_SUBSET
             subsets.setdefault(subset)
@@ -148,9 +144,6 @@ async def write_voc(dataset: Dataset, archive: zipfile.ZipFile, options: ExportO
                 lists.add(("segmentation", subset), stem)
             elif pngs is not None:
                 lists.add(("segmentation", subset), stem)
-            frames += 1
-            if frames % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
         for subset in subsets:
             _write_lists(archive, lists, subset, label_map)
             await asyncio.sleep(0)

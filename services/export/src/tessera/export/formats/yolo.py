@@ -61,6 +61,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Final
 
+from tessera.export.formats import common
 from tessera.export.formats.coco import round2
 from tessera.export.model import (
     Dataset,
@@ -70,7 +71,6 @@ from tessera.export.model import (
     Label,
     Shape,
     TaskInfo,
-    shapes_as_cvat_writes_them,
 )
 
 DEFAULT_SUBSET: Final = "default"
@@ -154,20 +154,12 @@ def is_rotated(shape: Shape) -> bool:
     return float(shape.rotation) % 360.0 > _ROTATION_EPSILON
 
 
-async def cvat_frames(
+def cvat_frames(
     dataset: Dataset, options: ExportOptions
 ) -> AsyncIterator[tuple[FrameAnnotations, list[Shape]]]:
     """Each frame to write with its shapes in CVAT's order, yielding to the event loop every
     few frames (the CPU work of a long stream must not starve it)."""
-    count = 0
-    async for item in dataset.frames():
-        shapes = shapes_as_cvat_writes_them(item.shapes)
-        if options.annotated_only and not shapes and not item.tags:
-            continue
-        yield item, shapes
-        count += 1
-        if count % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+    return common.cvat_frames(dataset, options, yield_every=_YIELD_EVERY)
 
 
 def write_member(archive: zipfile.ZipFile, path: str, content: bytes) -> None:
