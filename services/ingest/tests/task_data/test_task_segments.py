@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tessera.ingest.creation.runner import CreationRunner
 from tessera.ingest.media.testing import make_test_video
@@ -109,6 +110,11 @@ async def test_a_creation_redone_after_its_jobs_were_made_completes(
     async with platform.database.transaction() as session:
         await session.execute(
             task_media.update().where(task_media.c.task_id == task_id).values(status="creating")
+        )
+        # its request was still running then (only an open request is run again)
+        await session.execute(
+            sa.text("UPDATE ingest.requests SET status = 'started' WHERE id = :id"),
+            {"id": first["id"]},
         )
     state = fleet.ingest.app.state.service
     assert isinstance(state, IngestState)
