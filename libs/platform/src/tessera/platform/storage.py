@@ -14,11 +14,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from aiohttp.http_exceptions import HttpProcessingError
+from botocore.exceptions import BotoCoreError, ClientError
 
 MIN_PART_SIZE = 5 * 1024 * 1024
+READ_TRIES = 3
+# A body cut off mid-read (a pooled connection the server closed): botocore retries the
+# request, not the reading of its body.
+_CUT_SHORT = (aiohttp.ClientError, HttpProcessingError, BotoCoreError)
 SINGLE_PUT_LIMIT = 8 * 1024 * 1024
 
 
@@ -99,8 +105,15 @@ class ObjectStorage:
         )
 
     async def get(self, key: str) -> bytes:
-        """Read a whole (small) object."""
-        return b"".join([chunk async for chunk in self.stream(key)])
+        """Read a whole (small) object; a read the connection cut short is read again."""
+        for attempt in range(READ_TRIES):
+            try:
+                return b"".join([chunk async for chunk in self.stream(key)])
+            except _CUT_SHORT:
+                if attempt + 1 == READ_TRIES:
+                    raise
+                await asyncio.sleep(0.1 * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def stream(self, key: str, *, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """Read an object as a stream of chunks."""

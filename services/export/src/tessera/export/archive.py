@@ -121,6 +121,10 @@ class _Sink(io.RawIOBase):
             del self._buffer[:BLOCK_BYTES]
         return len(data)
 
+    def flush(self) -> None:
+        if not self.discarding:  # a failed archive's remains may be flushed after close
+            super().flush()
+
     def flush_rest(self) -> None:
         if self._buffer:
             self.hand_over(bytes(self._buffer))
@@ -150,6 +154,7 @@ async def stream_archive(upload: MultipartUpload, fill: Fill, *, compresslevel: 
 
     def work() -> None:
         sink = _Sink(blocks, bridge)
+        archive: zipfile.ZipFile | None = None
         try:
             archive = zipfile.ZipFile(
                 sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
@@ -159,6 +164,10 @@ async def stream_archive(upload: MultipartUpload, fill: Fill, *, compresslevel: 
             sink.flush_rest()
         except BaseException as exc:  # handed to the loop, raised there
             sink.discarding = True
+            if archive is not None:
+                # Nothing more of it is written: without this, the ZipFile would write its
+                # end record when collected (and fail on the sink, closed by then).
+                archive.fp = None
             failure.append(exc)
         finally:
             with contextlib.suppress(ArchiveAborted):

@@ -324,7 +324,7 @@ class SnapshotDataset:
 
 
 _LINEAR_KINDS = frozenset({"rectangle", "ellipse", "cuboid"})
-_WINDOW_FRAMES = 256
+_WINDOW_FRAMES = 64
 
 
 @dataclass(frozen=True, slots=True)
