@@ -46,7 +46,7 @@ from tessera.export.model import (
     TaskInfo,
     shapes_as_cvat_writes_them,
 )
-from tessera.export.snapshot_dataset import SnapshotDataset, task_info
+from tessera.export.snapshot_dataset import SnapshotDataset, emitted_frames, task_info
 from tessera.platform.clients.annotations import AnnotationsClient, SnapshotIncomplete
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.contracts.annotations import SnapshotHeader
@@ -100,13 +100,9 @@ class _Part:
             for index, frame in enumerate(self.meta.frame_sizes())
         ]
 
-    def count(self, scope: SnapshotHeader) -> int:
+    def count(self) -> int:
         """How many frames the export emits of this task."""
-        deleted = set(self.meta.deleted_frames)
-        if scope.scope == "job":
-            numbers = {f for job in scope.jobs for f in job.task_frames()}
-            return len([f for f in numbers if 0 <= f < self.meta.size and f not in deleted])
-        return self.meta.size - len([f for f in deleted if 0 <= f < self.meta.size])
+        return len(emitted_frames(self.header, self.meta.size, self.meta.deleted_frames))
 
 
 def version_key(parts: Sequence[_Part]) -> str:
@@ -187,7 +183,7 @@ class ExportRunner:
         async with AsyncExitStack() as stack:
             if params.target == "project":
                 parts = await self._project_parts(payload.get("task_ids", []))
-                dataset: Any = _ProjectDataset(self, params, parts)
+                dataset: Any = _ProjectDataset(self.annotations, params, parts)
             else:
                 scope = {f"{params.target}_id": params.target_id}
                 snapshot = await stack.enter_async_context(self.annotations.snapshot(**scope))
@@ -263,7 +259,7 @@ class ExportRunner:
         object_key: str,
     ) -> int:
         """Write and upload the archive; its size."""
-        total = sum(part.count(part.header) for part in parts)
+        total = sum(part.count() for part in parts)
         share = _WRITING_SHARE if params.save_images else 1.0
         options = ExportOptions(annotated_only=params.options.frames == "annotated")
 
@@ -333,8 +329,10 @@ class _Counted:
 class _ProjectDataset:
     """A project's tasks as one dataset: each task's snapshot opened in turn."""
 
-    def __init__(self, runner: ExportRunner, params: ExportParams, parts: Sequence[_Part]) -> None:
-        self._runner = runner
+    def __init__(
+        self, annotations: AnnotationsClient, params: ExportParams, parts: Sequence[_Part]
+    ) -> None:
+        self._annotations = annotations
         self._parts = parts
         first = task_info(parts[0].header)
         self._task = TaskInfo(
@@ -354,17 +352,12 @@ class _ProjectDataset:
 
     async def frames(self) -> AsyncIterator[FrameAnnotations]:
         for part in self._parts:
-            async with self._runner.annotations.snapshot(task_id=part.task_id) as snapshot:
-                frames = part.frames()
-                local = [
-                    FrameInfo(index, f.name, f.width, f.height, f.subset)
-                    for index, f in enumerate(frames)
-                ]
+            async with self._annotations.snapshot(task_id=part.task_id) as snapshot:
                 dataset = SnapshotDataset(
-                    snapshot.header, snapshot, local, excluded=part.meta.deleted_frames
+                    snapshot.header, snapshot, part.frames(), excluded=part.meta.deleted_frames
                 )
                 async for item in dataset.frames():
-                    yield FrameAnnotations(frames[item.frame.index], item.shapes, item.tags)
+                    yield item
 
 
 def _renames(header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]]) -> dict[int, str]:

@@ -198,6 +198,18 @@ class _Pending:
     seen: set[tuple[str, int]] = field(default_factory=set)
 
 
+def emitted_frames(header: SnapshotHeader, size: int, excluded: Collection[int]) -> list[int]:
+    """The task frames a snapshot's dataset emits, in order: all `size` frames of a task,
+    or a job's own, less the `excluded` (deleted) ones."""
+    numbers: Iterable[int]
+    if header.scope == "job":
+        numbers = sorted({f for job in header.jobs for f in job.task_frames()})
+    else:
+        numbers = range(size)
+    left_out = frozenset(excluded)
+    return [f for f in numbers if 0 <= f < size and f not in left_out]
+
+
 class SnapshotDataset:
     """A `Dataset` over a snapshot's header and items and the task's frames.
 
@@ -231,14 +243,7 @@ class SnapshotDataset:
     def frame_numbers(self) -> Iterator[int]:
         """The task frames emitted, in order: all of a task's, or a job's own, less the
         excluded (deleted) ones."""
-        if self._header.scope == "job":
-            numbers: Iterable[int] = sorted(
-                {f for job in self._header.jobs for f in job.task_frames()}
-            )
-        else:
-            numbers = range(len(self._frames))
-        size, excluded = len(self._frames), self._excluded
-        return iter([f for f in numbers if 0 <= f < size and f not in excluded])
+        return iter(emitted_frames(self._header, len(self._frames), self._excluded))
 
     def _track_shapes(self, track: Obj, start: int, stop: int) -> Iterator[tuple[int, Shape]]:
         """The track's (frame, shape) on [start, stop]: boxes, ellipses and cuboids from the

@@ -127,11 +127,9 @@ class Exports:
             row = await repository.by_request(session, rq_id)
         expired = NotFound(f"The result of export {rq_id} has expired; export again.")
         operation = found.operation
-        if operation.target != target or target_id not in (
-            operation.project_id if target == "project" else None,
-            operation.task_id if target == "task" else None,
-            operation.job_id if target == "job" else None,
-        ):
+        exported = {"project": operation.project_id, "task": operation.task_id,
+                    "job": operation.job_id}  # fmt: skip
+        if operation.target != target or exported[target] != target_id:
             raise NotFound(f"Request {rq_id} is not an export of this {target}.")
         if found.status != "finished":
             raise Problem(
