@@ -22,7 +22,6 @@ whose counts differ from the objects read, raises `SnapshotIncomplete`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from tessera.platform.clients.forwarding import caller_credentials
+from tessera.platform.clients.retry import send_with_retries
 from tessera.platform.contracts.annotations import (
     CONTEXT_PATH,
     JOB_ACCESS_PATH,
@@ -64,7 +64,6 @@ ACCESS_TTL_S = 5.0
 SNAPSHOT_TIMEOUT = httpx.Timeout(30.0, read=600.0)
 SEGMENTS_TRIES = 3
 CACHE_LIMIT = 10_000
-_RETRIED = (502, 503, 504)
 
 Answer = TypeVar("Answer", bound=BaseModel)
 CacheKey = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
@@ -115,16 +114,9 @@ class AnnotationsClient:
         """
         path = PREFIX + SEGMENTS_PATH.format(task_id=task_id)
         content = body.model_dump(mode="json", exclude_unset=True)
-        for attempt in range(SEGMENTS_TRIES):
-            try:
-                response = await self._http.post(path, json=content, headers=self._internal)
-            except httpx.TransportError:
-                if attempt + 1 == SEGMENTS_TRIES:
-                    raise
-            else:
-                if response.status_code not in _RETRIED or attempt + 1 == SEGMENTS_TRIES:
-                    break
-            await asyncio.sleep(0.5 * 2**attempt)
+        response = await send_with_retries(
+            lambda: self._http.post(path, json=content, headers=self._internal), SEGMENTS_TRIES
+        )
         if response.status_code not in (200, 201):
             raise _problem(response, "making the task's jobs")
         self.forget(task_id)

@@ -4,13 +4,13 @@ write into cloud storages."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import Request
 
 from tessera.platform.clients.forwarding import caller_credentials
+from tessera.platform.clients.retry import send_with_retries
 from tessera.platform.contracts.ingest import (
     CLOUD_OBJECT_PATH,
     CLOUD_STORAGE_PATH,
@@ -23,7 +23,6 @@ from tessera.platform.errors import Problem
 from tessera.platform.telemetry import http_client
 
 TRIES = 3
-_RETRIED = (502, 503, 504)
 
 
 class IngestClient:
@@ -75,16 +74,9 @@ class IngestClient:
         return CloudObjectWritten.model_validate_json(response.content)
 
     async def _get(self, path: str, params: dict[str, str], what: str) -> httpx.Response:
-        for attempt in range(TRIES):
-            try:
-                response = await self._http.get(path, params=params, headers=self._headers)
-            except httpx.TransportError:
-                if attempt + 1 == TRIES:
-                    raise
-            else:
-                if response.status_code not in _RETRIED or attempt + 1 == TRIES:
-                    break
-            await asyncio.sleep(0.5 * 2**attempt)
+        response = await send_with_retries(
+            lambda: self._http.get(path, params=params, headers=self._headers), TRIES
+        )
         if response.status_code == 200:
             return response
         raise _problem(response, what)
