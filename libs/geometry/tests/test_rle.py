@@ -275,6 +275,76 @@ def test_cvat_conversions_match_numpy_reference(mask: npt.NDArray[Any]) -> None:
     assert rle.cvat_mask_to_rle(as_floats, h, w)["counts"] == coco_encode(mask)["counts"]
 
 
+@given(st.lists(polygons(), min_size=0, max_size=3), st.integers(1, 40), st.integers(1, 40))
+@settings(max_examples=80, deadline=None)
+def test_polygons_to_counts_equals_pycocotools_per_polygon(
+    groups: list[list[list[float]]], h: int, w: int
+) -> None:
+    polys = [poly for group in groups for poly in group]
+    offsets = np.cumsum([0, *(len(poly) for poly in polys)])
+    flat = [v for poly in polys for v in poly]
+    batch = rle.polygons_to_counts(flat, offsets, h, w)
+    assert len(batch) == len(polys)
+    boxes = batch.boxes()
+    for index, poly in enumerate(polys):
+        ref = coco.frPyObjects([poly], h, w)[0]
+        ours = {"size": [h, w], "counts": batch.counts_of(index).tolist()}
+        assert rle.compress(ours)["counts"] == ref["counts"]
+        assert batch.areas[index] == coco.area(ref)
+        assert boxes[index].tolist() == coco.toBbox(ref).tolist()
+
+
+@given(st.lists(masks(max_side=16), min_size=0, max_size=4), st.integers(0, 6), st.integers(0, 6))
+@FAST
+def test_cvat_masks_to_counts_equals_one_at_a_time(
+    stack: list[npt.NDArray[Any]], top: int, left: int
+) -> None:
+    h, w = 16 + top, 16 + left
+    placed = []
+    for mask in stack:
+        if mask.any():
+            points = rle.array_to_cvat_mask(mask)
+            points[-4] += left
+            points[-2] += left
+            points[-3] += top
+            points[-1] += top
+            placed.append(points)
+    offsets = np.cumsum([0, *(len(points) for points in placed)])
+    batch = rle.cvat_masks_to_counts([v for p in placed for v in p], offsets, h, w)
+    boxes = batch.boxes()
+    for index, points in enumerate(placed):
+        ref = rle.cvat_mask_to_rle(points, h, w)
+        assert rle.compress({"size": [h, w], "counts": batch.counts_of(index).tolist()}) == ref
+        assert batch.areas[index] == rle.area(ref)
+        assert boxes[index].tolist() == rle.to_bbox(ref).tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cvat_masks_touching_the_image_edges_equal_one_at_a_time(seed: int) -> None:
+    """Boxes against every edge, full-height ones (whose columns run into each other in
+    column-major order) among them."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+    placed = []
+    for _ in range(60):
+        mask = rng.random((h, w)) < 0.5
+        mask[rng.integers(0, h), rng.integers(0, w)] = True
+        if rng.random() < 0.5:
+            mask[0, rng.integers(0, w)] = mask[h - 1, rng.integers(0, w)] = True
+        placed.append(rle.array_to_cvat_mask(mask))
+    offsets = np.cumsum([0, *(len(points) for points in placed)])
+    batch = rle.cvat_masks_to_counts([v for p in placed for v in p], offsets, h, w)
+    for index, points in enumerate(placed):
+        ref = rle.cvat_mask_to_rle(points, h, w)
+        assert rle.compress({"size": [h, w], "counts": batch.counts_of(index).tolist()}) == ref
+
+
+def test_batches_of_nothing_are_empty() -> None:
+    assert len(rle.polygons_to_counts([], [0], 4, 4)) == 0
+    assert len(rle.cvat_masks_to_counts([], [0], 4, 4)) == 0
+    assert rle.cvat_masks_to_counts([], [0], 4, 4).boxes().shape == (0, 4)
+
+
 def test_cvat_runs_may_stop_short_of_the_box() -> None:
     points = [1, 2, 3, 2, 5, 4]  # box 3 x 3 at (3, 2): runs cover 3 of 9 pixels
     mask = rle.cvat_mask_to_array(points, 6, 8)
@@ -330,6 +400,22 @@ GOOD = {"size": [2, 2], "counts": [1, 2, 1]}
         (lambda: rle.cvat_mask_to_rle([1, 3, 0, 0, 0, 0], 4, 4), "more than the box"),
         (lambda: rle.cvat_mask_to_array([0.5, 1, 0, 0, 0, 0], 4, 4), "whole numbers"),
         (lambda: rle.cvat_mask_to_array([0, 1, 1, 0, 0, 0], 4, 4), "inside"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, 1, 2, 0], [0, 5], 4, 4), "run from 0 to 6"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, 1, 2, 0], [0, 3, 6], 4, 4), "item 0 has an odd"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, 1, 2, 0], [0, 6, 6], 4, 4), "item 1 has 0"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, np.nan], [0, 4], 4, 4), r"values\[3\]"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, 1e12], [0, 4], 4, 4), "beyond"),
+        (lambda: rle.polygons_to_counts([[0, 0], [1, 1]], [0, 4], 4, 4), "flat"),
+        (lambda: rle.polygons_to_counts([0, 0, 1, 1], [0.0, 4.0], 4, 4), "integer"),
+        (lambda: rle.cvat_masks_to_counts([1, 0, 0, 0, 0], [0, 5], -1, 4), "non-negative"),
+        (lambda: rle.cvat_masks_to_counts([1, 0, 0, 0], [0, 4], 4, 4), "fewer than 5"),
+        (
+            lambda: rle.cvat_masks_to_counts([1, 0, 0, 0, 0, 0.5, 0, 0, 0, 0], [0, 5, 10], 4, 4),
+            "mask 1 holds a number",
+        ),
+        (lambda: rle.cvat_masks_to_counts([-1, 0, 0, 0, 0], [0, 5], 4, 4), "mask 0 holds"),
+        (lambda: rle.cvat_masks_to_counts([1, 0, 0, 4, 0], [0, 5], 4, 4), r"box \[0, 0, 4, 0\]"),
+        (lambda: rle.cvat_masks_to_counts([1, 3, 0, 0, 0, 0], [0, 6], 4, 4), "more pixels"),
     ],
 )
 def test_bad_input_raises_value_error(call: Any, message: str) -> None:

@@ -27,7 +27,7 @@ from tessera.export.model import (
     Shape,
     shapes_as_cvat_writes_them,
 )
-from tessera.export.snapshot_dataset import SnapshotDataset, _Converter, _linear_track
+from tessera.export.snapshot_dataset import SnapshotDataset, _batch_track, _Converter
 from tessera.geometry import interpolate_track, iter_interpolated_shapes
 from tessera.platform.clients.annotations import SnapshotItem
 from tessera.platform.contracts.annotations import (
@@ -559,31 +559,44 @@ async def test_long_stream_is_pulled_incrementally_in_flat_memory() -> None:
     assert peak < 4 * 1024 * 1024, peak
 
 
-_KEYFRAMES = st.lists(
-    st.tuples(
-        st.integers(0, 60),  # frame
-        st.lists(st.floats(-50, 500, allow_nan=False, width=32), min_size=4, max_size=4),
-        st.floats(-360, 360, allow_nan=False, width=32),  # rotation
-        st.booleans(),  # outside
-        st.booleans(),  # occluded
-        st.integers(-2, 2),  # z_order
-        st.sampled_from([[], [{"spec_id": 1, "value": "2"}]]),  # mutable attributes
-    ),
-    min_size=1,
-    max_size=6,
-    unique_by=lambda keyframe: keyframe[0],
+_COORDINATE = st.floats(-50, 500, allow_nan=False, width=32)
+
+
+def _keyframes(points: st.SearchStrategy[list[float]]) -> st.SearchStrategy[list[Any]]:
+    return st.lists(
+        st.tuples(
+            st.integers(0, 150),  # frame: windows of 64 frames are crossed
+            points,
+            st.floats(-360, 360, allow_nan=False, width=32),  # rotation
+            st.booleans(),  # outside
+            st.booleans(),  # occluded
+            st.integers(-2, 2),  # z_order
+            st.sampled_from([[], [{"spec_id": 1, "value": "2"}]]),  # mutable attributes
+        ),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda keyframe: keyframe[0],
+    )
+
+
+_BOXES = _keyframes(st.lists(_COORDINATE, min_size=4, max_size=4))
+_POLYS = _keyframes(
+    st.integers(2, 7).flatmap(lambda n: st.lists(_COORDINATE, min_size=2 * n, max_size=2 * n))
 )
 
 
 @given(
-    keyframes=_KEYFRAMES,
-    kind=st.sampled_from(["rectangle", "ellipse"]),
-    stop=st.integers(0, 80),
+    kind_and_keyframes=st.one_of(
+        st.tuples(st.sampled_from(["rectangle", "ellipse"]), _BOXES),
+        st.tuples(st.sampled_from(["polygon", "polyline"]), _POLYS),
+    ),
+    stop=st.integers(0, 200),
 )
-@settings(max_examples=150, deadline=None)
-def test_linear_tracks_come_from_the_kernel_as_from_the_per_frame_expansion(
-    keyframes: list[Any], kind: str, stop: int
+@settings(max_examples=200, deadline=None)
+def test_batch_tracks_come_from_the_kernels_as_from_the_per_frame_expansion(
+    kind_and_keyframes: tuple[str, list[Any]], stop: int
 ) -> None:
+    kind, keyframes = kind_and_keyframes
     track = {
         "id": 9, "frame": min(k[0] for k in keyframes), "label_id": 1, "group": 3,
         "source": "auto", "attributes": [{"spec_id": 2, "value": "blue"}],
@@ -595,9 +608,9 @@ def test_linear_tracks_come_from_the_kernel_as_from_the_per_frame_expansion(
     }  # fmt: skip
     start = track["frame"]
     convert = _Converter({1: {1: "speed", 2: "color"}})
-    linear = _linear_track(track)
-    assert linear is not None
-    fast = list(linear.shapes(convert, track, start, stop)) if start <= stop else []
+    batch = _batch_track(track)
+    assert batch is not None
+    fast = list(batch.shapes(convert, track, start, stop)) if start <= stop else []
     reference = [
         (shape["frame"], convert.shape(shape, track=track))
         for shape in iter_interpolated_shapes(track, stop, start_frame=min(start, stop))

@@ -18,8 +18,9 @@ from typing import Any
 
 import datumaro as dm  # type: ignore[import-untyped]
 import numpy as np
+import orjson
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -40,6 +41,8 @@ from tessera.export.model import (
     InMemoryDataset,
     Label,
     Shape,
+    ShapeType,
+    Source,
     Tag,
     TaskInfo,
 )
@@ -818,3 +821,50 @@ def test_memory_stays_flat_as_frames_grow(monkeypatch: pytest.MonkeyPatch) -> No
     peak_memory(20)  # compile the kernels first
     small, large = peak_memory(300), peak_memory(3000)
     assert large < small * 1.3 + (1 << 20), (small, large)
+
+
+_coordinate = st.floats(-60, 80, allow_nan=False).map(lambda v: round(v, 3))
+
+
+@st.composite
+def _ungrouped_shape(draw: st.DrawFn) -> Shape:
+    """A box, polygon, mask or ellipse of the writer's fast path, at times off the frame."""
+    kind: ShapeType = draw(st.sampled_from(["rectangle", "polygon", "mask", "ellipse"]))
+    attributes = draw(st.sampled_from([{}, {"model": "suv", "speed": "12.5"}, {"parked": "true"}]))
+    label = {"rectangle": CAR, "polygon": ROAD, "mask": BLOB, "ellipse": TREE}[kind]
+    if kind == "rectangle":
+        x0, y0, x1, y1 = (draw(_coordinate) for _ in range(4))
+        points: list[float] = [x0, y0, x1, y1]
+    elif kind == "polygon":
+        points = [draw(_coordinate) for _ in range(2 * draw(st.integers(3, 8)))]
+    elif kind == "ellipse":
+        cx, cy = draw(_coordinate), draw(_coordinate)
+        points = [cx, cy, cx + draw(st.floats(0.5, 20)), cy - draw(st.floats(0.5, 20))]
+    else:
+        bits = draw(st.integers(1, 2**30 - 1))
+        pixels = ((bits >> np.arange(30)) & 1).astype(bool).reshape(5, 6)
+        runs = array_to_cvat_mask(pixels)
+        left, top = draw(st.integers(-2, W - 4)), draw(st.integers(-2, H - 3))
+        points = [*runs[:-4], runs[-4] + left, runs[-3] + top, runs[-2] + left, runs[-1] + top]
+    source: Source = draw(st.sampled_from(["manual", "auto"]))
+    return Shape(
+        kind, label.id, points, rotation=draw(st.sampled_from([0.0, 30.0])), source=source,
+        attributes=attributes, score=0.75 if source == "auto" else None,
+        occluded=draw(st.booleans()),
+    )  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ungrouped_shape(), max_size=8), st.booleans())
+def test_the_fast_path_writes_what_the_general_path_writes(
+    shapes: list[Shape], polygons_as_masks: bool
+) -> None:
+    writer = coco._Writer(coco._Labels(TASK.labels), mask_mode=polygons_as_masks, keypoints=False)
+    frame = FrameInfo(0, "a.jpg", W, H)
+    general = [
+        writer._instance(group, frame, 1) for group in coco._instances(writer._parts(shapes, frame))
+    ]
+    fast = writer._fast_instances(shapes, frame, 1)
+    event("fast path" if fast is not None else "general path")
+    if fast is not None:  # else the frame takes the general path
+        assert json.loads(orjson.dumps(fast)) == json.loads(orjson.dumps(general))

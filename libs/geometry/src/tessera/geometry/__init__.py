@@ -1,5 +1,6 @@
 """Tessera's geometry library: Numba kernels behind validating public functions."""
 
+from tessera.geometry._validate import MAX_COORD, MAX_PIXELS
 from tessera.geometry.interpolation import (
     LinearTracks,
     PolyTracks,
@@ -24,6 +25,7 @@ from tessera.geometry.raster import (
 )
 from tessera.geometry.rle import (
     CompressedRLE,
+    CountsBatch,
     RLELike,
     UncompressedRLE,
     area,
@@ -31,12 +33,14 @@ from tessera.geometry.rle import (
     compress,
     cvat_mask_to_array,
     cvat_mask_to_rle,
+    cvat_masks_to_counts,
     decode,
     encode,
     encode_batch,
     from_bbox,
     from_polygons,
     iou,
+    polygons_to_counts,
     rle_to_cvat_mask,
     to_bbox,
     to_counts,
@@ -45,7 +49,10 @@ from tessera.geometry.rle import merge as merge_rles
 
 __all__ = [
     "FILL_RATIO_BOX_LIMIT",
+    "MAX_COORD",
+    "MAX_PIXELS",
     "CompressedRLE",
+    "CountsBatch",
     "LinearTracks",
     "PolyTracks",
     "RLELike",
@@ -56,6 +63,7 @@ __all__ = [
     "compress",
     "cvat_mask_to_array",
     "cvat_mask_to_rle",
+    "cvat_masks_to_counts",
     "decode",
     "ellipse_to_mask",
     "ellipse_to_polygon",
@@ -73,6 +81,7 @@ __all__ = [
     "merge_rles",
     "merge_segments",
     "polygon_to_mask",
+    "polygons_to_counts",
     "polygons_to_mask",
     "rectangle_to_polygon",
     "rle_to_cvat_mask",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, overload
 
 import numba
@@ -27,6 +28,7 @@ import numpy.typing as npt
 
 from tessera.geometry._jit import kernel, parallel_kernel
 from tessera.geometry._validate import (
+    MAX_COORD,
     MAX_PIXELS,
     BoolArray,
     ByteArray,
@@ -64,6 +66,8 @@ Packed = tuple[IntArray, IntArray, IntArray]
 """Run lengths of several RLEs concatenated, their offsets (n + 1), and sizes (n, 2)."""
 
 _CHUNK = 64
+_MAX_COORD = MAX_COORD
+_MAX_PIXELS = MAX_PIXELS
 _DENSE = 32
 _MAX_CHARS = 7
 _ERRORS = {
@@ -678,6 +682,94 @@ def _polygons_counts(xy: FloatArray, offs: IntArray, h: int, w: int) -> IntArray
     return acc
 
 
+@kernel
+def _counts_of_each(
+    pos: IntArray, offs: IntArray, n: int, toggles: bool
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Run lengths over n pixels of each sorted list pos[offs[i]:offs[i + 1]], of toggles
+    (shifted by i * (n + 1), as `_polygons_toggles` gives them; toggles at one position
+    cancel in pairs, as in `_toggles_to_counts`) or of changes (`_changes_to_counts`),
+    concatenated, with their offsets and areas."""
+    n_items = offs.shape[0] - 1
+    # A list of k positions gives at most k + 1 runs.
+    counts = np.empty(pos.shape[0] + n_items, np.int64)
+    starts = np.zeros(n_items + 1, np.int64)
+    areas = np.zeros(n_items, np.int64)
+    write = 0
+    for i in range(n_items):
+        shift = i * (n + 1) if toggles else 0
+        prev = 0
+        merge = False
+        first = write
+        for j in range(offs[i], offs[i + 1] + 1):
+            at = pos[j] - shift if j < offs[i + 1] else n
+            run = at - prev
+            prev = at
+            if j == offs[i]:
+                counts[write] = run
+                write += 1
+            elif merge:
+                counts[write - 1] += run
+                merge = False
+            elif toggles and run == 0:
+                merge = True
+            else:
+                counts[write] = run
+                write += 1
+        starts[i + 1] = write
+        for j in range(first + 1, write, 2):
+            areas[i] += counts[j]
+    return counts[:write], starts, areas
+
+
+@kernel
+def _boxes_of_each(counts: IntArray, offs: IntArray, h: int, w: int) -> FloatArray:
+    """`_bbox` of each run-length list counts[offs[i]:offs[i + 1]]."""
+    boxes = np.empty((offs.shape[0] - 1, 4))
+    for i in range(offs.shape[0] - 1):
+        boxes[i] = _bbox(counts[offs[i] : offs[i + 1]], h, w)
+    return boxes
+
+
+@kernel
+def _polygons_toggles(xy: FloatArray, offs: IntArray, h: int, w: int) -> tuple[IntArray, IntArray]:
+    """The toggle positions of every polygon xy[offs[i]:offs[i + 1]], unsorted, each
+    polygon's shifted by i * (h * w + 1) so that one sort of them all keeps every
+    polygon's apart and in order; and their offsets."""
+    n_polys = offs.shape[0] - 1
+    starts = np.zeros(n_polys + 1, np.int64)
+    for i in range(n_polys):
+        poly = xy[offs[i] : offs[i + 1]]
+        starts[i + 1] = starts[i] + _poly_changes(poly, h, w, np.empty(0, np.int64))
+    toggles = np.empty(starts[n_polys], np.int64)
+    for i in range(n_polys):
+        if starts[i + 1] > starts[i]:
+            mine = toggles[starts[i] : starts[i + 1]]
+            _poly_changes(xy[offs[i] : offs[i + 1]], h, w, mine)
+            mine += i * (h * w + 1)
+    return toggles, starts
+
+
+@kernel
+def _batch_problem(values: FloatArray, offs: IntArray, minimum: int, step: int) -> tuple[int, int]:
+    """(0, -1) when `offs` rises from 0 to len(values) by at least `minimum`, in multiples
+    of `step`, and every value is finite and within MAX_COORD; else (code, index): 1
+    offsets that do not start at 0 or end at the length, 2 item `index` too short, 3 item
+    `index` not a multiple of `step`, 4 value `index` not finite or too large."""
+    if offs.shape[0] < 1 or offs[0] != 0 or offs[offs.shape[0] - 1] != values.shape[0]:
+        return 1, -1
+    for i in range(offs.shape[0] - 1):
+        size = offs[i + 1] - offs[i]
+        if size < minimum:
+            return 2, i
+        if size % step:
+            return 3, i
+    for j in range(values.shape[0]):
+        if not abs(values[j]) <= _MAX_COORD:
+            return 4, j
+    return 0, -1
+
+
 # --- kernels: CVAT masks -------------------------------------------------------------------
 
 
@@ -692,6 +784,177 @@ def _runs_to_box(runs: IntArray, bh: int, bw: int) -> ByteArray:
             flat[p:e] = 1
         p = e
     return flat.reshape(bh, bw)
+
+
+@kernel
+def _masks_problem(values: FloatArray, offs: IntArray, h: int, w: int) -> tuple[int, int]:
+    """(0, -1) when every CVAT mask values[offs[i]:offs[i + 1]] (checked by
+    `_batch_problem` already) holds whole, non-negative numbers, a box inside the h x w
+    image and runs that fit it; else (code, mask index): 5 a number not whole or negative
+    or beyond 2**32 - 1, 6 the box outside the image, 7 runs overflowing the box."""
+    for i in range(offs.shape[0] - 1):
+        total = 0.0
+        for j in range(offs[i], offs[i + 1]):
+            v = values[j]
+            if v < 0 or v != math.floor(v) or v > _MAX_PIXELS:
+                return 5, i
+            total += v
+        end = offs[i + 1]
+        left, top, right, bottom = (
+            values[end - 4],
+            values[end - 3],
+            values[end - 2],
+            values[end - 1],
+        )
+        if not (left <= right < w and top <= bottom < h):
+            return 6, i
+        if total - left - top - right - bottom > (right - left + 1) * (bottom - top + 1):
+            return 7, i
+    return 0, -1
+
+
+@kernel
+def _mask_changes(values: FloatArray, h: int, w: int, out: IntArray) -> int:
+    """The sorted column-major positions where runs change in the h x w image of the CVAT
+    mask `values` (checked by `_masks_problem`), written into `out`; with `out`
+    empty, only their number. Returns that number.
+
+    Works from the runs, never from pixels: each row's foreground is a list of intervals,
+    and a pixel differs from the one above it exactly where the XOR of two consecutive
+    rows' intervals is set, found by merging their boundaries. Changes at the box's top
+    and below its bottom follow `_top_change` and `_bottom_exit`. Changes are found row
+    by row and put in column order by a stable counting sort on their column, as in
+    `_fill_box`. Cost: the runs, the box's rows and columns, and the changes themselves.
+    """
+    end = values.shape[0]
+    left, top = int(values[end - 4]), int(values[end - 3])
+    bw = int(values[end - 2]) - left + 1
+    bh = int(values[end - 1]) - top + 1
+    size = bh * bw
+    n_runs = end - 4
+    # The foreground runs cut at row ends: (row, first column, column past the last).
+    cap = bh + n_runs + 1
+    piece_row = np.empty(cap, np.int64)
+    piece_a = np.empty(cap, np.int64)
+    piece_b = np.empty(cap, np.int64)
+    k = 0
+    p = 0
+    for j in range(n_runs):
+        length = int(values[j])
+        if j % 2 and length > 0:
+            a = p
+            b = min(p + length, size)
+            while a < b:
+                r = a // bw
+                e = min(b, (r + 1) * bw)
+                piece_row[k] = r
+                piece_a[k] = a - r * bw
+                piece_b[k] = e - r * bw
+                k += 1
+                a = e
+        p += length
+        if p >= size:
+            break
+    row_first = np.zeros(bh + 1, np.int64)
+    for i in range(k):
+        row_first[piece_row[i] + 1] += 1
+    for r in range(bh):
+        row_first[r + 1] += row_first[r]
+    first_row = np.zeros(bw, np.uint8)
+    last_row = np.zeros(bw, np.uint8)
+    for i in range(row_first[0], row_first[1]):
+        first_row[piece_a[i] : piece_b[i]] = 1
+    for i in range(row_first[bh - 1], row_first[bh]):
+        last_row[piece_a[i] : piece_b[i]] = 1
+    wraps = top == 0 and bh == h
+    counting = out.shape[0] == 0
+    total = 0
+    cols = np.empty(0, np.int32)
+    pos = np.empty(0, np.int64)
+    if not counting:
+        cols = np.empty(out.shape[0], np.int32)
+        pos = np.empty(out.shape[0], np.int64)
+    for x in range(bw):
+        before = np.uint8(1) if wraps and x > 0 and last_row[x - 1] else np.uint8(0)
+        if first_row[x] != before:
+            if not counting:
+                cols[total] = x
+                pos[total] = (left + x) * h + top
+            total += 1
+    for y in range(1, bh):
+        # Merge the boundaries of rows y - 1 and y; the XOR is set after odd counts.
+        i, i_end = row_first[y - 1], row_first[y]
+        j, j_end = row_first[y], row_first[y + 1]
+        ui = 0  # which boundary of piece i (0: start, 1: end)
+        uj = 0
+        odd = False
+        last = 0
+        base = left * h + top + y
+        while i < i_end or j < j_end:
+            bi = (piece_a[i] if ui == 0 else piece_b[i]) if i < i_end else bw + 1
+            bj = (piece_a[j] if uj == 0 else piece_b[j]) if j < j_end else bw + 1
+            at = min(bi, bj)
+            if odd:
+                if counting:
+                    total += at - last
+                else:
+                    for x in range(last, at):
+                        cols[total] = x
+                        pos[total] = base + x * h
+                        total += 1
+            odd = not odd
+            last = at
+            if bi <= bj:
+                ui += 1
+                if ui == 2:
+                    ui = 0
+                    i += 1
+            else:
+                uj += 1
+                if uj == 2:
+                    uj = 0
+                    j += 1
+    for x in range(bw):
+        if last_row[x] == 0 or (wraps and x + 1 < bw):
+            continue
+        below = (left + x) * h + top + bh
+        if below < h * w:
+            if not counting:
+                cols[total] = x
+                pos[total] = below
+            total += 1
+    if counting:
+        return total
+    per_col = np.zeros(bw + 1, np.int64)
+    for i in range(total):
+        per_col[cols[i] + 1] += 1
+    for x in range(bw):
+        per_col[x + 1] += per_col[x]
+    for i in range(total):
+        out[per_col[cols[i]]] = pos[i]
+        per_col[cols[i]] += 1
+    return total
+
+
+@kernel
+def _masks_counts(
+    values: FloatArray, offs: IntArray, h: int, w: int
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Image run lengths of each CVAT mask values[offs[i]:offs[i + 1]] (runs, then
+    [left, top, right, bottom]; checked by `_masks_problem`), concatenated, with their
+    offsets and areas (`_mask_changes` of each)."""
+    n_masks = offs.shape[0] - 1
+    change_starts = np.zeros(n_masks + 1, np.int64)
+    none = np.empty(0, np.int64)
+    for i in range(n_masks):
+        found = _mask_changes(values[offs[i] : offs[i + 1]], h, w, none)
+        change_starts[i + 1] = change_starts[i] + found
+    changes = np.empty(change_starts[n_masks], np.int64)
+    for i in range(n_masks):
+        mine = changes[change_starts[i] : change_starts[i + 1]]
+        if mine.shape[0]:
+            _mask_changes(values[offs[i] : offs[i + 1]], h, w, mine)
+    return _counts_of_each(changes, change_starts, h * w, False)
 
 
 @kernel
@@ -1018,6 +1281,85 @@ def from_polygons(
     return _compressed(_polygons_counts(xy, offs, h, w), h, w)
 
 
+@dataclass(frozen=True)
+class CountsBatch:
+    """Uncompressed RLEs of many masks over one h x w image, concatenated.
+
+    Mask `i` has the run lengths `counts[offsets[i]:offsets[i + 1]]` (what COCO's
+    uncompressed `counts` holds) and `areas[i]` pixels (`area`).
+    """
+
+    height: int
+    width: int
+    counts: IntArray
+    offsets: IntArray
+    areas: IntArray
+
+    def boxes(self) -> FloatArray:
+        """Each mask's [x, y, width, height], as `to_bbox` gives it, in an (n, 4) array."""
+        return _boxes_of_each(self.counts, self.offsets, self.height, self.width)
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0]) - 1
+
+    def counts_of(self, index: int) -> IntArray:
+        """The run lengths of mask `index` (a view)."""
+        return self.counts[self.offsets[index] : self.offsets[index + 1]]
+
+
+_BATCH_PROBLEMS = {
+    2: "has {size} numbers, fewer than {minimum}",
+    3: "has an odd count of numbers ({size})",
+}
+_MASK_PROBLEMS = {
+    5: "holds a number that is not a whole number in 0..2**32 - 1",
+    6: "has its box [{box}] outside the {w}x{h} image",
+    7: "has runs covering more pixels than its box",
+}
+
+
+def _batch(
+    values: npt.ArrayLike, offsets: npt.ArrayLike, minimum: int, step: int
+) -> tuple[FloatArray, IntArray]:
+    """The flat numbers and item offsets of a batch, checked: offsets from 0 to the end,
+    items of at least `minimum` numbers in multiples of `step`, numbers finite and within
+    +-MAX_COORD."""
+    flat = np.ascontiguousarray(values, dtype=np.float64)
+    offs = np.ascontiguousarray(offsets)
+    if flat.ndim != 1:
+        raise ValueError(f"values must be flat, got shape {flat.shape}")
+    if offs.ndim != 1 or offs.dtype.kind not in "iu":
+        raise ValueError("offsets must be a 1D integer array of n + 1 entries")
+    offs = offs.astype(np.int64, copy=False)
+    code, index = _batch_problem(flat, offs, minimum, step)
+    if code == 1:
+        raise ValueError(f"offsets must run from 0 to {flat.shape[0]}")
+    if code in _BATCH_PROBLEMS:
+        size = int(offs[index + 1] - offs[index])
+        problem = _BATCH_PROBLEMS[code].format(size=size, minimum=minimum)
+        raise ValueError(f"item {index} {problem}")
+    if code == 4:
+        raise ValueError(f"values[{index}] is not finite or beyond +-{MAX_COORD:g}")
+    return flat, offs
+
+
+def polygons_to_counts(
+    coords: npt.ArrayLike, offsets: npt.ArrayLike, h: int, w: int
+) -> CountsBatch:
+    """Rasterise each polygon `coords[offsets[i]:offsets[i + 1]]` (flat x, y pairs) on its
+    own, as `from_polygons([polygon], h, w)` does, in one call.
+
+    For the many polygons of one image (a frame's, in an export) this is one kernel call
+    instead of one per polygon, and one numpy sort of all their toggles (several times
+    faster than a sort inside the kernel).
+    """
+    h, w = check_size(h, w)
+    xy, offs = _batch(coords, offsets, 2, 2)
+    toggles, starts = _polygons_toggles(xy, offs, h, w)
+    toggles.sort()
+    return CountsBatch(h, w, *_counts_of_each(toggles, starts, h * w, True))
+
+
 def from_bbox(bbox: Sequence[float] | FloatArray, h: int, w: int) -> CompressedRLE:
     """The RLE of an [x, y, width, height] box, like `frPyObjects([bbox], h, w)[0]`."""
     x, y, bw, bh = as_numbers(bbox, "bbox", 4)
@@ -1063,6 +1405,25 @@ def cvat_mask_to_rle(points: Sequence[float] | FloatArray, h: int, w: int) -> Co
     runs, left, top, right, bottom = _cvat_parts(points, h, w)
     box = _runs_to_box(runs, bottom - top + 1, right - left + 1)
     return _compressed(_changes_to_counts(_box_changes(box, (top, left, h, w)), h * w), h, w)
+
+
+def cvat_masks_to_counts(
+    points: npt.ArrayLike, offsets: npt.ArrayLike, h: int, w: int
+) -> CountsBatch:
+    """The image RLEs of many CVAT mask shapes of one h x w image, in one call: mask `i`
+    has the points `points[offsets[i]:offsets[i + 1]]` (runs, then [left, top, right,
+    bottom]); each gives what `cvat_mask_to_rle` gives it, uncompressed.
+
+    Raises ValueError (naming the mask) for what `cvat_mask_to_rle` refuses: numbers
+    that are not whole and non-negative, a box outside the image, runs that overflow it.
+    """
+    h, w = check_size(h, w)
+    values, offs = _batch(points, offsets, 5, 1)
+    code, index = _masks_problem(values, offs, h, w)
+    if code:
+        box = ", ".join(str(int(v)) for v in values[offs[index + 1] - 4 : offs[index + 1]])
+        raise ValueError(f"mask {index} " + _MASK_PROBLEMS[code].format(box=box, w=w, h=h))
+    return CountsBatch(h, w, *_masks_counts(values, offs, h, w))
 
 
 def array_to_cvat_mask(mask: npt.NDArray[Any]) -> list[int]:

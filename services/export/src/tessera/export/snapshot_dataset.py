@@ -64,6 +64,7 @@ from tessera.export.model import (
 from tessera.geometry.interpolation import (
     MaskMode,
     interpolate_linear_tracks,
+    interpolate_poly_tracks,
     iter_interpolated_shapes,
 )
 from tessera.platform.clients.annotations import SnapshotItem
@@ -246,11 +247,12 @@ class SnapshotDataset:
         return iter(emitted_frames(self._header, len(self._frames), self._excluded))
 
     def _track_shapes(self, track: Obj, start: int, stop: int) -> Iterator[tuple[int, Shape]]:
-        """The track's (frame, shape) on [start, stop]: boxes, ellipses and cuboids from the
-        batch kernel, window by window; other tracks through the per-frame expansion."""
-        linear = _linear_track(track)
-        if linear is not None:
-            return linear.shapes(self._convert, track, start, stop)
+        """The track's (frame, shape) on [start, stop]: boxes, ellipses, cuboids, polygons
+        and polylines from the batch kernels, window by window; other tracks (points,
+        masks, skeletons) through the per-frame expansion."""
+        batch = _batch_track(track)
+        if batch is not None:
+            return batch.shapes(self._convert, track, start, stop)
         return (
             (int(shape["frame"]), self._convert.shape(shape, track=track))
             for shape in iter_interpolated_shapes(
@@ -329,25 +331,34 @@ class SnapshotDataset:
 
 
 _LINEAR_KINDS = frozenset({"rectangle", "ellipse", "cuboid"})
+_POLY_KINDS = frozenset({"polygon", "polyline"})
 _WINDOW_FRAMES = 64
+
+Row = tuple[int, list[float], float, bool, bool]
+"""(frame, points, rotation, outside, keyframe) of one frame of a track."""
 
 
 @dataclass(frozen=True, slots=True)
-class _LinearTrack:
-    """A track of boxes, ellipses or cuboids, its keyframes as the batch kernel takes them."""
+class _BatchTrack:
+    """A track the batch kernels expand: its kind, keyframe frames, rotations and
+    `outside` flags, and its keyframes as stored (for their attributes, `occluded` and
+    `z_order`)."""
 
     kind: ShapeType
     frames: npt.NDArray[np.int64]
-    points: npt.NDArray[np.float64]
     rotation: npt.NDArray[np.float64]
     outside: npt.NDArray[np.bool_]
     keyframes: Sequence[Obj]
 
+    def rows(self, start: int, stop: int) -> Iterator[Row]:
+        """The track's frames on [start, stop] (a window), from the batch kernel."""
+        raise NotImplementedError
+
     def shapes(
         self, convert: _Converter, track: Obj, start: int, stop: int
     ) -> Iterator[tuple[int, Shape]]:
-        """(frame, shape) on [start, stop], as `iter_interpolated_shapes` gives them, from
-        `interpolate_linear_tracks` over windows of frames (a window's arrays at a time)."""
+        """(frame, shape) on [start, stop], as `iter_interpolated_shapes` gives them,
+        expanded over windows of frames (a window's arrays at a time)."""
         label_id = int(track["label_id"])
         given = track.get("source", "manual")
         source = cast(Source, given if given in _SOURCES else "manual")
@@ -362,25 +373,11 @@ class _LinearTrack:
         ]  # fmt: skip
         starts = self.frames.tolist()
         last = starts[-1] if self.outside[-1] else stop
-        offsets = np.array([0, len(starts)])
         for window in range(max(start, int(track.get("frame", 0))), min(last, stop) + 1,
                             _WINDOW_FRAMES):  # fmt: skip
-            upto = min(window + _WINDOW_FRAMES - 1, stop)
-            found = interpolate_linear_tracks(
-                offsets, self.frames, self.points, upto, rotation=self.rotation,
-                outside=self.outside, start_frame=window,
-            )  # fmt: skip
-            columns = np.flatnonzero(found.present[0])
-            rows = zip(
-                columns.tolist(),
-                found.points[0, columns].tolist(),
-                found.rotation[0, columns].tolist(),
-                found.outside[0, columns].tolist(),
-                found.keyframe[0, columns].tolist(),
-                strict=True,
-            )
-            for column, points, rotation, outside, keyframe in rows:
-                frame = window + column
+            for frame, points, rotation, outside, keyframe in self.rows(
+                window, min(window + _WINDOW_FRAMES - 1, stop)
+            ):
                 occluded, z_order, attributes = left[bisect.bisect_right(starts, frame) - 1]
                 # positional: Shape's fields in order (a slotted dataclass's fastest init)
                 yield frame, Shape(
@@ -388,33 +385,111 @@ class _LinearTrack:
                     source, attributes, (), score, track_id, keyframe,
                 )  # fmt: skip
 
+    def _around(self, start: int, stop: int) -> tuple[int, int]:
+        """The keyframes that decide frames start..stop: from the last one at or before
+        `start` to the first one at or after `stop` (a window needs no others)."""
+        first = max(int(np.searchsorted(self.frames, start, side="right")) - 1, 0)
+        last = int(np.searchsorted(self.frames, stop, side="left")) + 1
+        return first, min(last, len(self.frames))
 
-def _linear_track(track: Obj) -> _LinearTrack | None:
-    """The track as the batch kernel takes it, or None when the per-frame expansion must
-    handle it (another shape type, elements, or keyframes it would refuse)."""
+
+@dataclass(frozen=True, slots=True)
+class _LinearTrack(_BatchTrack):
+    """A track of boxes, ellipses or cuboids (`interpolate_linear_tracks`)."""
+
+    points: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
+
+    def rows(self, start: int, stop: int) -> Iterator[Row]:
+        """The track's frames on [start, stop], from `interpolate_linear_tracks`."""
+        lo, hi = self._around(start, stop)
+        found = interpolate_linear_tracks(
+            [0, hi - lo], self.frames[lo:hi], self.points[lo:hi], stop,
+            rotation=self.rotation[lo:hi], outside=self.outside[lo:hi], start_frame=start,
+        )  # fmt: skip
+        columns = np.flatnonzero(found.present[0])
+        return zip(
+            (columns + start).tolist(),
+            found.points[0, columns].tolist(),
+            found.rotation[0, columns].tolist(),
+            found.outside[0, columns].tolist(),
+            found.keyframe[0, columns].tolist(),
+            strict=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _PolyTrack(_BatchTrack):
+    """A track of polygons or polylines (`interpolate_poly_tracks`)."""
+
+    vertex_offsets: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, np.int64))
+    coords: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+
+    def rows(self, start: int, stop: int) -> Iterator[Row]:
+        """The track's frames on [start, stop], from `interpolate_poly_tracks`."""
+        lo, hi = self._around(start, stop)
+        first, last = self.vertex_offsets[lo], self.vertex_offsets[hi]
+        found = interpolate_poly_tracks(
+            [0, hi - lo], self.frames[lo:hi], self.vertex_offsets[lo : hi + 1] - first,
+            self.coords[first:last], stop, closed=self.kind == "polygon",
+            outside=self.outside[lo:hi], start_frame=start,
+        )  # fmt: skip
+        columns = np.flatnonzero(found.present[0])
+        frames = columns + start
+        flat = found.coords.reshape(-1)
+        begins = (2 * found.first[0, columns]).tolist()
+        sizes = (2 * found.count[0, columns]).tolist()
+        # A polygon keeps the rotation of the keyframe at or before each frame.
+        left = np.searchsorted(self.frames, frames, side="right") - 1
+        return zip(
+            frames.tolist(),
+            [flat[b : b + n].tolist() for b, n in zip(begins, sizes, strict=True)],
+            self.rotation[left].tolist(),
+            found.outside[0, columns].tolist(),
+            found.keyframe[0, columns].tolist(),
+            strict=True,
+        )
+
+
+def _batch_track(track: Obj) -> _BatchTrack | None:
+    """The track as a batch kernel takes it, or None when the per-frame expansion must
+    handle it (another shape type, elements, or keyframes a kernel would refuse)."""
     keyframes = sorted(track.get("shapes") or (), key=lambda kf: kf.get("frame", 0))
     if not keyframes or track.get("elements"):
         return None
     kinds = {kf.get("type") for kf in keyframes}
-    if len(kinds) != 1 or not kinds <= _LINEAR_KINDS:
+    if len(kinds) != 1 or not kinds <= _LINEAR_KINDS | _POLY_KINDS:
         return None
+    kind = cast(ShapeType, kinds.pop())
     try:
         frames = np.array([kf["frame"] for kf in keyframes], dtype=np.int64)
-        points = np.array([kf["points"] for kf in keyframes], dtype=np.float64)
-        rotation = np.array([kf.get("rotation") or 0.0 for kf in keyframes], dtype=np.float64)
+        rotation = np.array([kf.get("rotation") or 0.0 for kf in keyframes], np.float64)
+        if kind in _POLY_KINDS:
+            sizes = [len(kf["points"]) for kf in keyframes]
+            coords = np.array([v for kf in keyframes for v in kf["points"]], dtype=np.float64)
+            points = np.zeros((0, 4))
+        else:
+            points = np.array([kf["points"] for kf in keyframes], dtype=np.float64)
     except (KeyError, TypeError, ValueError):
         return None
+    if frames.ndim != 1 or (np.diff(frames) <= 0).any() or (frames < 0).any():
+        return None
+    outside = np.array([bool(kf.get("outside", False)) for kf in keyframes], dtype=np.bool_)
+    if kind in _POLY_KINDS:
+        if coords.ndim != 1 or min(sizes) < 2 or any(size % 2 for size in sizes):
+            return None
+        if not (np.isfinite(coords).all() and np.isfinite(rotation).all()):
+            return None
+        offsets = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(np.array(sizes) // 2, out=offsets[1:])
+        coords = coords.reshape(-1, 2)
+        return _PolyTrack(kind, frames, rotation, outside, keyframes, offsets, coords)
     if (
         points.ndim != 2
-        or points.shape[1] != (16 if "cuboid" in kinds else 4)
-        or (np.diff(frames) <= 0).any()
-        or (frames < 0).any()
+        or points.shape[1] != (16 if kind == "cuboid" else 4)
         or not (np.isfinite(points).all() and np.isfinite(rotation).all())
     ):
         return None
-    outside = np.array([bool(kf.get("outside", False)) for kf in keyframes], dtype=np.bool_)
-    kind = cast(ShapeType, kinds.pop())
-    return _LinearTrack(kind, frames, points, rotation, outside, keyframes)
+    return _LinearTrack(kind, frames, rotation, outside, keyframes, points)
 
 
 def _carried_attributes(keyframes: Sequence[Obj], track: Obj) -> list[list[Obj]]:

@@ -95,7 +95,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import math
 import os.path
 import re
@@ -120,30 +119,24 @@ from tessera.export.model import (
     shapes_as_cvat_writes_them,
 )
 from tessera.geometry import (
+    MAX_COORD,
+    MAX_PIXELS,
     CompressedRLE,
     RLELike,
     area,
     array_to_cvat_mask,
     compress,
     cvat_mask_to_rle,
+    cvat_masks_to_counts,
     decode,
     ellipse_to_mask,
     from_polygons,
     mask_to_polygons,
     merge_rles,
+    polygons_to_counts,
     shape_bbox,
     to_bbox,
     to_counts,
-)
-from tessera.geometry._validate import MAX_COORD, MAX_PIXELS
-from tessera.geometry.rle import (
-    _area,
-    _bbox,
-    _box_changes,
-    _changes_to_counts,
-    _poly_changes,
-    _runs_to_box,
-    _toggles_to_counts,
 )
 
 INSTANCES_MEMBER: Final = "annotations/instances_{subset}.json"
@@ -159,8 +152,6 @@ _MISSING: Final = object()
 _SPECIAL: Final = ("is_crowd", "score")
 _GRID: Final = 1e9
 """The fast path takes boxes within +-_GRID (polygons: MAX_COORD); see its bbox rounding."""
-_NO_TOGGLES: Final = np.empty(0, np.int64)
-_LAST_FOUR: Final = np.arange(4, 0, -1)
 _IMAGE_START: Final = b'{"id":'
 _ENTRY_START: Final = re.compile(rb'(\{"id":\d+,"image_id":)(\d+),')
 """How every annotation entry starts: the image id is its second number."""
@@ -464,19 +455,28 @@ def _pixels(counts: list[int]) -> int:
     return sum(counts[1::2])
 
 
-def _box_part(points: Sequence[float]) -> Box | None:
-    """`_part`'s box of a rectangle's 4 numbers; None where that raises (not numbers, not
-    finite) and beyond `_GRID`."""
+def _boxes(coords: list[Any]) -> list[tuple[list[float], float]] | None:
+    """(bbox, area) of each rectangle coords[4 * i : 4 * i + 4] as `_part` and
+    `_instance` make them, computed for all of a frame's at once; None unless every
+    number is a plain finite one within `_GRID`.
+
+    `_part` stores datumaro's box [round2(x0), round2(y0), round2(x0 + (x1 - x0)),
+    round2(y0 + (y1 - y0))]; `_instance` writes x, y and the width and height as
+    `_max_bbox` recomputes them ((x + w) - x), rounded, and their product as the area.
+    """
     try:
-        x0, y0, x1, y1 = map(float, points)
+        values = np.asarray(coords, np.float64).reshape(-1, 4)
     except (TypeError, ValueError):
         return None
-    if not (
-        -_GRID < x0 < _GRID and -_GRID < y0 < _GRID and -_GRID < x1 < _GRID and -_GRID < y1 < _GRID
-    ):
+    if not (np.abs(values) < _GRID).all():  # NaN fails too
         return None
-    left, top = round2(x0), round2(y0)
-    return (left, top, round2(x0 + (x1 - x0)) - left, round2(y0 + (y1 - y0)) - top)
+    x0, y0, x1, y1 = values.T
+    left, top, right, bottom = np.around([x0, y0, x0 + (x1 - x0), y0 + (y1 - y0)], 2)
+    width, height = right - left, bottom - top
+    width, height = (left + width) - left, (top + height) - top
+    area = (width * height).tolist()
+    bbox = np.stack([left, top, np.around(width, 2), np.around(height, 2)], axis=1).tolist()
+    return list(zip(bbox, area, strict=True))
 
 
 def _plain_ellipse(points: Sequence[float], rotation: float) -> bool:
@@ -500,15 +500,20 @@ def _rounded(coords: list[Any]) -> tuple[FloatArray, list[float]] | None:
     return rounded, rounded.tolist()
 
 
-def _polygon_counts(xy: FloatArray, h: int, w: int) -> IntArray:
-    """The run lengths of `from_polygons([xy], h, w)`: what its kernel computes for one
-    polygon, with the toggles sorted by numpy (several times faster than the kernel's own
-    sort; sorted integers are the same whichever sort)."""
-    toggles = np.empty(_poly_changes(xy, h, w, _NO_TOGGLES), np.int64)
-    if toggles.shape[0]:
-        _poly_changes(xy, h, w, toggles)
-        toggles.sort()
-    return _toggles_to_counts(toggles, h * w)
+def _polygon_boxes(rounded: FloatArray, starts: list[int]) -> list[list[float]]:
+    """The bbox `_instance` writes for each polygon rounded[starts[i]:starts[i + 1]]:
+    x and y of its points' minimum, the width and height as `_max_bbox` recomputes them
+    ((x + w) - x), rounded as `round2` rounds."""
+    firsts = np.asarray(starts[:-1]) // 2
+    xs, ys = rounded[0::2], rounded[1::2]
+    x0, y0 = np.minimum.reduceat(xs, firsts), np.minimum.reduceat(ys, firsts)
+    width = np.maximum.reduceat(xs, firsts) - x0
+    height = np.maximum.reduceat(ys, firsts) - y0
+    width, height = (x0 + width) - x0, (y0 + height) - y0
+    boxes: list[list[float]] = np.stack(
+        [x0, y0, np.around(width, 2), np.around(height, 2)], axis=1
+    ).tolist()
+    return boxes
 
 
 def _mask_counts(
@@ -519,33 +524,14 @@ def _mask_counts(
     `cvat_mask_to_rle` takes as it is (whole numbers, the box inside the frame, runs that
     fit it)."""
     try:
-        values = np.asarray(runs, np.float64)
+        batch = cvat_masks_to_counts(np.asarray(runs, np.float64), starts, h, w)
     except (TypeError, ValueError):
         return None
-    if values.ndim != 1 or not (values.min() >= 0 and values.max() <= MAX_COORD):
-        return None
-    ints = values.astype(np.int64)
-    if not (ints == values).all():
-        return None
-    ends = np.array(starts[1:], np.int64)
-    boxes = ints[ends[:, None] - _LAST_FOUR].tolist()  # [left, top, right, bottom] each
-    totals = np.add.reduceat(ints, starts[:-1]).tolist()  # each mask's numbers summed
-    out = []
-    n = h * w
-    for (start, end), (left, top, right, bottom), total in zip(
-        itertools.pairwise(starts), boxes, totals, strict=True
-    ):
-        bh, bw = bottom - top + 1, right - left + 1
-        if (
-            not (left <= right < w and top <= bottom < h)
-            or total - left - top - right - bottom > bh * bw
-        ):
-            return None
-        box = _runs_to_box(ints[start : end - 4], bh, bw)
-        counts = _changes_to_counts(_box_changes(box, (top, left, h, w)), n)
-        x, y, cw, ch = _bbox(counts, h, w).tolist()
-        out.append((counts, (x, y, cw, ch), int(_area(counts))))
-    return out
+    boxes = [(x, y, bw, bh) for x, y, bw, bh in batch.boxes().tolist()]
+    return [
+        (batch.counts_of(index), box, pixels)
+        for index, (box, pixels) in enumerate(zip(boxes, batch.areas.tolist(), strict=True))
+    ]
 
 
 def _json_ints(counts: IntArray) -> orjson.Fragment:
@@ -655,6 +641,7 @@ class _Writer:
         by_id = self._labels.by_id
         singles: list[tuple[int, Shape, _LabelInfo, Any]] = []
         grouped: list[Shape] = []
+        box_coords: list[Any] = []  # every rectangle's 4 numbers, one after another
         coords: list[Any] = []  # every polygon's points, one after another
         polygon_starts: list[int] = []
         runs: list[Any] = []  # every mask's points likewise
@@ -670,10 +657,8 @@ class _Writer:
             if shape_type == "rectangle":
                 if len(points) != 4:
                     continue
-                box = _box_part(points)
-                if box is None:
-                    return None
-                singles.append((_BOX, shape, info, box))
+                singles.append((_BOX, shape, info, len(box_coords) // 4))
+                box_coords.extend(points)
             elif shape_type == "polygon":
                 if len(points) < 6 or len(points) % 2:
                     continue
@@ -697,14 +682,25 @@ class _Writer:
                     ellipse = (counts, part.bbox, _pixels(part.counts))
                     singles.append((_MASK, shape, info, ellipse))
 
+        boxes: list[tuple[list[float], float]] = []
+        if box_coords:
+            found = _boxes(box_coords)
+            if found is None:
+                return None
+            boxes = found
         rounded: FloatArray = np.zeros(0)
         listed: list[float] = []
+        polygon_starts.append(len(coords))
+        polygon_areas: list[int] = []
+        polygon_boxes: list[list[float]] = []
         if coords:
             converted = _rounded(coords)
             if converted is None:
                 return None
             rounded, listed = converted
-        polygon_starts.append(len(coords))
+            polygons = polygons_to_counts(rounded, polygon_starts, h, w)
+            polygon_areas = polygons.areas.tolist()
+            polygon_boxes = _polygon_boxes(rounded, polygon_starts)
         masks = _mask_counts(runs, [*mask_starts, len(runs)], h, w) if runs else []
         if masks is None:
             return None
@@ -723,19 +719,13 @@ class _Writer:
             # within 1e-6 of one (all values under `_GRID`), where round(v, 2) and round2
             # agree; a mask's box is whole numbers.
             if kind == _BOX:
-                x, y, bw, bh = data
-                bw, bh = (x + bw) - x, (y + bh) - y
-                bbox = [x, y, round2(bw), round2(bh)]
-                area = bw * bh
+                bbox, area = boxes[data]
             elif kind == _POLYGON:
                 start, end = polygon_starts[data], polygon_starts[data + 1]
-                xs, ys = listed[start:end:2], listed[start + 1 : end : 2]
-                x, y = min(xs), min(ys)
-                bw, bh = (x + (max(xs) - x)) - x, (y + (max(ys) - y)) - y
-                bbox = [x, y, round2(bw), round2(bh)]
-                counts = _polygon_counts(rounded[start:end], h, w)
-                area = float(_area(counts))
+                bbox = polygon_boxes[data]
+                area = float(polygon_areas[data])
                 if mask_mode or attributes.get("is_crowd") is True:
+                    counts = polygons.counts_of(data)
                     segmentation = {"counts": _json_ints(counts), "size": [h, w]}
                     crowd = 1
                 else:
