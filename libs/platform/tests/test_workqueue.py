@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from tessera.devstack.testing import Stack
-from tessera.platform.bus import Bus, Outbox, outbox_table
+from tessera.platform.auth import actor_scope
+from tessera.platform.bus import ACTOR_KEY, Bus, Outbox, outbox_table
 from tessera.platform.db import Database
-from tessera.platform.requests import Operation, RequestStore, requests_table
-from tessera.platform.workqueue import WorkerPool, WorkQueue
+from tessera.platform.requests import Operation, OutboxEvents, RequestStore, requests_table
+from tessera.platform.workqueue import FailureEvents, WorkerPool, WorkQueue
 
 SCHEMA = "workqueue_test"
 STREAMS = {"WORKQUEUE_TEST": ("workqueue.>",)}
@@ -86,12 +87,18 @@ class Env:
 
     @contextlib.asynccontextmanager
     async def replica(
-        self, handler: Handler, queue: WorkQueue = QUEUE, workers: int = 2
+        self,
+        handler: Handler,
+        queue: WorkQueue = QUEUE,
+        workers: int = 2,
+        failure_events: FailureEvents | None = None,
     ) -> AsyncIterator[WorkerPool]:
         """A replica's worker pool on a NATS connection of its own."""
         bus = Bus(self.stack.nats.url, token=self.stack.nats.token, name="replica")
         await bus.start(streams=STREAMS)
-        pool = WorkerPool(queue, bus, self.requests, handler, workers=workers)
+        pool = WorkerPool(
+            queue, bus, self.requests, handler, workers=workers, failure_events=failure_events
+        )
         pool.start()
         try:
             yield pool
@@ -203,6 +210,32 @@ async def test_a_handler_that_raises_fails_the_request_after_max_deliveries(env:
         "The request was interrupted 3 times (its workers stopped, died or failed); send it again."
     )
     assert handler.calls == [("run", rq_id), ("clear", rq_id)] * 3
+
+
+async def test_a_request_failed_by_the_pool_publishes_the_service_s_failure_events(
+    env: Env,
+) -> None:
+    """With the actor of the request that queued it, as the handler's own events."""
+
+    def failure_events(rq_id: str, payload: dict[str, Any], message: str) -> OutboxEvents:
+        return [("workqueue.test.ended", {"rq_id": rq_id, "n": payload["n"], "why": message})]
+
+    async with env.replica(Handler(env.requests, fail=True), failure_events=failure_events):
+        with actor_scope(42):
+            rq_id = await env.submit(6)
+        await _eventually(lambda: env.ended(rq_id))
+        await _eventually(env.drained)
+    async with env.database.transaction() as session:
+        table = env.outbox.table
+        rows = (await session.execute(sa.select(table.c.subject, table.c.payload))).all()
+    ended = [payload for subject, payload in rows if subject == "workqueue.test.ended"]
+    message = (await env.request(rq_id)).message
+    assert ended == [{"rq_id": rq_id, "n": 6, "why": message, ACTOR_KEY: 42}]
+    updated = [payload for subject, payload in rows if subject == "workqueue.requests.updated"]
+    assert [(payload["status"], payload.get(ACTOR_KEY)) for payload in updated][-1] == (
+        "failed",
+        42,
+    )  # the pool's own update, by the request's actor too
 
 
 async def test_a_stopping_replica_hands_its_request_to_another(env: Env) -> None:

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from tessera.annotations.tables import memberships
 from tessera.devstack.servers import free_port
 from tessera.devstack.testing import OpenService
-from tessera.platform.auth import ensure_token, ensure_user
+from tessera.platform.auth import actor_scope, ensure_token, ensure_user
+from tessera.platform.contracts.export import EXPORT_FINISHED
 
 from .conftest import Receiver
 
@@ -287,3 +288,63 @@ async def test_organization_hooks_hear_role_changes(
         "organization": organization["id"],
     }  # fmt: skip
     assert sent["before_update"] == {"role": "worker"}
+
+
+async def test_a_project_hook_hears_its_tasks_exports_end(
+    open_service: OpenService, receiver: Receiver
+) -> None:
+    async with open_service("annotations") as svc:
+        client = svc.client
+        admin = (await client.get("/api/users/self")).json()["id"]
+        project = (await client.post("/api/projects", json={"name": "p"})).json()
+        task = await client.post("/api/tasks", json={"name": "t", "project_id": project["id"]})
+        other = await client.post("/api/tasks", json={"name": "o", "labels": [{"name": "car"}]})
+        assert (task.status_code, other.status_code) == (201, 201), other.text
+        hook = await client.post(
+            "/api/webhooks",
+            json={
+                "target_url": f"{receiver.url}/exports",
+                "type": "project",
+                "project_id": project["id"],
+                "events": ["finish:export"],
+                "secret": SECRET,
+            },
+        )
+        assert hook.status_code == 201, hook.text
+        listed = (await client.get("/api/webhooks/events", params={"type": "project"})).json()
+        described = {event["key"]: event for event in listed["events"]}
+        assert described["finish:export"]["group"] == {"display_name": "export"}
+        assert "export request" in described["finish:export"]["description"]
+
+        export = {
+            "rq_id": "export-export-dataset-7-0123456789ab", "status": "finished",
+            "message": None, "format": "COCO 1.0", "target": "task",
+            "task_id": task.json()["id"], "project_id": project["id"], "job_id": None,
+            "result_url": "http://testserver/api/tasks/7/dataset/download?rq_id=x",
+            "location": "local", "cloud_storage_id": None, "filename": "t.zip",
+        }  # fmt: skip
+        with actor_scope(admin):
+            # another task's export does not reach the project's hook
+            await svc.platform.bus.publish(EXPORT_FINISHED, {
+                **export, "rq_id": "export-elsewhere", "task_id": other.json()["id"],
+                "project_id": None, "organization_id": None,
+            })  # fmt: skip
+            await svc.platform.bus.publish(EXPORT_FINISHED, {**export, "organization_id": None})
+        deliveries = await _poll(
+            client,
+            f"/api/webhooks/{hook.json()['id']}/deliveries",
+            lambda body: body["count"] == 1 and body["results"][0]["status_code"] == 200,
+        )
+    (delivery,) = deliveries["results"]
+    (received,) = receiver.received
+    assert received.path == "/exports"
+    assert _signed(received.body, received.headers["X-Signature-256"])
+    sent = json.loads(received.body)
+    assert sent == delivery["request"]
+    assert sent == {
+        "event": "finish:export",
+        "export": {"id": export.pop("rq_id"), **export},
+        "sender": {"id": admin, "username": "admin"},
+        "webhook_id": hook.json()["id"],
+    }
+    assert delivery["event"] == "finish:export"

@@ -1,6 +1,7 @@
 """What the format writers' tests share: exporting into a zip in memory, laying the files out
 for datumaro, measuring a writer's peak memory on a generated stream of frames, and the
-street scene (labels, task and frames) the raster formats' tests paint."""
+street scene (labels, task and frames) the raster formats' tests paint, and the drive (a
+point cloud task) of the 3D formats' tests."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from tessera.export.model import (
+    AttributeSpec,
     ExportOptions,
     FrameAnnotations,
     FrameInfo,
+    InMemoryDataset,
     Label,
     Shape,
     Tag,
@@ -172,3 +175,103 @@ def painted_frame(index: int) -> FrameAnnotations:
             Shape("mask", BLOB.id, (1, 4, 1, 10, 5, 11, 7)),
         ),
     )
+
+
+# --- the drive of the point cloud formats (Kitti Raw, Sly Point Cloud) ---------------------
+
+DRIVE_CAR = Label(
+    11,
+    "car",
+    "cuboid",
+    "#ff0000",
+    attributes=(
+        AttributeSpec(11, "color", "select", False, ("red", "blue"), "red"),
+        AttributeSpec(12, "parked", "checkbox", True, ("false",), "false"),
+        AttributeSpec(13, "speed", "number", True, ("0", "100", "0.5"), "0"),
+    ),
+)
+DRIVE_PEDESTRIAN = Label(
+    12,
+    "pedestrian",
+    "cuboid",
+    "#00ff00",
+    attributes=(
+        AttributeSpec(14, "truncation", "select", True, ("in_image", "truncated"), "in_image"),
+        AttributeSpec(15, "occlusion", "text", True, (), ""),
+    ),
+)
+DRIVE_RAIN = Label(13, "rain", "tag", "#0000ff")
+DRIVE_TASK = TaskInfo(
+    id=7,
+    name="drive",
+    mode="annotation",
+    dimension="3d",
+    size=4,
+    labels=(DRIVE_CAR, DRIVE_PEDESTRIAN, DRIVE_RAIN),
+    owner="alice",
+)
+
+
+def cuboid(
+    position: tuple[float, float, float],
+    rotation: tuple[float, float, float],
+    scale: tuple[float, float, float],
+) -> tuple[float, ...]:
+    """A 3D cuboid's points as CVAT stores them: position, rotation, scale, 7 zeros."""
+    return (*position, *rotation, *scale, 0, 0, 0, 0, 0, 0, 0)
+
+
+def drive_frame(index: int) -> FrameInfo:
+    """Frame `index` of the drive: a KITTI scan, as ingest names it once made a PCD file."""
+    return FrameInfo(index, f"drive/velodyne_points/data/{index:010d}.pcd", 1200, 1)
+
+
+def _track(points: tuple[float, ...], **fields: Any) -> Shape:
+    values = {"color": "red", "parked": "true", "speed": "30"}
+    return Shape("cuboid", DRIVE_CAR.id, points, track_id=9, attributes=values, **fields)
+
+
+DRIVE = InMemoryDataset(
+    DRIVE_TASK,
+    (
+        FrameAnnotations(
+            drive_frame(0),
+            shapes=(
+                _track(cuboid((10, -2.5, 0.8), (0, 0, 1.5708), (4.2, 1.8, 1.5))),
+                Shape(
+                    "cuboid",
+                    DRIVE_CAR.id,
+                    cuboid((1.005, 2.675, -0.001), (0.1, -0.2, 3.14159), (4.5, 1.9, 1.6)),
+                    occluded=True,
+                    attributes={"color": "blue", "speed": "12.5"},
+                ),
+            ),
+            tags=(Tag(DRIVE_RAIN.id),),
+        ),
+        FrameAnnotations(
+            drive_frame(1),
+            shapes=(
+                _track(cuboid((11, -2.25, 0.8), (0, 0, 1.6), (4.2, 1.8, 1.5)), keyframe=False),
+            ),
+        ),
+        FrameAnnotations(
+            drive_frame(2),
+            shapes=(
+                _track(cuboid((12, -2, 0.8), (0, 0, 1.6292), (4.4, 1.8, 1.5))),
+                Shape(
+                    "cuboid",
+                    DRIVE_PEDESTRIAN.id,
+                    cuboid((5, 5, 0.9), (0, 0, 0), (0.6, 0.7, 1.8)),
+                    attributes={"truncation": "truncated", "occlusion": "Fully"},
+                ),
+            ),
+        ),
+        FrameAnnotations(
+            drive_frame(3),
+            shapes=(_track(cuboid((12, -2, 0.8), (0, 0, 1.6292), (4.4, 1.8, 1.5)), outside=True),),
+        ),
+    ),
+)
+"""A point cloud task of 4 frames: a car track (keyframes on frames 0 and 2, frame 1
+interpolated, outside from frame 3) with its attributes, a plain occluded car and a tag on
+frame 0, a plain pedestrian naming its truncation and occlusion on frame 2."""

@@ -13,10 +13,15 @@ in its own process fails, at its next start, the requests a restart left `queued
 `started` (`fail_interrupted`): their work died with the process, and the client must be
 told rather than wait forever. A service that hands its work to a JetStream work queue
 (ingest's task creation) does not: the queue gives unfinished work to another worker.
+
+A request's end may also publish events of the service's own (`finish` and `fail` take
+them, such as export's `export.finished`): they are written to the outbox in the
+transaction that ends the request, and only when it did end it, so a request that had
+already ended (cancelled by its owner, or finished by another attempt) publishes none.
 """
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -37,6 +42,9 @@ Status = Literal["queued", "started", "finished", "failed"]
 OPEN: tuple[Status, ...] = ("queued", "started")
 PROGRESS_STEP = 0.01
 RESULT_LIFETIME = timedelta(days=1)
+
+OutboxEvents = Sequence[tuple[str, Mapping[str, Any]]]
+"""Events (subject, payload) to publish through the outbox with a request's end."""
 
 
 def requests_table(metadata: sa.MetaData, schema: str) -> sa.Table:
@@ -249,24 +257,33 @@ class RequestStore:
             raise RequestEnded(rq_id)
 
     async def finish(
-        self, rq_id: str, *, result_id: int | None = None, result_url: str | None = None
+        self,
+        rq_id: str,
+        *,
+        result_id: int | None = None,
+        result_url: str | None = None,
+        events: OutboxEvents = (),
     ) -> bool:
         """Mark the request finished, with what it made; False if it had already ended.
 
         `result_url` is a path (`/api/...`): the answer puts it on the client's address.
+        `events` are published with the change, in its transaction (none if it had ended).
         """
         self._reported.pop(rq_id, None)
         return await self._update(rq_id, "finished", {
             "progress": 1.0, "result_id": result_id, "result_url": result_url, "message": "",
             "finished_date": sa.func.now(),
             "expiry_date": datetime.now(UTC) + RESULT_LIFETIME,
-        })  # fmt: skip
+        }, events)  # fmt: skip
 
-    async def fail(self, rq_id: str, message: str) -> bool:
-        """Mark the request failed, saying why; False if it had already ended."""
+    async def fail(self, rq_id: str, message: str, *, events: OutboxEvents = ()) -> bool:
+        """Mark the request failed, saying why; False if it had already ended.
+
+        `events` are published with the change, in its transaction (none if it had ended).
+        """
         self._reported.pop(rq_id, None)
         return await self._update(
-            rq_id, "failed", {"message": message, "finished_date": sa.func.now()}
+            rq_id, "failed", {"message": message, "finished_date": sa.func.now()}, events
         )
 
     async def fail_interrupted(self) -> int:
@@ -289,7 +306,9 @@ class RequestStore:
                 await self._publish(session, row.id, "failed", None)
         return len(rows)
 
-    async def _update(self, rq_id: str, status: Status, values: Mapping[str, Any]) -> bool:
+    async def _update(
+        self, rq_id: str, status: Status, values: Mapping[str, Any], events: OutboxEvents = ()
+    ) -> bool:
         async with self.database.transaction() as session:
             updated = await session.scalar(
                 self.table.update()
@@ -301,6 +320,8 @@ class RequestStore:
                 return False
             progress = values.get("progress")
             await self._publish(session, rq_id, status, progress)
+            for subject, data in events:
+                await self.outbox.add(session, subject, data)
         if isinstance(progress, float) and status == "started":
             self._reported[rq_id] = progress
         return True

@@ -9,8 +9,12 @@ finished or failed. A pool that stops hands the requests it was running back (na
 replica that dies stops confirming them and JetStream redelivers them after the ack
 wait. Either way another worker takes the request, has the handler clear what the
 earlier attempt left, and runs it again; after `max_deliveries` attempts the request
-fails. A message whose request is no longer queued or started (or does not exist) is
-acknowledged without running anything, so a redelivery never redoes finished work.
+fails (with the events the service's `failure_events` gives for it). A message whose
+request is no longer queued or started (or does not exist) is acknowledged without
+running anything, so a redelivery never redoes finished work.
+
+The work runs with the message's request id and actor (the caller who asked for it), so
+the events it publishes carry them as the asking request's own events do.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,8 +32,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.platform.bus import Bus, Outbox, PullLoop
-from tessera.platform.requests import RequestStore
+from tessera.platform.auth import actor_scope
+from tessera.platform.bus import ACTOR_HEADER, Bus, Outbox, PullLoop
+from tessera.platform.requests import OutboxEvents, RequestStore
 from tessera.platform.telemetry import REQUEST_ID_HEADER, request_id_scope
 
 logger = logging.getLogger(__name__)
@@ -73,8 +78,16 @@ class WorkQueue:
         await outbox.add(session, self.subject, {**payload, "rq_id": rq_id})
 
 
+FailureEvents = Callable[[str, dict[str, Any], str], OutboxEvents]
+"""`(rq_id, payload, message)`: the events to publish with a request the pool fails."""
+
+
 class WorkerPool(PullLoop):
-    """This replica's workers of a `WorkQueue`: at most `workers` requests at once."""
+    """This replica's workers of a `WorkQueue`: at most `workers` requests at once.
+
+    A request whose deliveries are spent is failed with the events `failure_events` gives
+    for it (none without it).
+    """
 
     def __init__(
         self,
@@ -84,6 +97,7 @@ class WorkerPool(PullLoop):
         handler: RequestHandler,
         *,
         workers: int,
+        failure_events: FailureEvents | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
@@ -91,6 +105,7 @@ class WorkerPool(PullLoop):
         self.requests = requests
         self.handler = handler
         self.workers = workers
+        self.failure_events = failure_events
         self.stream, self.subject, self.durable = queue.stream, queue.subject, queue.durable
         self.task_name = f"workers-{queue.durable}"
         self.consumer_config = ConsumerConfig(
@@ -128,9 +143,14 @@ class WorkerPool(PullLoop):
     async def _work(self, msg: Msg) -> None:
         payload = orjson.loads(msg.data)
         rq_id = str(payload.pop("rq_id"))
+        headers = msg.headers or {}
+        actor = headers.get(ACTOR_HEADER, "")
         heartbeat = asyncio.create_task(self._keep_in_progress(msg))
         try:
-            with request_id_scope((msg.headers or {}).get(REQUEST_ID_HEADER)):
+            with (
+                request_id_scope(headers.get(REQUEST_ID_HEADER)),
+                actor_scope(int(actor) if actor.isdigit() else None),
+            ):
                 await self._attempt(rq_id, payload, msg.metadata.num_delivered)
             await msg.ack()
         except asyncio.CancelledError:
@@ -152,11 +172,12 @@ class WorkerPool(PullLoop):
         if not await self._open(rq_id):
             return
         if attempt > self.queue.max_deliveries:
-            tries = attempt - 1
-            await self.requests.fail(
-                rq_id, f"The request was interrupted {tries} times (its workers stopped, died "
-                "or failed); send it again.",
-            )  # fmt: skip
+            message = (
+                f"The request was interrupted {attempt - 1} times (its workers stopped, died "
+                "or failed); send it again."
+            )
+            events = self.failure_events(rq_id, payload, message) if self.failure_events else ()
+            await self.requests.fail(rq_id, message, events=events)
             return
         await self.handler.run(rq_id, payload)
         if await self._open(rq_id):

@@ -16,6 +16,12 @@
 
 Every event carries its actor (the request's caller) in the `Tessera-Actor` header
 (`Event.actor_id`), recorded by the outbox.
+
+Events of other services that this service consumes (`FOREIGN`), for webhooks only:
+
+- `export.finished` (the export service's, `tessera.platform.contracts.export`):
+  `{rq_id, status, message, format, target, task_id, project_id, job_id,
+  organization_id, result_url, location, cloud_storage_id, filename}`
 """
 
 from collections.abc import Mapping, Sequence
@@ -28,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.annotations.tables import projects, tasks
 from tessera.platform.bus import Handler, IdempotentConsumer, Outbox
+from tessera.platform.contracts.export import EXPORT_FINISHED, EXPORT_STREAM
 from tessera.platform.service import Platform
 
 TASKS_CREATED = "tasks.created"
@@ -44,6 +51,8 @@ CONSUMED = (
     ("LABELS", "labels.>"),
     ("MEMBERSHIPS", "memberships.>"),
 )
+# The streams and subjects of the other services' events that webhooks are told about.
+FOREIGN = ((EXPORT_STREAM, EXPORT_FINISHED),)
 
 
 def _outbox(request: Request) -> Outbox:
@@ -180,10 +189,11 @@ async def scope_of(session: AsyncSession, data: Mapping[str, Any]) -> EventScope
 
 
 def consumers_of_every_event(
-    platform: Platform, name: str, handler: Handler
+    platform: Platform, name: str, handler: Handler, *, also: Sequence[tuple[str, str]] = ()
 ) -> list[IdempotentConsumer]:
-    """One durable consumer per stream of `CONSUMED`, named `{name}-{stream}`, all calling
-    `handler` (once per message id)."""
+    """One durable consumer per stream of `CONSUMED` and of `also` (such as `FOREIGN`),
+    named `{name}-{stream}` and filtered to its subject, all calling `handler` (once per
+    message id)."""
     return [
         IdempotentConsumer(
             platform.database,
@@ -194,5 +204,5 @@ def consumers_of_every_event(
             subject=subject,
             handler=handler,
         )
-        for stream, subject in CONSUMED
+        for stream, subject in (*CONSUMED, *also)
     ]

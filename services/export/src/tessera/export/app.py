@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from tessera.export import __version__, migrations
 from tessera.export.config import ExportSettings
+from tessera.export.events import failure_events
 from tessera.export.expiry import ExpiredExports
 from tessera.export.exports.router import router as exports_router
 from tessera.export.exports.service import Exports
@@ -47,7 +48,10 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
             compresslevel=settings.archive_compression_level,
         ),
     )
-    workers = WorkerPool(EXPORTS, platform.bus, requests, runner, workers=settings.export_workers)
+    workers = WorkerPool(
+        EXPORTS, platform.bus, requests, runner,
+        workers=settings.export_workers, failure_events=failure_events,
+    )  # fmt: skip
     expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
     workers.start()
     expiry.start()

@@ -5,6 +5,10 @@ message in one transaction; each replica's `WorkerPool` hands the exports to
 `ExportRunner`. An export a stopped or dead replica left is redone by another (its
 multipart upload was aborted, or is removed by the bucket's lifecycle rule), and fails
 after `EXPORTS.max_deliveries` tries.
+
+The EXPORT stream (limits retention, not a work-queue stream) also carries the end of
+each export, `export.finished` (`tessera.export.events`): the queue's durable consumer
+takes only `export.requested`, and the consumers of `export.finished` only that subject.
 """
 
 from tessera.platform.workqueue import WorkQueue

@@ -4,10 +4,14 @@ For a task or a job, the annotations service's snapshot (one consistent read, in
 order) and ingest's frame names and sizes make a `SnapshotDataset`; a project is its
 tasks' datasets one after another (each task's subset as the frames' subset). The
 format's writer turns it into the members of a zip archive written straight into an S3
-multipart upload (`tessera.export.archive`); with `save_images`, each frame's original
-file follows, copied as it is. Progress is the share of frames written (and of images
-copied), reported to the request as it goes; a request cancelled meanwhile stops the
-export at its next report, and the upload is aborted.
+multipart upload (`tessera.export.archive`); with `save_images`, each frame's image
+follows: an image task's original file, copied as it is; a video task's frames, decoded
+by ingest in one pass and saved as the export's `image_format` asks (PNG by default),
+named `frame_000000.png` (`.jpg`, `.webp`) in the annotations and the archive alike;
+for the point cloud formats, a frame's context images too (`PointCloudLayout`).
+Progress is the share of frames written (and of images saved), reported to the request
+as it goes; a request cancelled meanwhile stops the export at its next report, and the
+upload is aborted.
 
 Before writing, the export's version (the annotations' version, the task's and labels'
 state, the media's) is compared with finished archives of the same parameters: an
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import logging
 import os.path
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +38,12 @@ import httpx
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tessera.export.archive import Bridge, stream_archive
+from tessera.export.archive import ArchiveAborted, Bridge, stream_archive
+from tessera.export.events import export_failed, export_finished
 from tessera.export.exports import repository
-from tessera.export.exports.schemas import ExportParams
+from tessera.export.exports.schemas import ExportOptionsIn, ExportParams
 from tessera.export.formats.cvat_xml import CvatSegment, CvatTaskMeta, CvatUser
-from tessera.export.formats.registry import ExportFormat, exporter_named
+from tessera.export.formats.registry import ExportFormat, PointCloudLayout, exporter_named
 from tessera.export.model import (
     ExportOptions,
     FrameAnnotations,
@@ -50,7 +56,7 @@ from tessera.export.snapshot_dataset import SnapshotDataset, emitted_frames, tas
 from tessera.platform.clients.annotations import AnnotationsClient, SnapshotIncomplete
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.contracts.annotations import SnapshotHeader
-from tessera.platform.contracts.ingest import DataMeta
+from tessera.platform.contracts.ingest import FRAME_EXTENSIONS, FRAME_MEDIA_TYPES, DataMeta
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestEnded, RequestStore
@@ -75,16 +81,23 @@ class RunnerConfig:
 
 @dataclass(frozen=True)
 class _Part:
-    """One task of the export: its snapshot's header, its media, where its frames start."""
+    """One task of the export: its snapshot's header, its media, where its frames start,
+    and the extension a video's frames get (`_frame_extension`)."""
 
     header: SnapshotHeader
     meta: DataMeta
     offset: int
     renamed: Mapping[int, str] = field(default_factory=dict)
+    extension: str = ""
 
     @property
     def task_id(self) -> int:
         return self.header.task.id
+
+    @property
+    def video(self) -> bool:
+        """Whether the task's media is a video (its frames are decoded, not copied)."""
+        return self.header.task.media_type == "video"
 
     def frames(self) -> list[FrameInfo]:
         """The task's frames, numbered from `offset`, with the task's subset."""
@@ -97,7 +110,7 @@ class _Part:
                 frame.height,
                 subset,
             )
-            for index, frame in enumerate(self.meta.frame_sizes())
+            for index, frame in enumerate(self.meta.frame_sizes(self.extension))
         ]
 
     def count(self) -> int:
@@ -144,51 +157,58 @@ class ExportRunner:
         self.config = config
 
     async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
-        """Export, ending the request finished (or failed, saying why)."""
+        """Export, ending the request finished (or failed, saying why) with its
+        `export.finished`; a request cancelled meanwhile ends as its owner left it."""
         params = ExportParams.model_validate(payload["params"])
         try:
             await self.requests.start(rq_id)
             await self._export(rq_id, params, payload)
+            return
         except RequestEnded:
             logger.info("export %s was cancelled", rq_id)
+            return
         except Problem as problem:
             if problem.status >= 500:
                 raise
-            await self.requests.fail(rq_id, problem.detail)
+            message = problem.detail
         except ValueError as exc:
-            await self.requests.fail(rq_id, str(exc))
+            message = str(exc)
         except _TRANSIENT:
             raise  # another attempt, by this worker or another
         except Exception as exc:
             # A fault of the writer: another attempt would meet it again.
             logger.exception("export %s failed", rq_id)
-            await self.requests.fail(rq_id, f"The export failed: {type(exc).__name__}: {exc}")
+            message = f"The export failed: {type(exc).__name__}: {exc}"
+        events = [export_failed(rq_id, params, payload, message)]
+        await self.requests.fail(rq_id, message, events=events)
 
     async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Finish the request if an interrupted attempt had recorded its archive; otherwise
         nothing is left (an unfinished upload was aborted or is removed by the bucket's
-        lifecycle rule, and a redo writes the same key)."""
+        lifecycle rule, and a redo writes the same key). Finished here, the request
+        publishes its `export.finished` (once: a later delivery finds it ended)."""
         params = ExportParams.model_validate(payload["params"])
         async with self.database.transaction() as session:
             row = await repository.by_request(session, rq_id)
         if row is not None and row.done:
-            await self.requests.finish(
-                rq_id, result_id=row.id, result_url=_result_url(params, rq_id)
-            )
+            path = _result_url(params, rq_id)
+            events = [export_finished(rq_id, params, payload, path)]
+            await self.requests.finish(rq_id, result_id=row.id, result_url=path, events=events)
 
     async def _export(self, rq_id: str, params: ExportParams, payload: dict[str, Any]) -> None:
         exporter = exporter_named(params.format)
         if exporter is None:
             raise ValueError(f"Tessera no longer writes {params.format}.")
+        extension = _frame_extension(params)
         async with AsyncExitStack() as stack:
             if params.target == "project":
-                parts = await self._project_parts(payload.get("task_ids", []))
+                parts = await self._project_parts(payload.get("task_ids", []), extension)
                 dataset: Any = _ProjectDataset(self.annotations, params, parts)
             else:
                 scope = {f"{params.target}_id": params.target_id}
                 snapshot = await stack.enter_async_context(self.annotations.snapshot(**scope))
                 meta = await self.ingest.task_meta(snapshot.header.task.id)
-                parts = [_Part(snapshot.header, meta, 0)]
+                parts = [_Part(snapshot.header, meta, 0, extension=extension)]
                 dataset = SnapshotDataset(
                     snapshot.header, snapshot, parts[0].frames(), excluded=meta.deleted_frames
                 )
@@ -214,10 +234,13 @@ class ExportRunner:
                 expiry_date=expiry,
             )  # fmt: skip
             await repository.extend(session, object_key, expiry)
-        await self.requests.finish(rq_id, result_id=row_id, result_url=_result_url(params, rq_id))
+        path = _result_url(params, rq_id)
+        events = [export_finished(rq_id, params, payload, path)]
+        await self.requests.finish(rq_id, result_id=row_id, result_url=path, events=events)
 
-    async def _project_parts(self, task_ids: Sequence[int]) -> list[_Part]:
-        """The project's tasks with media, each task's header read from a snapshot."""
+    async def _project_parts(self, task_ids: Sequence[int], extension: str) -> list[_Part]:
+        """The project's tasks with media, each task's header read from a snapshot (video
+        frames named with `extension`)."""
         parts: list[_Part] = []
         offset = 0
         taken: set[tuple[str, str]] = set()
@@ -230,7 +253,8 @@ class ExportRunner:
                 if problem.status == 404:
                     continue  # deleted since, or without media: nothing of it to export
                 raise
-            parts.append(_Part(header, meta, offset, _renames(header, meta, taken)))
+            renamed = _renames(header, meta, taken, extension)
+            parts.append(_Part(header, meta, offset, renamed, extension))
             offset += meta.size
         if not parts:
             raise ValueError("The project has no task with media to export.")
@@ -269,28 +293,72 @@ class ExportRunner:
         counted = _Counted(dataset, total, share, report, keep=params.save_images,
                            annotated_only=options.annotated_only)  # fmt: skip
         writer = exporter.writer_for(meta)
-        offsets = [part.offset for part in parts]
 
         async def fill(archive: zipfile.ZipFile, bridge: Bridge) -> None:
             await writer(bridge.dataset(counted), archive, options)
             saved = counted.saved
+            images = self._images(parts, [frame.index for frame, _, _ in saved], params.options)
+
+            async def following() -> tuple[bytes, str]:
+                return await anext(images)
+
+            async def close() -> None:
+                await images.aclose()
+
             layout = exporter.image_layout()
             try:
                 for number, (frame, subset, tags) in enumerate(saved, start=1):
-                    part = parts[bisect.bisect_right(offsets, frame.index) - 1]
-                    data, media_type = await bridge.call(
-                        self.ingest.original_frame(part.task_id, frame.index - part.offset)
-                    )
+                    data, media_type = await bridge.call(following())
                     item = FrameAnnotations(_named(frame, media_type), (), tags)
                     for path in layout.paths(item, counted.task, subset):
                         _store(archive, path, data)
+                    if isinstance(layout, PointCloudLayout):
+                        context = await bridge.call(self._context_images(parts, frame.index))
+                        for path, content in layout.context_members(item.frame, context):
+                            _store(archive, path, content)
                     await bridge.call(report(share + (1 - share) * number / len(saved)))
             finally:
                 layout.close()
+                with suppress(ArchiveAborted):
+                    await bridge.call(close())
 
         async with self.storage.upload(object_key, content_type="application/zip") as upload:
             await stream_archive(upload, fill, compresslevel=self.config.compresslevel)
         return upload.size
+
+    async def _context_images(self, parts: Sequence[_Part], index: int) -> list[tuple[str, bytes]]:
+        """The context images of export frame `index` as ingest serves them (none when its
+        task's data meta says it has none)."""
+        offsets = [part.offset for part in parts]
+        part = parts[bisect.bisect_right(offsets, index) - 1]
+        number = index - part.offset
+        frames = part.meta.frames
+        if len(frames) != part.meta.size or not frames[number].has_related_context:
+            return []
+        return await self.ingest.context_images(part.task_id, number)
+
+    async def _images(
+        self, parts: Sequence[_Part], indices: Sequence[int], options: ExportOptionsIn
+    ) -> AsyncGenerator[tuple[bytes, str]]:
+        """The image of each export frame `indices` (increasing) and its media type, in
+        order: an image task's original files as they are, one by one; a video task's
+        frames in one stream from ingest, encoded as `options` say."""
+        offsets = [part.offset for part in parts]
+        by_part = itertools.groupby(indices, key=lambda i: bisect.bisect_right(offsets, i) - 1)
+        for position, wanted in by_part:
+            part = parts[position]
+            numbers = [index - part.offset for index in wanted]
+            if part.video:
+                media_type = FRAME_MEDIA_TYPES[options.image_format]
+                frames = self.ingest.video_frames(
+                    part.task_id, numbers, image_format=options.image_format,
+                    quality=options.image_quality,
+                )  # fmt: skip
+                async for _, data in frames:
+                    yield data, media_type
+            else:
+                for number in numbers:
+                    yield await self.ingest.original_frame(part.task_id, number)
 
 
 @dataclass
@@ -360,12 +428,15 @@ class _ProjectDataset:
                     yield item
 
 
-def _renames(header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]]) -> dict[int, str]:
+def _renames(
+    header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]], extension: str
+) -> dict[int, str]:
     """Names for the frames of a project's task that an earlier task of the same subset
-    already uses: `task_<id>/<name>`, so that no two frames of a subset share a file."""
+    already uses: `task_<id>/<name>`, so that no two frames of a subset share a file
+    (video frames named with `extension`)."""
     renamed = {}
     subset = header.task.subset
-    for index, frame in enumerate(meta.frame_sizes()):
+    for index, frame in enumerate(meta.frame_sizes(extension)):
         name = frame.name
         if (subset, name) in taken:
             name = renamed[index] = f"task_{header.task.id}/{frame.name}"
@@ -379,8 +450,15 @@ def _result_url(params: ExportParams, rq_id: str) -> str | None:
     return None if params.destination is not None else params.download_path(rq_id)
 
 
+def _frame_extension(params: ExportParams) -> str:
+    """The extension of a video's frames in the export: that of the type they are saved
+    as; none without images (each format then names them as CVAT does)."""
+    return FRAME_EXTENSIONS[params.options.image_format] if params.save_images else ""
+
+
 def _named(frame: FrameInfo, media_type: str) -> FrameInfo:
-    """The frame, its name given the extension of its file's type when it has none (video)."""
+    """The frame, its name given the extension of its file's type when it has none (an
+    image file named without one)."""
     if os.path.splitext(frame.name)[1]:
         return frame
     extension = _IMAGE_EXTENSIONS.get(media_type.split(";", maxsplit=1)[0].strip(), ".jpg")

@@ -11,6 +11,7 @@ from tessera.ingest.cloud_storages.router import router as cloud_storages_router
 from tessera.ingest.cloud_storages.service import CloudStorages
 from tessera.ingest.config import IngestSettings
 from tessera.ingest.creation import CREATION, CreationRunner
+from tessera.ingest.frames.router import internal_router as video_frames_router
 from tessera.ingest.frames.router import router as frames_router
 from tessera.ingest.frames.service import MediaReader
 from tessera.ingest.share.router import router as share_router
@@ -56,6 +57,7 @@ SPEC = ServiceSpec(
     routers=(
         task_data_router,
         frames_router,
+        video_frames_router,
         cloud_storages_router,
         cloud_objects_router,
         share_router,

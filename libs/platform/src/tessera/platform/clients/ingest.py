@@ -1,10 +1,13 @@
 """The client of the ingest service (`tessera.platform.contracts.ingest`), for the
-services that read a task's frames (their names and sizes, and their original media) and
-write into cloud storages."""
+services that read a task's frames (their names and sizes, their original media, a video
+task's frames in one stream, a point cloud's context images) and write into cloud
+storages."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import zipfile
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 from fastapi import Request
@@ -14,10 +17,14 @@ from tessera.platform.clients.retry import send_with_retries
 from tessera.platform.contracts.ingest import (
     CLOUD_OBJECT_PATH,
     CLOUD_STORAGE_PATH,
+    FRAME_RECORD,
     TASK_DATA_PATH,
     TASK_META_PATH,
+    VIDEO_FRAMES_PATH,
     CloudObjectWritten,
     DataMeta,
+    FrameFormat,
+    VideoFramesRequest,
 )
 from tessera.platform.errors import Problem
 from tessera.platform.telemetry import http_client
@@ -47,6 +54,51 @@ class IngestClient:
         params = {"type": "frame", "number": str(number), "quality": "original"}
         response = await self._get(TASK_DATA_PATH.format(task_id=task_id), params, "a frame")
         return response.content, response.headers.get("content-type", "")
+
+    async def context_images(self, task_id: int, number: int) -> list[tuple[str, bytes]]:
+        """The context images of task frame `number` as ingest serves them (CVAT's
+        `type=context_image`: JPEGs named by their path below the folder the frame's context
+        images share, `.jpg` appended): `(name, data)` sorted by name. A frame without
+        context images is a 404 problem."""
+        params = {"type": "context_image", "number": str(number)}
+        path = TASK_DATA_PATH.format(task_id=task_id)
+        response = await self._get(path, params, "context images")
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            return sorted(
+                (info.filename, archive.read(info))
+                for info in archive.infolist()
+                if not info.is_dir()
+            )
+
+    async def video_frames(
+        self,
+        task_id: int,
+        numbers: Sequence[int],
+        *,
+        image_format: FrameFormat,
+        quality: int | None = None,
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Task frames `numbers` (increasing, one at least) of a video task as `(number,
+        image)`, in order, decoded by ingest in one pass and encoded as `image_format` (at
+        `quality`, for JPEG and WebP). Not retried (a stream is read once): a refusal raises
+        as ingest answered it (404 for a task without media, 400 for an image task), a
+        stream cut short as a transport error or a 502 problem."""
+        body = VideoFramesRequest.of_numbers(numbers, image_format, quality)
+        path = VIDEO_FRAMES_PATH.format(task_id=task_id)
+        headers = {**self._headers, "Content-Type": "application/json"}
+        async with self._http.stream(
+            "POST", path, content=body.model_dump_json(), headers=headers
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _problem(response, "video frames")
+            expected = iter(numbers)
+            async for number, image in _frame_records(response.aiter_bytes()):
+                if number != next(expected, None):
+                    raise Problem(502, f"The ingest service sent frame {number} out of turn.")
+                yield number, image
+            if (missing := next(expected, None)) is not None:
+                raise Problem(502, f"The ingest service's frames stopped before frame {missing}.")
 
     async def check_cloud_storage(self, request: Request, storage_id: int) -> None:
         """Raise the caller's refusal (401, 403, 404 problem) unless they see the storage."""
@@ -91,3 +143,20 @@ def _problem(response: httpx.Response, what: str) -> Problem:
             detail = response.text
         return Problem(response.status_code, detail)
     return Problem(502, f"The ingest service failed ({what}: HTTP {response.status_code}).")
+
+
+async def _frame_records(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
+    """The `(number, image)` records of a video frames stream; a record cut short raises a
+    502 problem."""
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= FRAME_RECORD.size:
+            number, length = FRAME_RECORD.unpack_from(buffer)
+            end = FRAME_RECORD.size + length
+            if len(buffer) < end:
+                break
+            yield number, bytes(buffer[FRAME_RECORD.size : end])
+            del buffer[:end]
+    if buffer:
+        raise Problem(502, "The ingest service's frames stream ends within a frame.")

@@ -7,11 +7,25 @@ models here. It checks that a caller sees a cloud storage with `GET /api/cloudst
 (the caller's own credentials) and writes an archive into it with the internal
 `PUT /api/internal/cloudstorages/{id}/objects?key=` (the service token; the body is the
 object), so that the storage's credentials never leave ingest.
+
+To put a video task's frames into an archive, it asks the internal
+`POST /api/internal/tasks/{id}/frames` (the service token) for the frames it needs
+(`VideoFramesRequest`: inclusive ranges of task frame numbers, an image format and a
+quality). Ingest decodes the video once, in order, and answers `200` with a stream of
+`VIDEO_FRAMES_MEDIA_TYPE`: for each frame asked, in frame order, a `FRAME_RECORD`
+(the task frame number and the byte length of the image, two unsigned 32-bit big-endian
+integers) followed by the encoded image. The stream ends after the last frame; a stream
+cut short is a failure of ingest.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import itertools
+import struct
+from collections.abc import Sequence
+from typing import Literal, Self
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 TASK_META_PATH = "/api/tasks/{task_id}/data/meta"
 TASK_DATA_PATH = "/api/tasks/{task_id}/data"
@@ -46,16 +60,17 @@ class DataMeta(BaseModel):
     cloud_storage_id: int | None
     chapters: None = None
 
-    def frame_sizes(self) -> list[FrameMeta]:
+    def frame_sizes(self, extension: str = "") -> list[FrameMeta]:
         """Each task frame's name and size, by task frame number: a video's one entry
-        stands for all its frames, named as CVAT names them (`frame_000000`, ...)."""
+        stands for all its frames, named as CVAT names them (`frame_000000`, ...), with
+        `extension` appended (the type its frames are saved as, when they are)."""
         if len(self.frames) == self.size:
             return list(self.frames)
         if len(self.frames) != 1:
             raise ValueError(f"data meta lists {len(self.frames)} frames for {self.size}")
         video = self.frames[0]
         return [
-            video.model_copy(update={"name": VIDEO_FRAME_NAME.format(index)})
+            video.model_copy(update={"name": VIDEO_FRAME_NAME.format(index) + extension})
             for index in range(self.size)
         ]
 
@@ -70,3 +85,75 @@ class CloudObjectWritten(BaseModel):
     storage_id: int
     key: str
     size: int
+
+
+VIDEO_FRAMES_PATH = "/api/internal/tasks/{task_id}/frames"
+VIDEO_FRAMES_MEDIA_TYPE = "application/vnd.tessera.video-frames"
+FRAME_RECORD = struct.Struct(">II")
+"""What precedes each image of a video frames stream: its task frame number, its length."""
+
+FrameFormat = Literal["png", "jpeg", "webp"]
+FRAME_MEDIA_TYPES: dict[FrameFormat, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
+FRAME_EXTENSIONS: dict[FrameFormat, str] = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+DEFAULT_FRAME_QUALITY = 95
+"""The quality of JPEG and WebP frames when none is asked for."""
+
+
+class VideoFramesRequest(BaseModel):
+    """`POST /api/internal/tasks/{id}/frames`: which frames of a video task, encoded how.
+
+    `ranges` are inclusive `[first, last]` task frame numbers, increasing and apart (a
+    range starts after the previous one's last frame plus one). `quality` (1..100) is
+    for JPEG and WebP (`DEFAULT_FRAME_QUALITY` when none is given); PNG takes none.
+    """
+
+    ranges: list[tuple[int, int]] = Field(min_length=1)
+    format: FrameFormat = "png"
+    quality: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("ranges")
+    @classmethod
+    def _ordered(cls, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for first, last in ranges:
+            if not 0 <= first <= last:
+                raise ValueError(f"[{first}, {last}] is not a range of frame numbers")
+        for (_, last), (first, _) in itertools.pairwise(ranges):
+            if first <= last + 1:
+                raise ValueError(f"a range starting at {first} follows one ending at {last}")
+        return ranges
+
+    @field_validator("quality")
+    @classmethod
+    def _lossy_only(cls, quality: int | None, info: ValidationInfo) -> int | None:
+        if quality is not None and info.data.get("format") == "png":
+            raise ValueError("png frames take no quality")
+        return quality
+
+    @property
+    def numbers(self) -> list[int]:
+        """Every task frame number asked for, in order."""
+        return [number for first, last in self.ranges for number in range(first, last + 1)]
+
+    @property
+    def effective_quality(self) -> int | None:
+        """The quality to encode with: the one asked for, the default for a lossy format."""
+        if self.format == "png":
+            return None
+        return DEFAULT_FRAME_QUALITY if self.quality is None else self.quality
+
+    @classmethod
+    def of_numbers(
+        cls, numbers: Sequence[int], image_format: FrameFormat, quality: int | None
+    ) -> Self:
+        """The request for task frames `numbers` (strictly increasing): their runs as ranges."""
+        ranges: list[tuple[int, int]] = []
+        for number in numbers:
+            if ranges and number == ranges[-1][1] + 1:
+                ranges[-1] = (ranges[-1][0], number)
+            else:
+                ranges.append((number, number))
+        return cls(ranges=ranges, format=image_format, quality=quality)

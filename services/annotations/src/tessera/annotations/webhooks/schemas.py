@@ -14,7 +14,9 @@ from pydantic import (
 
 from tessera.annotations.users.schemas import BasicUser
 
-PROJECT_EVENTS = ("create:task", "update:task", "delete:task", "update:job", "update:project")
+PROJECT_EVENTS = (
+    "create:task", "update:task", "delete:task", "update:job", "update:project", "finish:export",
+)  # fmt: skip
 ORGANIZATION_EVENTS = (
     *PROJECT_EVENTS,
     "create:membership",
@@ -22,12 +24,26 @@ ORGANIZATION_EVENTS = (
     "delete:membership",
 )
 EVENTS_OF_TYPE = {"project": PROJECT_EVENTS, "organization": ORGANIZATION_EVENTS}
+EVENT_DESCRIPTIONS = {
+    "create:task": "A task was created.",
+    "update:task": "A task's labels changed.",
+    "delete:task": "A task was deleted (also with its project or organization).",
+    "update:job": "A job's stage, state, assignee or annotations changed.",
+    "update:project": "A project's labels changed.",
+    "finish:export": "Tessera's own: an export request of a project, task or job ended, "
+    "finished or failed (`export.status`); `export.result_url` downloads a finished archive "
+    "that was not written into a cloud storage.",
+    "create:membership": "A member joined the organization.",
+    "update:membership": "A member's role changed.",
+    "delete:membership": "A member left or was removed from the organization.",
+}
 EventName = Literal[
     "create:task",
     "update:task",
     "delete:task",
     "update:job",
     "update:project",
+    "finish:export",
     "create:membership",
     "update:membership",
     "delete:membership",
@@ -134,6 +150,7 @@ class EventDescription(BaseModel):
 
     key: str
     group: EventGroup
+    description: str = Field(description="When the event is sent (Tessera's addition).")
 
 
 class Events(BaseModel):

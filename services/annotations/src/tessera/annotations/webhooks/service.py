@@ -1,6 +1,7 @@
 """Webhooks of projects and organizations, as CVAT has them, and what they are sent.
 
-Consumers of every event of the service (`events.CONSUMED`) match each event to the
+Consumers of every event of the service (`events.CONSUMED`), and of the other services'
+events webhooks are told about (`events.FOREIGN`), match each event to the
 active webhooks subscribed to its CVAT event name (project hooks by the event's project,
 organization hooks by its organization) and queue one delivery per hook in the same
 transaction as the inbox entry, so an event is matched exactly once. The `Deliverer`
@@ -8,7 +9,11 @@ sends them. Events map to CVAT's names: `tasks.created` -> `create:task`,
 `tasks.deleted` -> `delete:task`, `jobs.updated` and `annotations.changed` ->
 `update:job` (`changed_fields` says which), `labels.changed` -> `update:project` or
 `update:task` (`labels`), `memberships.changed` -> `create:`, `update:` or
-`delete:membership`.
+`delete:membership`. Tessera adds `finish:export`, which CVAT lacks: the export service's
+`export.finished`, when an export request of the project's (or organization's) task,
+job or project finished or failed (`export`: the request's id, status and failure
+message, format, target, its task, project and job, `result_url`, `location`,
+`cloud_storage_id`, `filename`).
 
 Owners and maintainers (and admins) manage every webhook of their organization; the
 owner of a project manages that project's webhooks; a webhook's creator manages it.
@@ -37,6 +42,7 @@ from tessera.annotations.visibility import project_for
 from tessera.annotations.webhooks import repository
 from tessera.annotations.webhooks.delivery import Deliverer
 from tessera.annotations.webhooks.schemas import (
+    EVENT_DESCRIPTIONS,
     EVENTS_OF_TYPE,
     EventDescription,
     EventGroup,
@@ -47,12 +53,17 @@ from tessera.annotations.webhooks.schemas import (
     WebhookWrite,
 )
 from tessera.platform.bus import Event
+from tessera.platform.contracts.export import EXPORT_FINISHED
 from tessera.platform.errors import NotFound, unprocessable
 from tessera.platform.listing import ListQuery, list_query
 from tessera.platform.service import Platform
 
 CONSUMER = "annotations-webhooks"
 COUNTS = ("created", "updated", "deleted")
+EXPORT_FIELDS = (
+    "status", "message", "format", "target", "task_id", "project_id", "job_id", "result_url",
+    "location", "cloud_storage_id", "filename",
+)  # fmt: skip
 
 list_query_of_webhooks = list_query(repository.LIST_SPEC)
 """FastAPI dependency: the webhook list's parameters (CVAT's)."""
@@ -89,6 +100,8 @@ def cvat_event(subject: str, data: dict[str, Any]) -> Mapped | None:
             else "update"
         )
         return Mapped(f"{verb}:membership", "membership", "role" if verb == "update" else "")
+    if subject == EXPORT_FINISHED:
+        return Mapped("finish:export", "export")
     return None
 
 
@@ -104,6 +117,8 @@ def _resource(mapped: Mapped, scope: EventScope, data: dict[str, Any]) -> dict[s
         }
     if mapped.resource == "project":
         return {"id": scope.project_id, **organization}
+    if mapped.resource == "export":
+        return {"id": data["rq_id"], **{key: data.get(key) for key in EXPORT_FIELDS}}
     if mapped.resource == "task":
         extra: dict[str, Any] = {key: data[key] for key in ("name", "owner_id") if key in data}
         return {"id": scope.task_id, "project_id": scope.project_id, **organization, **extra}
@@ -172,7 +187,7 @@ async def delivering(platform: Platform) -> AsyncIterator[Deliverer]:
             )
         deliverer.wake_after_commit(session)
 
-    consumers = events.consumers_of_every_event(platform, CONSUMER, enqueue)
+    consumers = events.consumers_of_every_event(platform, CONSUMER, enqueue, also=events.FOREIGN)
     for consumer in consumers:
         consumer.start()
     try:
@@ -335,7 +350,11 @@ def list_events(kind: str | None) -> Events:
     return Events(
         webhook_type=kind or "all",
         events=[
-            EventDescription(key=name, group=EventGroup(display_name=name.split(":")[1]))
+            EventDescription(
+                key=name,
+                group=EventGroup(display_name=name.split(":")[1]),
+                description=EVENT_DESCRIPTIONS[name],
+            )
             for name in names
         ],
     )

@@ -18,6 +18,7 @@ from tessera.export.exports.schemas import (
 )
 from tessera.export.state import ExportsApi
 from tessera.platform.auth import CurrentUser
+from tessera.platform.contracts.ingest import FrameFormat
 
 router = APIRouter(tags=["export"])
 
@@ -46,12 +47,29 @@ def _export_route(target: Target, plural: str) -> None:
         frames: Annotated[
             FrameSelection, Query(description="`annotated`: only frames with annotations")
         ] = "all",
+        image_format: Annotated[
+            FrameFormat,
+            Query(
+                description="How a video task's frames are saved (image tasks' images "
+                "are copied as they are)"
+            ),
+        ] = "png",
+        image_quality: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=100,
+                description="The quality of jpeg and webp frames (95 by default); not for png",
+            ),
+        ] = None,
     ) -> ExportCreated:
         """Start an export request; poll `/api/requests/{rq_id}`, then download its
         `result_url`. The caller's same export, if still running, is answered instead."""
         params = ExportParams(
             target=target, target_id=object_id, format=format, save_images=save_images,
-            options=ExportOptionsIn(frames=frames),
+            options=ExportOptionsIn(
+                frames=frames, image_format=image_format, image_quality=image_quality
+            ),
         )  # fmt: skip
         rq_id = await exports.start(
             request, principal, params, filename=filename, location=location,

@@ -8,6 +8,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from tessera.platform.contracts.ingest import FrameFormat
+
 Target = Literal["project", "task", "job"]
 Location = Literal["local", "cloud_storage"]
 FrameSelection = Literal["all", "annotated"]
@@ -16,11 +18,15 @@ TARGET_PATHS: dict[Target, str] = {"project": "projects", "task": "tasks", "job"
 
 class ExportOptionsIn(BaseModel):
     """Tessera's choices beyond CVAT's: `frames=annotated` leaves out frames with nothing
-    on them (cvat#5528)."""
+    on them (cvat#5528); `image_format` and `image_quality` are how a video task's frames
+    are saved with `save_images` (PNG by default; JPEG or WebP at a quality of 1..100).
+    An image task's images are copied as they are, whatever these say."""
 
     model_config = ConfigDict(frozen=True)
 
     frames: FrameSelection = "all"
+    image_format: FrameFormat = "png"
+    image_quality: int | None = None
 
 
 class Destination(BaseModel):

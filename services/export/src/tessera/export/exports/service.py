@@ -11,13 +11,20 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from tessera.export.exports import repository
-from tessera.export.exports.schemas import Destination, ExportParams, Location, Target
+from tessera.export.exports.schemas import (
+    Destination,
+    ExportOptionsIn,
+    ExportParams,
+    Location,
+    Target,
+)
 from tessera.export.formats.registry import exporter_named
 from tessera.export.queue import EXPORTS
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.contracts.ingest import DEFAULT_FRAME_QUALITY
 from tessera.platform.db import Database
 from tessera.platform.errors import NotFound, Problem, bad_request
 from tessera.platform.proxying import public_url
@@ -25,6 +32,18 @@ from tessera.platform.requests import Operation, RequestStore
 from tessera.platform.storage import ObjectNotFound, ObjectStorage
 
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f"/\\]')
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What an export is of: the request's operation, the dimension of the object's media,
+    a project's tasks, and the object's place for `export.finished` (its task, project, job
+    and organization ids, those it has)."""
+
+    operation: Operation
+    dimension: str
+    task_ids: list[int]
+    scope: dict[str, int | None]
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,8 @@ class Exports:
         The caller must see the object (404 otherwise, as CVAT answers); the format must
         be one Tessera writes, for the object's dimension. With `location=cloud_storage`
         the archive is also written into that storage (which the caller must see), as
-        `filename` or the generated name.
+        `filename` or the generated name. A quality of video frames goes with jpeg and webp
+        only (400 with png).
         """
         exporter = exporter_named(params.format)
         if exporter is None:
@@ -80,10 +100,14 @@ class Exports:
                 "lists the exporters.",
                 "format",
             )
-        params = params.model_copy(update={"format": exporter.name})
-        operation, dimension, task_ids = await self._target(request, params)
-        if dimension not in exporter.dimensions:
-            raise bad_request(f"{exporter.name} does not take {dimension.upper()} tasks.", "format")
+        params = params.model_copy(
+            update={"format": exporter.name, "options": _image_options(params)}
+        )
+        target = await self._target(request, params)
+        if target.dimension not in exporter.dimensions:
+            raise bad_request(
+                f"{exporter.name} does not take {target.dimension.upper()} tasks.", "format"
+            )
         name = _filename(filename, params)
         if location == "cloud_storage":
             if cloud_storage_id is None:
@@ -104,7 +128,7 @@ class Exports:
                 return running
             rq_id = await self.requests.create(
                 session,
-                operation,
+                target.operation,
                 owner_id=principal.user_id,
                 organization_id=context.organization_id,
             )
@@ -112,7 +136,9 @@ class Exports:
             payload = {
                 "params": params.model_dump(mode="json"),
                 "base_url": public_url(request, "/"),
-                "task_ids": task_ids,
+                "task_ids": target.task_ids,
+                "scope": target.scope,
+                "filename": name,
             }
             await EXPORTS.enqueue(session, self.outbox, rq_id, payload)
         return rq_id
@@ -145,24 +171,50 @@ class Exports:
             raise expired from exc
         return Download(row.filename, size, self.storage.stream(row.object_key))
 
-    async def _target(
-        self, request: Request, params: ExportParams
-    ) -> tuple[Operation, str, list[int]]:
-        """The request's operation, the dimension of the object's media, and a project's
-        tasks (404 for an object the caller does not see)."""
+    async def _target(self, request: Request, params: ExportParams) -> _Target:
+        """What the export is of (404 for an object the caller does not see)."""
         base = {"type": params.operation_type, "target": params.target, "format": params.format}
         if params.target == "project":
             project = await self.annotations.project_access(request, params.target_id)
             operation = Operation(**base, project_id=project.project_id)
-            return operation, project.dimension, project.task_ids
+            scope = {"project_id": project.project_id, "organization_id": project.organization_id}
+            return _Target(operation, project.dimension, project.task_ids, scope)
         if params.target == "job":
             job = await self.annotations.job_access(request, params.target_id)
             task = await self.annotations.task_access(request, job.task_id)
             operation = Operation(**base, job_id=job.job_id, task_id=job.task_id)
-            return operation, task.dimension, []
+            scope = {
+                "job_id": job.job_id,
+                "task_id": task.task_id,
+                "project_id": task.project_id,
+                "organization_id": task.organization_id,
+            }
+            return _Target(operation, task.dimension, [], scope)
         task = await self.annotations.task_access(request, params.target_id)
         operation = Operation(**base, task_id=task.task_id, project_id=task.project_id)
-        return operation, task.dimension, []
+        scope = {
+            "task_id": task.task_id,
+            "project_id": task.project_id,
+            "organization_id": task.organization_id,
+        }
+        return _Target(operation, task.dimension, [], scope)
+
+
+def _image_options(params: ExportParams) -> ExportOptionsIn:
+    """The options with their image settings made definite, so that equal archives have
+    equal keys: a lossy format's quality defaults to `DEFAULT_FRAME_QUALITY`, and without
+    `save_images` the settings change nothing and are dropped. 400 for a quality with png."""
+    options = params.options
+    if options.image_format == "png" and options.image_quality is not None:
+        raise bad_request(
+            "image_quality is the quality of jpeg and webp frames; png frames take none.",
+            "image_quality",
+        )
+    if not params.save_images:
+        return options.model_copy(update={"image_format": "png", "image_quality": None})
+    if options.image_format != "png" and options.image_quality is None:
+        return options.model_copy(update={"image_quality": DEFAULT_FRAME_QUALITY})
+    return options
 
 
 def _filename(given: str | None, params: ExportParams) -> str:

@@ -4,14 +4,16 @@ lists them and `?format=` picks one.
 Each format is a writer (`async def write(dataset, archive, options)`), the task
 dimensions it takes, and where an original image goes in the archive when the user asks
 for `save_images` (the format's own layout, an `ImageLayout` made for each export: some
-formats copy an image into a folder per tag, and name copies apart as they go). The CVAT
-XML formats also get the task's meta block (`CvatTaskMeta`) that the export service fills.
+formats copy an image into a folder per tag, and name copies apart as they go; a point
+cloud format's `PointCloudLayout` also places the frame's context images). The CVAT
+XML formats (and Sly Point Cloud, for the task's dates) also get the task's meta block
+(`CvatTaskMeta`) that the export service fills.
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -21,11 +23,13 @@ from tessera.export.formats import (
     datumaro,
     imagenet,
     kitti,
+    kitti_raw,
     labelme,
     market1501,
     mot,
     mots,
     segmentation_mask,
+    sly_pointcloud,
     ultralytics,
     voc,
     yolo,
@@ -33,10 +37,13 @@ from tessera.export.formats import (
 from tessera.export.formats.cvat_images import write_cvat_images
 from tessera.export.formats.cvat_video import write_cvat_video
 from tessera.export.formats.cvat_xml import CvatTaskMeta
+from tessera.export.formats.kitti_raw import ItemIds
 from tessera.export.model import Dataset, ExportOptions, FrameAnnotations, FrameInfo, TaskInfo
 
 Dimension = Literal["2d", "3d"]
 Writer = Callable[[Dataset, zipfile.ZipFile, ExportOptions], Awaitable[None]]
+ContextImages = Sequence[tuple[str, bytes]]
+"""A frame's context images as ingest serves them: `(name, data)`."""
 
 
 class ImageLayout(Protocol):
@@ -132,6 +139,32 @@ class _Classification:
         self._layout.close()
 
 
+class PointCloudLayout:
+    """A point cloud format's layout: each frame's point cloud file, and the archive
+    members its context images make (`context_members`), under item ids made unique as
+    frames are named (`kitti_raw.ItemIds`)."""
+
+    def __init__(
+        self,
+        cloud_path: Callable[[str], str],
+        context_members: Callable[[str, ContextImages], list[tuple[str, bytes]]],
+    ) -> None:
+        self._ids = ItemIds()
+        self._cloud_path = cloud_path
+        self._context_members = context_members
+
+    def paths(self, item: FrameAnnotations, task: TaskInfo, subset: str) -> list[str]:
+        del task, subset
+        return [self._cloud_path(self._ids(item.frame))]
+
+    def context_members(self, frame: FrameInfo, images: ContextImages) -> list[tuple[str, bytes]]:
+        """The archive members (path, content) of the frame's context images."""
+        return self._context_members(self._ids(frame), images)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def _one(path: Callable[[FrameInfo, str], str]) -> Callable[[], ImageLayout]:
     return lambda: _OnePath(path)
 
@@ -146,6 +179,13 @@ def _by_subset(root: str) -> Callable[[], ImageLayout]:
 
 def _flat(root: str) -> Callable[[], ImageLayout]:
     return _one(lambda frame, subset: f"{root}/{frame.name}")
+
+
+def _point_clouds(
+    cloud_path: Callable[[str], str],
+    context_members: Callable[[str, ContextImages], list[tuple[str, bytes]]],
+) -> Callable[[], ImageLayout]:
+    return lambda: PointCloudLayout(cloud_path, context_members)
 
 
 EXPORTERS: tuple[ExportFormat, ...] = (
@@ -178,6 +218,13 @@ EXPORTERS: tuple[ExportFormat, ...] = (
     ExportFormat("ImageNet 1.0", "1.0", _by_tags(imagenet.image_paths), imagenet.write_imagenet),
     ExportFormat("Market-1501 1.0", "1.0", _by_tags(market1501.image_paths),
                  market1501.write_market1501),
+    ExportFormat("Kitti Raw Format 1.0", "1.0",
+                 _point_clouds(kitti_raw.point_cloud_path, kitti_raw.context_image_members),
+                 kitti_raw.write_kitti_raw, dimensions=frozenset({"3d"})),
+    ExportFormat("Sly Point Cloud Format 1.0", "1.0",
+                 _point_clouds(sly_pointcloud.point_cloud_path,
+                               sly_pointcloud.context_image_members),
+                 cvat_writer=sly_pointcloud.write_sly_pointcloud, dimensions=frozenset({"3d"})),
 )  # fmt: skip
 
 _BY_NAME = {exporter.name.casefold(): exporter for exporter in EXPORTERS}

@@ -1,16 +1,23 @@
-"""`GET /api/{tasks|jobs}/{id}/data` (frames, chunks, context images) and `data/meta`."""
+"""`GET /api/{tasks|jobs}/{id}/data` (frames, chunks, context images) and `data/meta`, and
+the internal stream of a video task's frames that the export service reads."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from tessera.ingest.frames.service import Payload
 from tessera.ingest.state import AnnotationsApi, Reader
-from tessera.platform.contracts.ingest import DataMeta
+from tessera.platform.auth import CurrentUser
+from tessera.platform.contracts.ingest import (
+    VIDEO_FRAMES_MEDIA_TYPE,
+    DataMeta,
+    VideoFramesRequest,
+)
 from tessera.platform.db import DbSession
-from tessera.platform.errors import bad_request
+from tessera.platform.errors import Problem, bad_request
 
 router = APIRouter(tags=["task data"])
 
@@ -91,3 +98,26 @@ async def job_meta(
     """The job's frames, frame range and chunk size."""
     job = await client.job_access(request, job_id)
     return await reader.meta(session, job.task_id, job)
+
+
+internal_router = APIRouter(prefix="/api/internal/tasks", tags=["internal"])
+
+
+@internal_router.post(
+    "/{task_id}/frames",
+    summary="Frames of a video task, decoded in one pass (export service)",
+    response_class=StreamingResponse,
+)
+async def video_frames(
+    task_id: int,
+    body: VideoFramesRequest,
+    principal: CurrentUser,
+    session: DbSession,
+    reader: Reader,
+) -> StreamingResponse:
+    """The frames in `body.ranges`, encoded as `body.format`, streamed as length-prefixed
+    records (`tessera.platform.contracts.ingest`)."""
+    if not principal.is_superuser:
+        raise Problem(403, "Only the export service (an administrator) reads frame streams.")
+    frames = await reader.video_frames(session, task_id, body)
+    return StreamingResponse(frames, media_type=VIDEO_FRAMES_MEDIA_TYPE)

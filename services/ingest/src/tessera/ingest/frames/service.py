@@ -4,6 +4,9 @@ Task chunk `k` holds task frames `k * chunk_size ...`; a job's chunk `index` hol
 job's frames `index * chunk_size ...`. Chunks are stored objects: made at creation, or
 on first request (`use_cache`, and job chunks that do not coincide with a task chunk),
 then kept and evicted least recently used first beyond the configured budget.
+
+A video is read from a local copy, indexed once per process; the export service reads
+many of its frames in one decoding pass (`MediaReader.video_frames`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import io
 import mimetypes
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from PIL import Image
@@ -31,12 +35,20 @@ from tessera.ingest.frames import repository as repo
 from tessera.ingest.media.chunks import compress_frame
 from tessera.ingest.media.pointclouds import POINTCLOUD_MEDIA_TYPE
 from tessera.ingest.media.related import write_context_images_chunk
-from tessera.ingest.media.video import index_video, read_frames
+from tessera.ingest.media.video import VideoIndex, index_video, read_frames
 from tessera.platform.contracts.annotations import JobAccess
-from tessera.platform.contracts.ingest import DataMeta, FrameMeta
+from tessera.platform.contracts.ingest import (
+    FRAME_RECORD,
+    DataMeta,
+    FrameFormat,
+    FrameMeta,
+    VideoFramesRequest,
+)
 from tessera.platform.db import Database
-from tessera.platform.errors import NotFound, Problem, bad_request
+from tessera.platform.errors import NotFound, Problem, bad_request, unprocessable
 from tessera.platform.storage import ObjectStorage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class MediaReader:
         self.settings = settings
         self.clouds = clouds
         self._videos: dict[str, asyncio.Future[Path]] = {}
+        self._indexes: dict[str, asyncio.Future[VideoIndex]] = {}
 
     async def meta(self, session: AsyncSession, task_id: int, job: JobAccess | None) -> DataMeta:
         """`data/meta` of the task, or of one of its jobs."""
@@ -104,13 +117,12 @@ class MediaReader:
         if not 0 <= number < media.size:
             raise bad_request(f"frame {number} is outside frames 0..{media.size - 1}", "number")
         if media.media_type == "video":
-            video = await self._local_video(media)
-            index = await asyncio.to_thread(index_video, video)
+            video, index = await self._indexed_video(media)
             source = _source_numbers(media)[number]
             pixels = await asyncio.to_thread(lambda: next(read_frames(video, index, [source]))[1])
             image = Image.fromarray(pixels)
             if quality == "original":
-                return Payload(await asyncio.to_thread(_png, image), "image/png")
+                return Payload(await asyncio.to_thread(_encode, image, "png", None), "image/png")
             data = await asyncio.to_thread(compress_frame, image, media.image_quality or 1)
             return Payload(data, "image/jpeg")
         (row,) = await repo.frame_rows(session, task_id, [number])
@@ -123,6 +135,33 @@ class MediaReader:
         image = await asyncio.to_thread(Image.open, io.BytesIO(original))
         data = await asyncio.to_thread(compress_frame, image, media.image_quality or 1)
         return Payload(data, "image/jpeg")
+
+    async def video_frames(
+        self, session: AsyncSession, task_id: int, request: VideoFramesRequest
+    ) -> AsyncIterator[bytes]:
+        """The frames of a video task that `request` asks for, as the records of a video
+        frames stream (`tessera.platform.contracts.ingest`), decoded in one pass in order.
+
+        The request is checked before anything is decoded: 404 for a task without media,
+        400 for an image task, 422 for frames beyond the task's. The frames are decoded and
+        encoded one at a time on a thread of the stream's own, as the stream is read.
+        """
+        media = await media_of(session, task_id)
+        if media.media_type != "video":
+            raise Problem(400, f"Task {task_id} is not a video task: read its frames one by one.")
+        last = request.ranges[-1][1]
+        if last >= media.size:
+            raise unprocessable(
+                [("body.ranges", f"frame {last} is outside frames 0..{media.size - 1}")]
+            )
+        video, index = await self._indexed_video(media)
+        numbers = request.numbers
+        sources = _source_numbers(media)
+        frames = _frame_records(
+            video, index, numbers, [sources[number] for number in numbers],
+            image_format=request.format, quality=request.effective_quality,
+        )  # fmt: skip
+        return _on_own_thread(frames)
 
     async def task_chunk(
         self, session: AsyncSession, task_id: int, number: int, quality: str
@@ -196,8 +235,7 @@ class MediaReader:
         self, session: AsyncSession, media: Any, quality: str, frames: list[int]
     ) -> tuple[bytes, str]:
         if media.media_type == "video":
-            video = await self._local_video(media)
-            index = await asyncio.to_thread(index_video, video)
+            video, index = await self._indexed_video(media)
             numbers = [_source_numbers(media)[f] for f in frames]
             return await asyncio.to_thread(functools.partial(
                 video_chunk, video, index, numbers, quality=quality,
@@ -245,18 +283,13 @@ class MediaReader:
         self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         return self.settings.scratch_dir
 
-    async def _local_video(self, media: Any) -> Path:
-        """A local copy of the task's video (downloaded once per process)."""
+    async def _indexed_video(self, media: Any) -> tuple[Path, VideoIndex]:
+        """A local copy of the task's video (downloaded once per process) and its index
+        (made once per process)."""
         key = media.video_key
-        pending = self._videos.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._download(key))
-            self._videos[key] = pending
-        try:
-            return await asyncio.shield(pending)
-        except Exception:
-            self._videos.pop(key, None)
-            raise
+        video = await _once(self._videos, key, lambda: self._download(key))
+        index = await _once(self._indexes, key, lambda: asyncio.to_thread(index_video, video))
+        return video, index
 
     async def _download(self, key: str) -> Path:
         folder = self._scratch() / "videos"
@@ -270,6 +303,52 @@ class MediaReader:
     def close(self) -> None:
         """Remove the local copies of videos."""
         shutil.rmtree(self.settings.scratch_dir / "videos", ignore_errors=True)
+
+
+async def _once(
+    made: dict[str, asyncio.Future[T]], key: str, make: Callable[[], Awaitable[T]]
+) -> T:
+    """`made[key]`, made by `make()` on first use and shared by every caller meanwhile; a
+    failure is not kept (the next caller tries again)."""
+    pending = made.get(key)
+    if pending is None:
+        pending = made[key] = asyncio.ensure_future(make())
+    try:
+        return await asyncio.shield(pending)
+    except Exception:
+        made.pop(key, None)
+        raise
+
+
+def _frame_records(
+    video: Path,
+    index: VideoIndex,
+    numbers: Sequence[int],
+    sources: Sequence[int],
+    *,
+    image_format: FrameFormat,
+    quality: int | None,
+) -> Generator[bytes]:
+    """Task frames `numbers` (video frames `sources`, increasing) decoded in one pass,
+    each encoded and preceded by its `FRAME_RECORD`."""
+    decoded = read_frames(video, index, sources)
+    for number, (_, pixels) in zip(numbers, decoded, strict=True):
+        data = _encode(Image.fromarray(pixels), image_format, quality)
+        yield FRAME_RECORD.pack(number, len(data)) + data
+
+
+async def _on_own_thread(items: Generator[bytes]) -> AsyncIterator[bytes]:
+    """`items`, each made on a thread of their own when it is asked for (at most one at a
+    time); the iterator is closed on that thread too, after the item it may be making
+    when the reader stops (a client gone), so nothing is left open."""
+    loop = asyncio.get_running_loop()
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-frames")
+    try:
+        while (item := await loop.run_in_executor(thread, next, items, None)) is not None:
+            yield item
+    finally:
+        thread.submit(items.close)
+        thread.shutdown(wait=False)
 
 
 def _step(frame_filter: str) -> int:
@@ -291,7 +370,11 @@ def _context_zip(images: Sequence[tuple[str, Path]]) -> bytes:
     return buffer.getvalue()
 
 
-def _png(image: Image.Image) -> bytes:
+def _encode(image: Image.Image, image_format: FrameFormat, quality: int | None) -> bytes:
+    """A decoded frame as PNG, or as JPEG or WebP at `quality`."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    if image_format == "png":
+        image.save(buffer, format="PNG")
+    else:
+        image.save(buffer, format=image_format.upper(), quality=quality)
     return buffer.getvalue()
