@@ -1,0 +1,2 @@
+"""Import of annotation files: readers per format, matching to a task, writing through
+the annotations service."""
