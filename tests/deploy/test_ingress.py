@@ -64,15 +64,16 @@ def test_paths_are_in_ingress_nginx_order_and_anchored_by_the_controller() -> No
     assert paths[-1] == IngressPath(DEFAULT_PATH, routing_table().default, "default")
 
 
-def test_query_rules_go_to_the_gateway() -> None:
+def test_query_and_header_rules_go_to_the_gateway() -> None:
     table = routing_table()
     by_path = {entry.path: entry for entry in ingress_paths(table)}
-    query_rules = [route for route in table.routes if route.query is not None]
-    assert query_rules, "routes.toml has no query rule; this test no longer covers one"
-    for route in query_rules:
+    conditional = [route for route in table.routes if route.conditional]
+    assert any(route.query for route in conditional), "no query rule left to cover"
+    assert any(route.header for route in conditional), "no header rule left to cover"
+    for route in conditional:
         entry = by_path[route.path.pattern.removeprefix("^")]
         assert entry.service == GATEWAY
-        assert repr(route.query) in entry.source
+        assert repr(route.query or route.header) in entry.source
 
 
 def test_every_backend_is_a_service_the_chart_deploys() -> None:

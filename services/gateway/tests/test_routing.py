@@ -40,6 +40,20 @@ def test_each_path_goes_to_its_owner(path: str, query: dict[str, str], service: 
     assert routing_table().service_for(slashed, query) == service, slashed
 
 
+@pytest.mark.parametrize(
+    ("path", "headers", "service"),
+    [
+        ("/api/tasks/1/annotations/", {"upload-length": "10", "tus-resumable": "1.0.0"}, "export"),
+        ("/api/jobs/1/annotations", {"upload-length": "10"}, "export"),
+        ("/api/tasks/1/annotations/", {"content-length": "10"}, "annotations"),
+        ("/api/tasks/1/annotations/0b6f3c1e-2a4d-4c8e-9f1a-3b5c7d9e1f20", {}, "export"),
+        ("/api/tasks/1/annotations/0b6f3c1e-2a4d-4c8e-9f1a-3b5c7d9e1f20/", {}, "export"),
+    ],
+)
+def test_an_import_upload_goes_to_export(path: str, headers: dict[str, str], service: str) -> None:
+    assert routing_table().service_for(path, {}, headers) == service
+
+
 def test_every_rule_takes_the_trailing_slash() -> None:
     samples = {
         "ingest": "/api/requests/ingest-3f2a",

@@ -159,7 +159,8 @@ def create_app(
 
     @app.api_route("/api/{path:path}", methods=PROXIED_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:
-        service = upstreams.table.service_for(request.url.path, request.query_params)
+        table = upstreams.table
+        service = table.service_for(request.url.path, request.query_params, request.headers)
         return await forward(upstreams.client, upstreams.url(service), service, request)
 
     app.add_middleware(TelemetryMiddleware, metrics=metrics, router_app=app.router)

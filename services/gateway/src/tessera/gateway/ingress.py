@@ -6,9 +6,9 @@ into an ingress-nginx path with `pathType: ImplementationSpecific` and
 Ingress to the service that owns them. What an Ingress cannot express is sent to the
 gateway Service, which applies the full table:
 
-- a rule with a `query` condition (an Ingress path cannot look at the query string):
-  its path goes to the gateway, which picks the rule's service when the parameter is
-  present and keeps trying the later rules otherwise;
+- a rule with a `query` or `header` condition (an Ingress path cannot look at the query
+  string or the headers): its path goes to the gateway, which picks the rule's service
+  when the parameter or header is present and keeps trying the later rules otherwise;
 - the gateway's own endpoints under /api (the merged OpenAPI document and its UI).
 
 ingress-nginx writes every path of a host as a case-insensitive regular expression
@@ -89,18 +89,23 @@ def ingress_paths(table: RoutingTable) -> list[IngressPath]:
     for number, route in enumerate(table.routes, start=1):
         path = _ingress_regex(route.path.pattern)
         if path in seen:
-            # An earlier rule with the same path either takes every request (no query
+            # An earlier rule with the same path either takes every request (no
             # condition) or sends them all to the gateway, which applies this rule too.
             continue
         seen.add(path)
-        if route.query is None:
+        if not route.conditional:
             entry = IngressPath(path, route.service, f"route {number}")
         else:
+            condition = (
+                f"query parameter {route.query!r}"
+                if route.query is not None
+                else f"header {route.header!r}"
+            )
             entry = IngressPath(
                 path,
                 GATEWAY,
-                f"route {number}: the gateway dispatches on query parameter "
-                f"{route.query!r} ({route.service} when present)",
+                f"route {number}: the gateway dispatches on {condition} "
+                f"({route.service} when present)",
             )
         paths.append(entry)
     paths.extend(

@@ -26,11 +26,14 @@ def _rename_refs(document: Any, renames: Mapping[str, str]) -> Any:
 
 
 def _owns(table: RoutingTable, service: str, path: str) -> bool:
-    """Whether `service` owns a templated path, with or without a query condition."""
+    """Whether `service` owns a templated path, with or without a query or header
+    condition."""
     concrete = re.sub(r"\{[^}/]+\}", "1", path)
     if table.service_for(concrete, {}) == service:
         return True
-    return any(r.service == service and r.query and r.path.match(concrete) for r in table.routes)
+    return any(
+        r.service == service and r.conditional and r.path.match(concrete) for r in table.routes
+    )
 
 
 def merge_openapi(table: RoutingTable, documents: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

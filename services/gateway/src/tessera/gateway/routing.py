@@ -12,15 +12,29 @@ from importlib import resources
 
 @dataclass(frozen=True)
 class Route:
-    """One rule: requests whose path matches `path` (and that carry `query`) go to `service`."""
+    """One rule: requests whose path matches `path` (and that carry the query parameter
+    `query`, or the header `header`, when the rule names one) go to `service`."""
 
     service: str
     path: re.Pattern[str]
     query: str | None = None
+    header: str | None = None
 
-    def matches(self, path: str, query: Mapping[str, object]) -> bool:
-        """True when this rule sends the request to its service."""
-        return bool(self.path.match(path)) and (self.query is None or self.query in query)
+    @property
+    def conditional(self) -> bool:
+        """Whether the rule looks at more than the path (an Ingress cannot)."""
+        return self.query is not None or self.header is not None
+
+    def matches(
+        self, path: str, query: Mapping[str, object], headers: Mapping[str, str] | None = None
+    ) -> bool:
+        """True when this rule sends the request to its service (`headers` looked up by
+        lower-case name, as Starlette's are)."""
+        return (
+            bool(self.path.match(path))
+            and (self.query is None or self.query in query)
+            and (self.header is None or self.header.lower() in (headers or {}))
+        )
 
 
 @dataclass(frozen=True)
@@ -31,10 +45,12 @@ class RoutingTable:
     default: str
     services: tuple[str, ...]
 
-    def service_for(self, path: str, query: Mapping[str, object]) -> str:
+    def service_for(
+        self, path: str, query: Mapping[str, object], headers: Mapping[str, str] | None = None
+    ) -> str:
         """The service that owns a request."""
         for route in self.routes:
-            if route.matches(path, query):
+            if route.matches(path, query, headers):
                 return route.service
         return self.default
 
@@ -45,7 +61,12 @@ class RoutingTable:
         services = tuple(data["services"])
         default = data["default"]
         routes = tuple(
-            Route(service=rule["service"], path=re.compile(rule["path"]), query=rule.get("query"))
+            Route(
+                service=rule["service"],
+                path=re.compile(rule["path"]),
+                query=rule.get("query"),
+                header=rule.get("header"),
+            )
             for rule in data.get("route", [])
         )
         unknown = {route.service for route in routes} | {default}
