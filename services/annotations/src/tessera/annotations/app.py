@@ -13,6 +13,7 @@ from tessera.annotations.audit.router import router as audit_router
 from tessera.annotations.bootstrap import ensure_bootstrap_admin
 from tessera.annotations.comments.router import router as comments_router
 from tessera.annotations.config import AnnotationsSettings
+from tessera.annotations.imports.router import router as imports_router
 from tessera.annotations.invitations.router import router as invitations_router
 from tessera.annotations.issues.router import router as issues_router
 from tessera.annotations.jobs.router import internal_router as segments_router
@@ -59,6 +60,7 @@ SPEC = ServiceSpec(
         segments_router,
         media_access_router,
         snapshots_router,
+        imports_router,
         organizations_router,
         memberships_router,
         invitations_router,

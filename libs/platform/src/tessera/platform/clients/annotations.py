@@ -2,10 +2,10 @@
 
 Access is asked with the caller's own credentials (their bearer token and organization
 context), so the answer is exactly what the annotations service would decide for them;
-its refusals (401, 403, 404) reach the caller unchanged. Making jobs and reading
-snapshots use the service token given to the client (an administrator's). Access answers
-are cached for a few seconds per caller, because a client reading a task fetches many
-chunks in a row.
+its refusals (401, 403, 404) reach the caller unchanged. Making jobs, reading snapshots
+and importing annotations use the service token given to the client (an
+administrator's). Access answers are cached for a few seconds per caller, because a
+client reading a task fetches many chunks in a row.
 
 A snapshot (the export service's read of annotations) is an async context manager that
 opens the stream and reads its header; iterating it gives each object as it arrives:
@@ -18,6 +18,15 @@ opens the stream and reads its header; iterating it gives each object as it arri
 
 A stream that ends without its `end` line (cut short, or failed on the server), or
 whose counts differ from the objects read, raises `SnapshotIncomplete`.
+
+An import (the export service's write of annotations read from a file) asks what to
+match the file against, then writes the matched document all or nothing, for the user
+who asked for it:
+
+    target = await client.import_target(task_id=task_id)    # labels, jobs, version
+    written = await client.import_annotations(
+        task_id=task_id, document=orjson.dumps(document), action="replace", actor_id=user_id
+    )                                                       # ImportWritten: counts, version
 """
 
 from __future__ import annotations
@@ -32,11 +41,14 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel
 
+from tessera.platform.bus import ACTOR_HEADER
 from tessera.platform.clients.forwarding import caller_credentials
 from tessera.platform.clients.retry import send_with_retries
 from tessera.platform.contracts.annotations import (
     CONTEXT_PATH,
     JOB_ACCESS_PATH,
+    JOB_IMPORT_PATH,
+    JOB_IMPORT_TARGET_PATH,
     JOB_SNAPSHOT_PATH,
     PREFIX,
     PROJECT_ACCESS_PATH,
@@ -44,8 +56,13 @@ from tessera.platform.contracts.annotations import (
     SNAPSHOT_KINDS,
     SNAPSHOT_MEDIA_TYPE,
     TASK_ACCESS_PATH,
+    TASK_IMPORT_PATH,
+    TASK_IMPORT_TARGET_PATH,
     TASK_SNAPSHOT_PATH,
     CallerContext,
+    ImportAction,
+    ImportTarget,
+    ImportWritten,
     JobAccess,
     ProjectAccess,
     SegmentsCreate,
@@ -62,7 +79,9 @@ from tessera.platform.telemetry import http_client
 ACCESS_TTL_S = 5.0
 # A snapshot may pause between lines while PostgreSQL sorts the rows of overlapping jobs.
 SNAPSHOT_TIMEOUT = httpx.Timeout(30.0, read=600.0)
-SEGMENTS_TRIES = 3
+# An import of a few hundred thousand objects answers once they are all stored.
+IMPORT_TIMEOUT = httpx.Timeout(60.0, read=600.0)
+TRIES = 3  # of an idempotent call
 CACHE_LIMIT = 10_000
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -115,12 +134,63 @@ class AnnotationsClient:
         path = PREFIX + SEGMENTS_PATH.format(task_id=task_id)
         content = body.model_dump(mode="json", exclude_unset=True)
         response = await send_with_retries(
-            lambda: self._http.post(path, json=content, headers=self._internal), SEGMENTS_TRIES
+            lambda: self._http.post(path, json=content, headers=self._internal), TRIES
         )
         if response.status_code not in (200, 201):
             raise _problem(response, "making the task's jobs")
         self.forget(task_id)
         return SegmentsCreated.model_validate_json(response.content)
+
+    async def import_target(
+        self, *, task_id: int | None = None, job_id: int | None = None
+    ) -> ImportTarget:
+        """What an import into a task or a job (one of `task_id`, `job_id`) matches a file
+        against: the labels, dimension, size, jobs and annotations' version.
+
+        A read, so retried when the connection fails or the service is briefly
+        unavailable; the service's refusals (403 for a token that is not an
+        administrator's, 404 for a missing task or job) raise as problems.
+        """
+        path = _scoped("import_target", TASK_IMPORT_TARGET_PATH, JOB_IMPORT_TARGET_PATH,
+                       task_id, job_id)  # fmt: skip
+        response = await send_with_retries(
+            lambda: self._http.get(path, headers=self._internal), TRIES
+        )
+        if response.status_code != 200:
+            raise _problem(response, "reading an import's target")
+        return ImportTarget.model_validate_json(response.content)
+
+    async def import_annotations(
+        self,
+        *,
+        task_id: int | None = None,
+        job_id: int | None = None,
+        document: bytes,
+        action: ImportAction,
+        actor_id: int,
+    ) -> ImportWritten:
+        """Store `document` (CVAT's LabeledData JSON, serialised) in a task or a job (one
+        of `task_id`, `job_id`), all or nothing, for the user `actor_id` (events, the
+        audit log and webhooks name them); what was written and the new version.
+
+        `replace` deletes the annotations there first (as CVAT's import does); `append`
+        adds to them. Sent once, never retried: an append whose answer was lost may have
+        been stored, and sending it again would store its objects twice (a replace again
+        would bump the version and announce the change a second time). A document sent
+        with the `version` of `import_target` is refused (409) when the annotations
+        changed in between. The service's refusals (403, 404, 409, 422 naming the
+        document's fields) raise as problems, with their `errors`.
+        """
+        path = _scoped("import_annotations", TASK_IMPORT_PATH, JOB_IMPORT_PATH, task_id, job_id)
+        headers = {**self._internal, "Content-Type": "application/json",
+                   ACTOR_HEADER: str(actor_id)}  # fmt: skip
+        response = await self._http.post(
+            path, content=document, params={"action": action}, headers=headers,
+            timeout=IMPORT_TIMEOUT,
+        )  # fmt: skip
+        if response.status_code != 200:
+            raise _problem(response, "importing annotations")
+        return ImportWritten.model_validate_json(response.content)
 
     @asynccontextmanager
     async def snapshot(
@@ -133,12 +203,7 @@ class AnnotationsClient:
         missing task or job) raise as problems; a stream that ends early raises
         `SnapshotIncomplete`.
         """
-        if (task_id is None) == (job_id is None):
-            raise TypeError("snapshot() takes one of task_id and job_id")
-        if task_id is not None:
-            path = PREFIX + TASK_SNAPSHOT_PATH.format(task_id=task_id)
-        else:
-            path = PREFIX + JOB_SNAPSHOT_PATH.format(job_id=job_id)
+        path = _scoped("snapshot", TASK_SNAPSHOT_PATH, JOB_SNAPSHOT_PATH, task_id, job_id)
         headers = {**self._internal, "Accept": SNAPSHOT_MEDIA_TYPE}
         async with self._http.stream(
             "GET", path, headers=headers, timeout=SNAPSHOT_TIMEOUT
@@ -178,17 +243,31 @@ class AnnotationsClient:
         return parsed
 
 
+def _scoped(
+    method: str, task_path: str, job_path: str, task_id: int | None, job_id: int | None
+) -> str:
+    """The internal path of a task's or a job's resource (exactly one of the ids given)."""
+    if (task_id is None) == (job_id is None):
+        raise TypeError(f"{method}() takes one of task_id and job_id")
+    if task_id is not None:
+        return PREFIX + task_path.format(task_id=task_id)
+    return PREFIX + job_path.format(job_id=job_id)
+
+
 def _problem(response: httpx.Response, doing: str) -> Problem:
-    """The caller's refusal as it came, or 502 for a failure of the annotations service."""
+    """The caller's refusal as it came (its detail and the fields at fault), or 502 for a
+    failure of the annotations service."""
     if response.status_code in (401, 403, 404, 409, 422):
         try:
-            detail = str(response.json().get("detail", response.text))
-        except ValueError:
-            detail = response.text
+            body = response.json()
+            detail = str(body.get("detail", response.text))
+            errors = body.get("errors") or []
+        except (ValueError, AttributeError):
+            detail, errors = response.text, []
         headers = {}
         if "www-authenticate" in response.headers:
             headers["WWW-Authenticate"] = response.headers["www-authenticate"]
-        return Problem(response.status_code, detail, headers=headers)
+        return Problem(response.status_code, detail, headers=headers, errors=errors)
     return Problem(
         502, f"The annotations service failed while {doing} (HTTP {response.status_code})."
     )

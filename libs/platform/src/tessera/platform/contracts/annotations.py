@@ -30,6 +30,22 @@
   instead of the `end` line; one cut short has neither: only the `end` line (with
   counts that match the lines read) says that the snapshot is complete.
 
+- `GET /api/internal/tasks/{task_id}/import-target` and
+  `GET /api/internal/jobs/{job_id}/import-target` -> `ImportTarget` (administrators only:
+  the export service's token): what an importer matches a file against (the labels, the
+  task's dimension and size, the jobs and the annotations' version).
+- `POST /api/internal/tasks/{task_id}/annotations/import?action=replace|append` and
+  `POST /api/internal/jobs/{job_id}/annotations/import?action=...` (administrators only:
+  the export service's token) with CVAT's LabeledData JSON (`{"version"?, "tags",
+  "shapes", "tracks"}`, as `PUT /api/{tasks|jobs}/{id}/annotations` takes it) ->
+  `ImportWritten`. `replace` (the default, as CVAT's import) is that PUT: every
+  annotation of the task's annotation jobs (or of the job) is deleted and the document
+  stored; `append` is `PATCH ?action=create`. All or nothing, with the PUT's validation
+  (422 naming the fields), `version` check (409) and `annotations.changed` events. The
+  write is attributed to the user whose id the `Tessera-Actor` header carries
+  (`tessera.platform.bus.ACTOR_HEADER`: the user who asked for the import), not to the
+  service account; without the header, to the caller. No limit on the body's size.
+
 The role rules (`can_see_whole_organization`, `can_manage_organization`) are the
 annotations service's; other services read them off a `CallerContext` rather than
 restate them.
@@ -52,6 +68,10 @@ SEGMENTS_PATH = "/tasks/{task_id}/segments"
 TASK_SNAPSHOT_PATH = "/tasks/{task_id}/snapshot"
 JOB_SNAPSHOT_PATH = "/jobs/{job_id}/snapshot"
 SNAPSHOT_MEDIA_TYPE = "application/x-ndjson"
+TASK_IMPORT_TARGET_PATH = "/tasks/{task_id}/import-target"
+JOB_IMPORT_TARGET_PATH = "/jobs/{job_id}/import-target"
+TASK_IMPORT_PATH = "/tasks/{task_id}/annotations/import"
+JOB_IMPORT_PATH = "/jobs/{job_id}/annotations/import"
 
 FrameFilter = Annotated[
     str, Field(pattern=r"^(step=[1-9][0-9]*)?$", description='Empty, or "step=N" (N >= 1).')
@@ -325,3 +345,39 @@ class SnapshotError(BaseModel):
     """The last line of a snapshot that failed after its header."""
 
     detail: str
+
+
+# -- imports (export) -------------------------------------------------------------------
+
+ImportAction = Literal["replace", "append"]
+"""`replace`: delete the target's annotations, then store the document (CVAT's import);
+`append`: add the document to them."""
+
+
+class ImportTarget(BaseModel):
+    """What an importer matches a file against: the task's labels (the project's for a
+    task in a project), dimension and size, the jobs the import writes to (a task's
+    annotation jobs in order of their start frame, or the one job asked for) and the
+    annotations' `version` as their GET answers it (a job's; for a task, the sum of its
+    annotation jobs')."""
+
+    scope: Literal["task", "job"]
+    task_id: int
+    project_id: int | None
+    dimension: Literal["2d", "3d"]
+    size: int
+    version: int
+    labels: list[SnapshotLabel]
+    jobs: list[SnapshotJob]
+
+
+class ImportWritten(BaseModel):
+    """What an import stored: the document's top-level objects of each kind (each once,
+    however many overlapping jobs hold it), the top-level objects it deleted first
+    (`replace`), and the annotations' new version (as `ImportTarget.version`)."""
+
+    tags: Count
+    shapes: Count
+    tracks: Count
+    deleted: Count
+    version: int

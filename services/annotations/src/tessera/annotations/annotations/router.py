@@ -22,7 +22,7 @@ from tessera.platform.db import DbSession
 
 router = APIRouter(tags=["annotations"])
 
-_BODY: dict[str, Any] = {
+LABELED_DATA_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LabeledData"}}},
@@ -56,7 +56,7 @@ async def get_job_annotations(
 @router.put(
     "/api/jobs/{job_id}/annotations",
     responses=_DATA,
-    openapi_extra=_BODY,
+    openapi_extra=LABELED_DATA_BODY,
     summary="Replace job annotations",
 )
 async def put_job_annotations(
@@ -74,7 +74,7 @@ async def put_job_annotations(
 @router.patch(
     "/api/jobs/{job_id}/annotations",
     responses=_DATA,
-    openapi_extra=_BODY,
+    openapi_extra=LABELED_DATA_BODY,
     summary="Create, update or delete some job annotations",
 )
 async def patch_job_annotations(
@@ -121,7 +121,7 @@ async def get_task_annotations(
 @router.put(
     "/api/tasks/{task_id}/annotations",
     responses=_DATA,
-    openapi_extra=_BODY,
+    openapi_extra=LABELED_DATA_BODY,
     summary="Replace task annotations",
 )
 async def put_task_annotations(
@@ -139,7 +139,7 @@ async def put_task_annotations(
 @router.patch(
     "/api/tasks/{task_id}/annotations",
     responses=_DATA,
-    openapi_extra=_BODY,
+    openapi_extra=LABELED_DATA_BODY,
     summary="Create, update or delete some task annotations",
 )
 async def patch_task_annotations(

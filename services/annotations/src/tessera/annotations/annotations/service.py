@@ -32,7 +32,9 @@ overlapping frames are held) and all at once for tracks when jobs overlap:
 
 The REST GET serialises the same stream as chunked JSON (`json_stream`). The export
 service reads the internal snapshot (`tessera.annotations.snapshots`): the same rows in
-the same kind of transaction, unmerged, as NDJSON in frame order.
+the same kind of transaction, unmerged, as NDJSON in frame order. Its imports write
+through `apply_to_task` and `apply_to_job` (`tessera.annotations.imports`): the writes
+of `write_task` and `write_job` without their response documents.
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ class Counts:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+
+
+@dataclass
+class Written:
+    """What a write did: the validated document it stored (ids assigned; empty for a
+    delete), the new version (as the GET answers it), and the top-level objects deleted
+    over all jobs."""
+
+    doc: Document
+    version: int
+    deleted: int
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -531,6 +544,11 @@ async def _publish(outbox: Outbox, session: AsyncSession, job: JobRange, version
     )
 
 
+def _deleted_body(body: Obj, version: int) -> Obj:
+    """The response of a PATCH delete: its body's objects, with the new version."""
+    return {"version": version, **{k: body.get(k) or [] for k in TABLE_OF}, "intervals": []}
+
+
 def _document_body(doc: Document, version: int) -> Obj:
     return {"version": version, "tags": doc.tags, "shapes": doc.shapes, "tracks": doc.tracks,
             "intervals": []}  # fmt: skip
@@ -540,6 +558,17 @@ async def write_job(
     session: AsyncSession, ctx: Context, outbox: Outbox, *, job_id: int, action: Action, body: Any
 ) -> Obj:
     """PUT or PATCH a job's annotations; the stored document with its new version."""
+    written = await apply_to_job(session, ctx, outbox, job_id=job_id, action=action, body=body)
+    if action is Action.DELETE:
+        return _deleted_body(body, written.version)
+    return _document_body(written.doc, written.version)
+
+
+async def apply_to_job(
+    session: AsyncSession, ctx: Context, outbox: Outbox, *, job_id: int, action: Action, body: Any
+) -> Written:
+    """Validate and apply a write to a job in the session's transaction (`write_job`
+    without its response)."""
     await job_for(session, ctx, job_id, change=True)
     conn = await repo.driver_connection(session)
     job = await repo.job_range(conn, job_id)
@@ -558,18 +587,13 @@ async def write_job(
     if action is Action.DELETE:
         cleared = await repo.delete_objects(conn, job_id, ids)
         counts = Counts(deleted=cleared.top_level)
-        response_doc = body
     else:
         if action is Action.UPDATE:
             await _check_update_ids(conn, [job], doc)
         counts = await _apply(conn, job, action, doc)
-        response_doc = None
     version = await repo.bump_version(conn, job_id)
     await _publish(outbox, session, job, version, counts)
-    if response_doc is not None:
-        return {"version": version, **{k: response_doc.get(k) or [] for k in TABLE_OF},
-                "intervals": []}  # fmt: skip
-    return _document_body(doc, version)
+    return Written(doc, version, counts.deleted)
 
 
 async def clear_job(session: AsyncSession, ctx: Context, outbox: Outbox, job_id: int) -> None:
@@ -701,7 +725,25 @@ def _split_by_owner(
 async def write_task(
     session: AsyncSession, ctx: Context, outbox: Outbox, *, task_id: int, action: Action, body: Any
 ) -> Obj:
-    """PUT or PATCH a task's annotations, split across its jobs; the merged result.
+    """PUT or PATCH a task's annotations, split across its jobs; the merged result."""
+    written = await apply_to_task(session, ctx, outbox, task_id=task_id, action=action, body=body)
+    if action is Action.DELETE:
+        return _deleted_body(body, written.version)
+    stream = await AnnotationReader(await repo.driver_connection(session)).task(task_id)
+    return {
+        "version": stream.version,
+        "tags": [t async for t in stream.tags()],
+        "shapes": [s async for s in stream.shapes()],
+        "tracks": [t async for t in stream.tracks()],
+        "intervals": [],
+    }
+
+
+async def apply_to_task(
+    session: AsyncSession, ctx: Context, outbox: Outbox, *, task_id: int, action: Action, body: Any
+) -> Written:
+    """Validate and apply a write to a task's jobs in the session's transaction
+    (`write_task` without reading the result back).
 
     PUT and create split objects by frame (an object in an overlap goes to every job
     that covers it, tracks are sliced per job); update and delete go to the job that
@@ -734,25 +776,17 @@ async def write_task(
         parts = _split_by_owner(doc, jobs, await _check_update_ids(conn, jobs, doc))
     else:
         parts = _split_by_frame(doc, jobs)
+    versions = {job.id: job.version for job in jobs}
+    deleted = 0
     for job in jobs:
         part = parts[job.id]
         if action is not Action.PUT and not part.counts():
             continue
         counts = await _apply(conn, job, action, part)
-        version = await repo.bump_version(conn, job.id)
-        await _publish(outbox, session, job, version, counts)
-    reader = AnnotationReader(conn)
-    stream = await reader.task(task_id)
-    if action is Action.DELETE:
-        return {"version": stream.version, **{k: body.get(k) or [] for k in TABLE_OF},
-                "intervals": []}  # fmt: skip
-    return {
-        "version": stream.version,
-        "tags": [t async for t in stream.tags()],
-        "shapes": [s async for s in stream.shapes()],
-        "tracks": [t async for t in stream.tracks()],
-        "intervals": [],
-    }
+        versions[job.id] = await repo.bump_version(conn, job.id)
+        deleted += counts.deleted
+        await _publish(outbox, session, job, versions[job.id], counts)
+    return Written(doc, sum(versions.values()), deleted)
 
 
 async def clear_task(session: AsyncSession, ctx: Context, outbox: Outbox, task_id: int) -> None:

@@ -52,9 +52,9 @@ _SQL = (annotations_repository.TAGS_SQL, annotations_repository.SHAPES_SQL,
         annotations_repository.TRACKS_SQL)  # fmt: skip
 
 
-async def _header(
-    conn: Connection, scope: Scope, id_: int
-) -> tuple[SnapshotHeader, list[JobRange]]:
+async def header(conn: Connection, scope: Scope, id_: int) -> tuple[SnapshotHeader, list[JobRange]]:
+    """The snapshot's header (the task, its labels, the jobs, the version) and the jobs'
+    frame ranges; NotFound for a missing task or job."""
     if scope == "task":
         task = await repo.task(conn, id_)
         if task is None:
@@ -67,14 +67,14 @@ async def _header(
         jobs = found
         task = await repo.task(conn, jobs.task_id)
         assert task is not None  # a job's task is deleted with it
-    header = SnapshotHeader(
+    head = SnapshotHeader(
         scope=scope,
         version=sum(job.version for job in jobs.shown),
         task=task,
         labels=await repo.labels(conn, task),
         jobs=jobs.shown,
     )
-    return header, jobs.ranges
+    return head, jobs.ranges
 
 
 class _Counter:
@@ -229,10 +229,10 @@ async def snapshot(database: Database, scope: Scope, id_: int) -> AsyncGenerator
     started = False
     try:
         async with open_reader(database) as reader:
-            header, jobs = await _header(reader.conn, scope, id_)
-            catalog = await annotations_repository.load_catalog(reader.conn, header.task.id)
+            head, jobs = await header(reader.conn, scope, id_)
+            catalog = await annotations_repository.load_catalog(reader.conn, head.task.id)
             started = True
-            yield _line("header", header.model_dump_json().encode())
+            yield _line("header", head.model_dump_json().encode())
             async for chunk in _objects(reader.conn, jobs, catalog, counter):
                 yield chunk
     except Exception as exc:
