@@ -20,6 +20,7 @@ from tessera.ingest.task_data.router import router as task_data_router
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
+from tessera.platform.uploads import Uploads
 from tessera.platform.workqueue import WorkerPool
 
 
@@ -32,15 +33,17 @@ async def _running(platform: Platform) -> AsyncIterator[IngestState]:
     annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
     # No fail_interrupted(): the creation queue gives unfinished creations to a replica.
     requests = RequestStore(platform.database, platform.outbox, platform.name, platform.schema)
+    uploads = Uploads(platform.storage, platform.schema)
     clouds = CloudStorages(platform.database, settings)
     reader = MediaReader(platform.database, platform.storage, settings, clouds)
     runner = CreationRunner(
-        platform.database, platform.storage, settings, annotations, requests, clouds=clouds
-    )
+        platform.database, platform.storage, settings, annotations, requests,
+        clouds=clouds, uploads=uploads,
+    )  # fmt: skip
     queue = WorkerPool(CREATION, platform.bus, requests, runner, workers=settings.creation_workers)
     queue.start()
     try:
-        yield IngestState(annotations, clouds, requests, reader, creation=queue)
+        yield IngestState(annotations, clouds, requests, uploads, reader, creation=queue)
     finally:
         await queue.stop()
         reader.close()

@@ -11,6 +11,7 @@ from tessera.ingest.frames.service import MediaReader
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.requests import RequestStore
 from tessera.platform.service import service_state
+from tessera.platform.uploads import Uploads
 from tessera.platform.workqueue import WorkerPool
 
 
@@ -21,6 +22,7 @@ class IngestState:
     annotations: AnnotationsClient
     clouds: CloudStorages
     requests: RequestStore
+    uploads: Uploads
     reader: MediaReader
     creation: WorkerPool
 
@@ -40,6 +42,11 @@ def request_store(request: Request) -> RequestStore:
     return service_state(request, IngestState).requests
 
 
+def upload_store(request: Request) -> Uploads:
+    """The files clients upload for tasks (CVAT's upload protocol)."""
+    return service_state(request, IngestState).uploads
+
+
 def media_reader(request: Request) -> MediaReader:
     """The reader of task media (frames, chunks, context images)."""
     return service_state(request, IngestState).reader
@@ -49,3 +56,4 @@ AnnotationsApi = Annotated[AnnotationsClient, Depends(annotations_client)]
 Clouds = Annotated[CloudStorages, Depends(cloud_storages)]
 Requests = Annotated[RequestStore, Depends(request_store)]
 Reader = Annotated[MediaReader, Depends(media_reader)]
+UploadStore = Annotated[Uploads, Depends(upload_store)]

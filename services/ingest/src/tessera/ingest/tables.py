@@ -1,4 +1,7 @@
-"""The ingest schema's tables (created by the migrations)."""
+"""The ingest schema's tables (created by the migrations).
+
+The `uploads` table of task files is the platform's (`tessera.platform.uploads.Uploads`).
+"""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -6,30 +9,6 @@ from sqlalchemy.dialects import postgresql as pg
 from tessera.ingest.migrations import SCHEMA
 
 metadata = sa.MetaData(schema=SCHEMA)
-
-uploads = sa.Table(
-    "uploads",
-    metadata,
-    sa.Column("id", sa.Uuid, primary_key=True),
-    sa.Column("task_id", sa.BigInteger, nullable=False),
-    sa.Column("owner_id", sa.BigInteger, nullable=False),
-    sa.Column("filename", sa.Text, nullable=False),
-    sa.Column("length", sa.BigInteger, nullable=False),
-    sa.Column("received", sa.BigInteger, nullable=False),
-    sa.Column("parts", sa.Integer, nullable=False),
-    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
-)
-
-upload_files = sa.Table(
-    "upload_files",
-    metadata,
-    sa.Column("task_id", sa.BigInteger, primary_key=True),
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("object_key", sa.Text, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
-)
 
 task_media = sa.Table(
     "task_media",

@@ -29,13 +29,14 @@ from tessera.ingest.media.errors import MediaError
 from tessera.ingest.media.frames import segments
 from tessera.ingest.task_data import repository as repo
 from tessera.ingest.task_data.schemas import DataRequest
-from tessera.ingest.task_data.service import CreationPlan, uploads_prefix
+from tessera.ingest.task_data.service import CreationPlan, task_files
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.contracts.annotations import Segment, SegmentsCreate
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestStore
 from tessera.platform.storage import ObjectStorage
+from tessera.platform.uploads import Uploads
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,11 @@ class CreationRunner:
         requests: RequestStore,
         *,
         clouds: CloudStorages,
+        uploads: Uploads,
     ) -> None:
         self.database = database
         self.clouds = clouds
+        self.uploads = uploads
         self.storage = storage
         self.settings = settings
         self.annotations = annotations
@@ -151,8 +154,8 @@ class CreationRunner:
             raise
         async with self.database.transaction() as session:
             await repo.mark_ready(session, plan.task_id)
-            await repo.clear_uploads(session, plan.task_id)
-        await self.storage.delete_prefix(uploads_prefix(plan.task_id))
+            await self.uploads.forget(session, task_files(plan.task_id))
+        await self.uploads.delete_objects(task_files(plan.task_id))
         await self.requests.finish(rq_id)
 
     async def _record(self, plan: CreationPlan, built: MediaBuild) -> None:
