@@ -208,6 +208,7 @@ async def test_datumaro_reads_the_same_annotations(tmp_path: Path) -> None:
             ("frame_000003", "car", "bbox", True): 1,
             ("frame_000003", "car", "rotated_bbox", True): 1,
             ("frame_000004", 'lane "a" & <b>', "polyline", False): 1,
+            ("frame_000005", 'lane "a" & <b>', "polyline", True): 1,
         }
     )
     track_ids = {

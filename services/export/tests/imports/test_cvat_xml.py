@@ -188,7 +188,7 @@ def _expected_key(
         round(shape.rotation, 2),
         0 if element else (shape.group if group is None else group),
         dict(shape.attributes),
-        "auto" if shape.source == "auto" else "file",
+        shape.source,
         True,
         [_expected_key(child, frame, element=True) for child in shape.elements],
     )
@@ -309,7 +309,7 @@ def _expected_track(
     shapes: list[tuple[Shape, int]],
     *,
     group: int = 0,
-    source: str = "file",
+    source: str = "manual",
     elements: list[tuple[Any, ...]] | None = None,
 ) -> tuple[Any, ...]:
     # a track's skeleton elements are element tracks, not elements of its shapes
@@ -326,7 +326,7 @@ def _expected_track(
 
 def _element_track(label: Label, shapes: list[tuple[Shape, int]]) -> tuple[Any, ...]:
     keys = [_expected_key(shape, frame, element=True) for shape, frame in shapes]
-    return (label.name, 0, "file", {}, keys, [])
+    return (label.name, 0, "manual", {}, keys, [])
 
 
 def _outside(shape: Shape) -> Shape:
@@ -352,8 +352,8 @@ async def test_cvat_for_video_round_trip(tmp_path: Path) -> None:
             ],
         ),
         _expected_track("sign", [(_sign(5), 0), (_sign(7, outside=True), 2)]),
-        # plain shapes: a track each, with an outside copy on the next frame unless that
-        # is not before stop_frame (5); the mask's track becomes a mask shape again
+        # plain shapes: a track each, with an outside copy on the next frame when there is
+        # one (stop_frame is 5); the mask's track becomes a mask shape again
         _expected_track(
             "person",
             # CVAT writes no `outside` on a skeleton's frames: its elements carry it
@@ -368,7 +368,9 @@ async def test_cvat_for_video_round_trip(tmp_path: Path) -> None:
             ],
         ),
         _expected_track("car", [(PLAIN_BOX, 2), (_outside(PLAIN_BOX), 3)], group=3),
-        _expected_track('lane "a" & <b>', [(PLAIN_LINE, 4)], source="auto"),
+        _expected_track(
+            'lane "a" & <b>', [(PLAIN_LINE, 4), (_outside(PLAIN_LINE), 5)], source="auto"
+        ),
     ]
     assert [_track_key(track) for track in parsed.tracks] == expected
     assert [_parsed_key(shape) for shape in parsed.shapes] == [_expected_key(PLAIN_MASK, 1)]

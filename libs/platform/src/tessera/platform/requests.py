@@ -262,16 +262,19 @@ class RequestStore:
         *,
         result_id: int | None = None,
         result_url: str | None = None,
+        message: str = "",
         events: OutboxEvents = (),
     ) -> bool:
         """Mark the request finished, with what it made; False if it had already ended.
 
         `result_url` is a path (`/api/...`): the answer puts it on the client's address.
+        `message` says what came of it where that is more than done (an import's report).
         `events` are published with the change, in its transaction (none if it had ended).
         """
         self._reported.pop(rq_id, None)
         return await self._update(rq_id, "finished", {
-            "progress": 1.0, "result_id": result_id, "result_url": result_url, "message": "",
+            "progress": 1.0, "result_id": result_id, "result_url": result_url,
+            "message": message,
             "finished_date": sa.func.now(),
             "expiry_date": datetime.now(UTC) + RESULT_LIFETIME,
         }, events)  # fmt: skip

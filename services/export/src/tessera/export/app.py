@@ -12,7 +12,10 @@ from tessera.export.events import failure_events
 from tessera.export.expiry import ExpiredExports
 from tessera.export.exports.router import router as exports_router
 from tessera.export.exports.service import Exports
-from tessera.export.queue import EXPORTS
+from tessera.export.imports.router import router as imports_router
+from tessera.export.imports.runner import ImportRunner
+from tessera.export.imports.service import Imports
+from tessera.export.queue import EXPORTS, IMPORTS
 from tessera.export.runner import ExportRunner, RunnerConfig
 from tessera.export.server.router import router as server_router
 from tessera.export.state import ExportState, request_store
@@ -20,12 +23,14 @@ from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
+from tessera.platform.uploads import Uploads
 from tessera.platform.workqueue import WorkerPool
 
 
 @asynccontextmanager
 async def _running(platform: Platform) -> AsyncIterator[ExportState]:
-    """The service's lifespan: its clients, the export workers and the expiry sweep."""
+    """The service's lifespan: its clients, the export and import workers and the expiry
+    sweep."""
     settings = platform.settings
     assert isinstance(settings, ExportSettings)
     annotations = AnnotationsClient(settings.annotations_url, settings.internal_token)
@@ -52,13 +57,24 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
         EXPORTS, platform.bus, requests, runner,
         workers=settings.export_workers, failure_events=failure_events,
     )  # fmt: skip
+    imports = Imports(
+        platform.database, platform.outbox, Uploads(platform.storage, platform.schema),
+        annotations=annotations, requests=requests, max_upload_bytes=settings.import_max_bytes,
+    )  # fmt: skip
+    importer = ImportRunner(platform.storage, annotations=annotations, ingest=ingest,
+                            requests=requests)  # fmt: skip
+    import_workers = WorkerPool(
+        IMPORTS, platform.bus, requests, importer, workers=settings.import_workers
+    )
     expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
     workers.start()
+    import_workers.start()
     expiry.start()
     try:
-        yield ExportState(exports, requests, workers)
+        yield ExportState(exports, imports, requests, workers, import_workers)
     finally:
         await expiry.stop()
+        await import_workers.stop()
         await workers.stop()
         await ingest.close()
         await annotations.close()
@@ -70,7 +86,12 @@ SPEC = ServiceSpec(
     version=__version__,
     description="Dataset export and import in every annotation format, as requests with progress.",
     migrations=migrations.LOCATION,
-    routers=(exports_router, server_router, requests_router(request_store, cancellable=True)),
+    routers=(
+        exports_router,
+        imports_router,
+        server_router,
+        requests_router(request_store, cancellable=True),
+    ),
     lifespan=_running,
 )
 

@@ -24,3 +24,6 @@ class ExportSettings(PeerSettings):
     expiry_interval_s: float = Field(default=300.0, gt=0)
     # zlib level of the archive's annotation files (1: fastest; images are stored as they are).
     archive_compression_level: int = Field(default=1, ge=0, le=9)
+    # Imports one replica runs at once, and the largest file an import takes.
+    import_workers: int = Field(default=2, ge=1)
+    import_max_bytes: int = Field(default=8 * 2**30, ge=1)

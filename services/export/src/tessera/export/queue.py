@@ -1,4 +1,4 @@
-"""The export work queue, shared by every export replica (`tessera.platform.workqueue`).
+"""The export and import work queues, shared by every replica (`tessera.platform.workqueue`).
 
 An export request commits its request row, its export row and an `export.requested`
 message in one transaction; each replica's `WorkerPool` hands the exports to
@@ -14,3 +14,8 @@ takes only `export.requested`, and the consumers of `export.finished` only that 
 from tessera.platform.workqueue import WorkQueue
 
 EXPORTS = WorkQueue(stream="EXPORT", subject="export.requested", durable="export-dataset")
+IMPORTS = WorkQueue(
+    stream="EXPORT", subject="export.import.requested", durable="import-annotations"
+)
+"""Annotation imports: the request row and an `export.import.requested` message are
+committed with the Upload-Finish; `ImportRunner` does them."""

@@ -17,6 +17,11 @@ job that holds the track). A frame is emitted as soon as an item with a greater 
 read (no later item can add to it), or when the stream ends. Items are pulled from the
 stream only as frames are asked for.
 
+A track's shapes carry its position among the tracks read (0, 1, ... in the stream's
+order: by first frame, then id) as `track_id`, as CVAT numbers a task's tracks, rather
+than its id, which differs from task to task: so an export imported into another task
+and exported again gives the same file.
+
 Attributes are converted from `{spec_id, value}` to values keyed by the attribute's name;
 ids that are not in the label's spec (stale rows) are dropped. Track frames carry the
 left keyframe's (mutable) attributes then the track's (immutable) ones, as CVAT writes them.
@@ -272,6 +277,7 @@ class SnapshotDataset:
         active: list[tuple[int, int, Iterator[tuple[int, Shape]], Shape]] = []
         seen_tracks: set[int] = set()
         sequence = 0
+        ordinal = 0
         last = -1
 
         def emit(frame: int) -> FrameAnnotations:
@@ -307,7 +313,9 @@ class SnapshotDataset:
                 stop = self._stops.get(item.job_id, len(self._frames) - 1)
                 if frame > stop:
                     continue
-                cursor = self._track_shapes(data, frame, stop)
+                # Shapes carry the track's position in the stream, as CVAT numbers tracks.
+                cursor = self._track_shapes({**data, "id": ordinal}, frame, stop)
+                ordinal += 1
                 head = next(cursor, None)
                 if head is not None:
                     heapq.heappush(active, (head[0], sequence, cursor, head[1]))

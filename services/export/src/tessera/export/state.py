@@ -7,18 +7,23 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tessera.export.exports.service import Exports
+from tessera.export.imports.service import Imports
 from tessera.platform.requests import RequestStore
 from tessera.platform.service import service_state
+from tessera.platform.uploads import Uploads
 from tessera.platform.workqueue import WorkerPool
 
 
 @dataclass(frozen=True)
 class ExportState:
-    """The service's export requests, their store and this replica's workers."""
+    """The service's export and import requests, their store and this replica's workers
+    of each."""
 
     exports: Exports
+    imports: Imports
     requests: RequestStore
     workers: WorkerPool
+    import_workers: WorkerPool
 
 
 def exports_service(request: Request) -> Exports:
@@ -26,9 +31,20 @@ def exports_service(request: Request) -> Exports:
     return service_state(request, ExportState).exports
 
 
+def imports_service(request: Request) -> Imports:
+    """Starting annotation imports."""
+    return service_state(request, ExportState).imports
+
+
+def import_uploads(request: Request) -> Uploads:
+    """The files uploaded for imports."""
+    return service_state(request, ExportState).imports.uploads
+
+
 def request_store(request: Request) -> RequestStore:
-    """The service's background requests (exports)."""
+    """The service's background requests (exports and imports)."""
     return service_state(request, ExportState).requests
 
 
 ExportsApi = Annotated[Exports, Depends(exports_service)]
+ImportsApi = Annotated[Imports, Depends(imports_service)]

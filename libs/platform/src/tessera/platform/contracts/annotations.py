@@ -121,7 +121,8 @@ class TaskAccess(BaseModel):
 
 
 class JobAccess(BaseModel):
-    """A job the caller sees and the task frames it covers."""
+    """A job the caller sees, the task frames it covers, and whether they may change its
+    annotations."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -130,6 +131,7 @@ class JobAccess(BaseModel):
     start_frame: int
     stop_frame: int
     frames: list[int] | None
+    can_change: bool = False
 
     def task_frames(self) -> list[int]:
         """The task frames of the job, in order."""

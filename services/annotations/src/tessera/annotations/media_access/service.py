@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tessera.annotations.access import Context
 from tessera.annotations.tasks import repository as task_repository
 from tessera.annotations.visibility import job_for, project_for, task_for
-from tessera.platform.contracts.annotations import JobAccess, ProjectAccess, TaskAccess
+from tessera.platform.contracts.annotations import JobAccess, ProjectAccess, Role, TaskAccess
 
 
 async def task_access(session: AsyncSession, ctx: Context, task_id: int) -> TaskAccess:
@@ -27,7 +27,8 @@ async def task_access(session: AsyncSession, ctx: Context, task_id: int) -> Task
 
 
 async def job_access(session: AsyncSession, ctx: Context, job_id: int) -> JobAccess:
-    """The job if the caller sees it (404 otherwise), with its frames."""
+    """The job if the caller sees it (404 otherwise), with its frames and whether they may
+    change its annotations (as `job_for(change=True)` decides)."""
     job = await job_for(session, ctx, job_id, change=False)
     return JobAccess(
         job_id=job.id,
@@ -35,6 +36,7 @@ async def job_access(session: AsyncSession, ctx: Context, job_id: int) -> JobAcc
         start_frame=job.start_frame,
         stop_frame=job.stop_frame,
         frames=job.frames,
+        can_change=ctx.role != Role.SUPERVISOR or ctx.is_admin,
     )
 
 

@@ -67,8 +67,9 @@ Where this writer differs from CVAT (on purpose or of necessity):
   (`tessera.geometry.ellipse_to_mask`), the convention of every other rasteriser here.
 - a group whose masks must become polygons (leader of another label) gets exact
   pixel-edge outlines (`tessera.geometry.mask_to_polygons`), not cv2 contours.
-- `track_id` is the track id the dataset carries (CVAT writes the track's position in the
-  task's track list, which the streaming reader may supply instead).
+- `track_id` is the track number the dataset carries: the export's snapshot reader numbers
+  tracks 0, 1, ... by first frame (CVAT numbers them in its track list, by id; the same
+  order when tracks were made in frame order).
 - Inputs CVAT would fail the whole export on are written or skipped instead: a number
   attribute that is not a number is kept as text; a polygon of fewer than 3 points and a
   box without 4 numbers are skipped; a mask whose box leaves the frame is clipped to it;

@@ -14,9 +14,11 @@ and `create_xml_dumper`), and so this writer:
   (label instead of frame, no z_order), then the skeleton's attributes; a skeleton frame
   with no elements is not written at all;
 - a plain shape on frame f becomes a track with the shape as a keyframe on f and, when
-  `f + frame_step < stop_frame`, an outside keyframe copy on `f + frame_step` (a skeleton's
-  elements likewise, each copy outside); CVAT compares the relative frame with the
-  task's absolute `stop_frame`, and so does this writer;
+  `f + frame_step <= stop_frame` (a frame follows), an outside keyframe copy on
+  `f + frame_step` (a skeleton's elements likewise, each copy outside). CVAT writes the
+  copy only when `f + frame_step < stop_frame`, so a shape on the frame before the last
+  comes back from CVAT's reader as a track that also covers the last frame; this writer
+  ends it, so that an export imported again gives the same annotations;
 - `<original_size>` for image tasks too (the first frame's size): CVAT writes it only for
   video tasks, but datumaro's CVAT reader sizes every track shape by it and fails on a
   track without it; CVAT's own reader ignores it;
@@ -224,7 +226,7 @@ class _Renderer:
         """A plain shape as CVAT writes it: the rest of a `<track>` after its id."""
         out = [self.track_head(shape)(), ">"]
         self._frame(shape, frame, shape.elements, out, plain=True)
-        if frame + frame_step < stop_frame:
+        if frame + frame_step <= stop_frame:
             self._frame(
                 replace(shape, outside=True),
                 frame + frame_step,

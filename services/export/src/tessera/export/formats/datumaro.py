@@ -45,10 +45,10 @@ default point visibility, empty parents). The rules, and so this writer:
   `bbox` is `[x0, y0, x1 - x0, y1 - y0]` of the rounded corners, in float arithmetic.
 
 Where this writer differs from CVAT (as the COCO writer does): ellipse pixels are those
-whose centres lie inside the ellipse (CVAT draws with cv2); `track_id` is the track id the
-dataset carries (CVAT numbers the tracks in its track list); a number attribute that is not
-a number is kept as text, a mask whose box leaves the frame is clipped, a polygon with fewer
-than 3 points is skipped (CVAT would fail the export).
+whose centres lie inside the ellipse (CVAT draws with cv2); `track_id` is the track
+number the dataset carries (the snapshot reader's, by first frame; CVAT's by id); a
+number attribute that is not a number is kept as text, a mask whose box leaves the frame
+is clipped, a polygon with fewer than 3 points is skipped (CVAT would fail the export).
 
 Nothing is held beyond one frame: items are spooled per subset (in memory up to a few MiB,
 on disk past that), and each subset's member is written from its spool at the end.

@@ -47,14 +47,15 @@ datumaro/components/annotation.py rounds the coordinates. The rules, and so this
 - images (`save_images`): next to the XML, `<subset>/<id><ext>`; see `image_path`.
 
 Where this writer differs from CVAT (as the other writers do): ellipse pixels are those
-whose centres lie inside the ellipse (CVAT draws with cv2); `track_id` is the track id
-the dataset carries (CVAT numbers the tracks in its track list); characters XML cannot
-hold are dropped (lxml refuses them and CVAT fails); a polygon of fewer than 3 points is
-skipped, a mask whose box leaves the frame is clipped, a frame without a size gets no
-`imagesize` and no masks (CVAT would fail the export). The PNG bytes are this module's
-own encoding (zlib, no filter), the pixels are datumaro's. When two frames of a subset
-share an id (`a.jpg`, `a.png`), the second's XML and masks take the image's full name
-(`a.png.xml`, `a.png_mask_0.png`), where datumaro would have merged the two items.
+whose centres lie inside the ellipse (CVAT draws with cv2); `track_id` is the track
+number the dataset carries (the snapshot reader's, by first frame; CVAT's by id);
+characters XML cannot hold are dropped (lxml refuses them and CVAT fails); a polygon of
+fewer than 3 points is skipped, a mask whose box leaves the frame is clipped, a frame
+without a size gets no `imagesize` and no masks (CVAT would fail the export). The PNG
+bytes are this module's own encoding (zlib, no filter), the pixels are datumaro's. When
+two frames of a subset share an id (`a.jpg`, `a.png`), the second's XML and masks take
+the image's full name (`a.png.xml`, `a.png_mask_0.png`), where datumaro would have
+merged the two items.
 
 Nothing is held beyond one frame but the names of the XML files written so far (to tell
 such ids apart): each frame's masks and XML are written as the frame comes.

@@ -6,20 +6,27 @@ what was left out and why. CVAT's rules:
 
 - frames: a number is the task frame of that number; a name matches the task frame of
   the same path without its extension, else the one whose file name (without
-  directories and extension) is the same, when only one frame has it. Deleted frames,
-  and frames outside the job for a job import, match nothing.
+  directories and extension) is the same, when only one frame has it, else (CVAT's last
+  resort) the frame of the number the name is (`000005`, `frame_000005`). Deleted
+  frames, and frames outside the job for a job import, match nothing.
 - labels by exact name; a skeleton's points by their sublabel's name. A shape type the
   label does not take (a box of a polygon label) is left out.
 - attributes by name in the label's spec; a value the spec refuses is left out (the
   shape keeps its other values); names not in the spec are left out. On tracks, the
   label's immutable attributes go on the track, the mutable ones on the keyframes.
-- `source` is "file" (or "auto" where the reader says a model made the shape); a
+- `source` is what the reader found in the file ("file" when it says nothing); a
   `score` outside [0, 1] is dropped; rotations are brought into [0, 360).
 - `conv_mask_to_poly` turns each mask into polygons (its outer boundaries, on pixel
   corners), as CVAT's option does.
+- tracks: from a format that lists keyframes (CVAT XML), the shapes marked keyframes;
+  from one that lists every frame of a track (`tracks_listed_per_frame`: COCO,
+  Datumaro, MOT...), the keyframes CVAT infers (`_validate_track_shapes`): the first
+  visible frame, every change of visibility, every shape the file marks a keyframe, an
+  outside keyframe after each gap and after the last visible frame.
 
 Every left-out object or value is counted under its reason with a few examples
-(`Skipped`); with `strict`, any of them fails the import instead (`ImportFailed`).
+(`Skipped`); with `strict`, any of them fails the import instead (`ImportFailed`),
+except attribute names a label lacks, which are only reported.
 """
 
 from __future__ import annotations
@@ -46,13 +53,17 @@ from tessera.platform.contracts.annotations import SnapshotAttribute, SnapshotLa
 
 Obj = dict[str, Any]
 _EXAMPLES = 5
+_NO_FRAME = "a frame the task does not have (or deleted, or outside the job)"
 
 
 @dataclass
 class Skipped:
-    """How many objects or values one reason left out, with a few examples."""
+    """How many objects or values one reason left out, with a few examples; `strict`
+    says whether a strict import fails on them (attributes a label lacks do not fail
+    it: formats carry their own, such as VOC's `difficult`, and CVAT ignores them)."""
 
     reason: str
+    strict: bool = True
     count: int = 0
     examples: list[str] = field(default_factory=list)
 
@@ -87,7 +98,7 @@ class TaskFrames:
     """(width, height) of each task frame."""
 
 
-class _FrameIndex:
+class FrameIndex:
     """Frame refs to task frame numbers, as CVAT matches them."""
 
     def __init__(self, frames: TaskFrames) -> None:
@@ -109,9 +120,20 @@ class _FrameIndex:
             number = self._by_path.get(path)
             if number is None:
                 number = self._by_stem.get(posixpath.basename(path))
+            if number is None:
+                number = self._numbered(posixpath.basename(path))
         if number is None or not self._frames.allowed(number):
             return None
         return number
+
+    def _numbered(self, stem: str) -> int | None:
+        """CVAT's last resort: a name that is a number (`000005`, or `frame_000005` as
+        video frames are named) is that frame."""
+        digits = stem.removeprefix("frame_")
+        if not digits.isdigit():
+            return None
+        number = int(digits)
+        return number if number < len(self._frames.names) else None
 
 
 def _normal(path: str) -> str:
@@ -166,12 +188,19 @@ class Matcher:
         frames: TaskFrames,
         *,
         conv_mask_to_poly: bool = False,
+        tracks_listed_per_frame: bool = False,
     ) -> None:
         self._labels = _Labels(labels)
-        self._frames = _FrameIndex(frames)
+        self._frames = FrameIndex(frames)
+        self._per_frame = tracks_listed_per_frame
         self._sizes = frames.sizes
         self._conv_mask_to_poly = conv_mask_to_poly
         self._skipped: dict[str, Skipped] = {}
+
+    @staticmethod
+    def frame_index(frames: TaskFrames) -> FrameIndex:
+        """The index that matches frame refs to `frames`, as a match does."""
+        return FrameIndex(frames)
 
     def match(self, parsed: ParsedAnnotations, *, strict: bool = False) -> Matched:
         """The document for `parsed`; with `strict`, ImportFailed at the first thing left
@@ -185,23 +214,30 @@ class Matcher:
             "tracks": [track for track in map(self._track, parsed.tracks) if track is not None],
         }
         skipped = list(self._skipped.values())
-        if strict and skipped:
-            first = skipped[0]
+        fatal = [skip for skip in skipped if skip.strict]
+        if strict and fatal:
+            first = fatal[0]
             raise ImportFailed(
                 f"strict import: {first.count} left out as {first.reason} "
                 f"(e.g. {', '.join(first.examples)})"
             )
         return Matched(document, skipped)
 
-    def _skip(self, reason: str, example: str) -> None:
-        self._skipped.setdefault(reason, Skipped(reason)).add(example)
+    def frames_not_found(self, refs: Iterable[str]) -> None:
+        """Report frames a reader found no task frame for (it left their annotations
+        out: YOLO needs a frame's size to read them)."""
+        for ref in refs:
+            self._skip(_NO_FRAME, ref)
+
+    def _skip(self, reason: str, example: str, *, strict: bool = True) -> None:
+        self._skipped.setdefault(reason, Skipped(reason, strict)).add(example)
 
     # -- frames and labels
 
     def _frame(self, ref: FrameRef) -> int | None:
         number = self._frames.number(ref)
         if number is None:
-            self._skip("a frame the task does not have (or deleted, or outside the job)", str(ref))
+            self._skip(_NO_FRAME, str(ref))
         return number
 
     def _label(self, name: str, kind: str) -> SnapshotLabel | None:
@@ -222,7 +258,9 @@ class Matcher:
         for name, value in values.items():
             spec = specs.get(name)
             if spec is None:
-                self._skip("an attribute its label does not have", f"{name} of {label.name}")
+                self._skip(
+                    "an attribute its label does not have", f"{name} of {label.name}", strict=False
+                )
                 continue
             if mutable is not None and spec.mutable != mutable:
                 continue  # the other level of the track carries it
@@ -246,7 +284,7 @@ class Matcher:
             "frame": frame,
             "label_id": label.id,
             "group": tag.group,
-            "source": "file",
+            "source": tag.source,
             "attributes": self._attributes(label, tag.attributes, None),
         }
 
@@ -340,21 +378,46 @@ class Matcher:
         return out
 
     def _keyframes(self, label: SnapshotLabel, shapes: Sequence[ParsedShape]) -> list[Obj]:
+        placed = sorted(
+            ((frame, shape) for shape in shapes if (frame := self._frame(shape.frame)) is not None),
+            key=lambda pair: pair[0],
+        )
+        if self._per_frame:
+            kept = self._inferred_keyframes(placed)
+        else:  # an interpolated frame: the keyframes around it make it again
+            kept = [(frame, shape, shape.outside) for frame, shape in placed if shape.keyframe]
         by_frame: dict[int, Obj] = {}
-        for shape in shapes:
-            frame = self._frame(shape.frame)
-            if frame is None:
-                continue
-            if not shape.keyframe:
-                continue  # an interpolated frame: the keyframes around it make it again
+        for frame, shape, outside in kept:
             keyframe = {
                 **self._geometry(shape),
                 "frame": frame,
+                "outside": outside,
                 "attributes": self._attributes(label, shape.attributes, True),
             }
             keyframe.pop("score", None)
             by_frame[frame] = keyframe
         return [by_frame[frame] for frame in sorted(by_frame)]
+
+    def _inferred_keyframes(
+        self, placed: Sequence[tuple[int, ParsedShape]]
+    ) -> list[tuple[int, ParsedShape, bool]]:
+        """CVAT's keyframes of a track listed frame by frame: (frame, shape, outside)."""
+        kept: list[tuple[int, ParsedShape, bool]] = []
+        previous: tuple[int, ParsedShape] | None = None
+        for frame, shape in placed:
+            was_visible = previous is not None and not previous[1].outside
+            visible = not shape.outside
+            gap = previous is not None and was_visible and previous[0] + 1 < frame
+            if previous is not None and gap:
+                kept.append((previous[0] + 1, previous[1], True))
+            if was_visible != visible or (visible and (gap or shape.keyframe)):
+                kept.append((frame, shape, shape.outside))
+            previous = (frame, shape)
+        if previous is not None and not previous[1].outside:
+            after = previous[0] + 1
+            if self._frames.number(after) == after:
+                kept.append((after, previous[1], True))
+        return kept
 
     def _element_track(self, skeleton: SnapshotLabel, track: ParsedTrack) -> Obj | None:
         sublabel = self._labels.sublabel(skeleton, track.label)

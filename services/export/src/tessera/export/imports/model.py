@@ -21,6 +21,8 @@ from typing import Literal
 ShapeType = Literal[
     "rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"
 ]
+Source = Literal["manual", "semi-auto", "auto", "file", "consensus"]
+"""Where a shape came from, as CVAT records it; readers give "file" unless the file says."""
 FrameRef = int | str
 """A frame: its number in the task (0-based), or the image's path as the file names it
 (matched like CVAT: with or without its extension and leading directories)."""
@@ -46,8 +48,9 @@ class ParsedShape:
     """A skeleton's points, each labelled with its sublabel's name."""
     score: float | None = None
     """A confidence the file carries (COCO's `score`, MOT's `conf`)."""
-    source: Literal["file", "auto"] = "file"
-    """"auto" where the file says a model made the shape (a score alone does not)."""
+    source: Source = "file"
+    """What the file says made the shape (CVAT XML's `source`; "auto" where a model did),
+    else "file"."""
     keyframe: bool = True
     """For a track's shapes: whether the file marks it a keyframe (CVAT video's
     `keyframe`); readers of per-frame formats keep True."""
@@ -61,6 +64,7 @@ class ParsedTag:
     frame: FrameRef
     group: int = 0
     attributes: dict[str, str] = field(default_factory=dict)
+    source: Source = "file"
 
 
 @dataclass(slots=True)
@@ -75,7 +79,7 @@ class ParsedTrack:
     attributes: dict[str, str] = field(default_factory=dict)
     """The track's own attribute values (CVAT's immutable attributes)."""
     elements: list[ParsedTrack] = field(default_factory=list)
-    source: Literal["file", "auto"] = "file"
+    source: Source = "file"
 
 
 @dataclass(slots=True)

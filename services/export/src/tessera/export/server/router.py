@@ -3,12 +3,14 @@ CVAT's fields, so that clients can offer them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from tessera.export.formats.registry import EXPORTERS
+from tessera.export.formats.registry import EXPORTERS, ExportFormat
+from tessera.export.imports.registry import IMPORTERS, ImportFormat
 from tessera.platform.auth import CurrentUser
 
 router = APIRouter(prefix="/api/server/annotation", tags=["server"])
@@ -33,17 +35,20 @@ class Formats(BaseModel):
 
 @router.get("/formats", summary="The annotation formats Tessera imports and exports")
 async def annotation_formats(principal: CurrentUser) -> Formats:
-    """One entry per format and dimension; no importer exists yet."""
+    """One entry per format and dimension."""
     del principal
-    exporters = [
+    return Formats(importers=_listed(IMPORTERS), exporters=_listed(EXPORTERS))
+
+
+def _listed(formats: Iterable[ExportFormat | ImportFormat]) -> list[FormatInfo]:
+    return [
         FormatInfo(
-            name=exporter.name,
-            ext=exporter.ext,
-            version=exporter.version,
+            name=found.name,
+            ext=found.ext,
+            version=found.version,
             enabled=True,
             dimension="3D" if dimension == "3d" else "2D",
         )
-        for exporter in EXPORTERS
-        for dimension in sorted(exporter.dimensions)
+        for found in formats
+        for dimension in sorted(found.dimensions)
     ]
-    return Formats(importers=[], exporters=exporters)

@@ -43,8 +43,9 @@ Where the reader differs from CVAT:
 - `<tag frame label>` directly under `<annotations>` (as CVAT for video would hold tags;
   CVAT's dumper writes none, cvat-ai/cvat#7198) is read as a tag on that frame number;
   CVAT's `load_anno` fails on it.
-- `source="auto"` makes a shape, or a track and its shapes, `"auto"`; every other
-  source is `"file"` (CVAT sets "file" on everything it imports).
+- a shape keeps the `source` the file gives (manual, auto, ...; "file" when it gives
+  none), so that an export imported and exported again is the same file; CVAT sets
+  "file" on everything it imports.
 - hostile or malformed input fails with `ImportFailed` naming the file and the element:
   a root that is not `<annotations>`, a missing `label`, `frame` or coordinate, numbers
   that are not finite (or beyond `tessera.geometry.MAX_COORD`), a mask whose runs do not
@@ -61,7 +62,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn
+from typing import NoReturn, cast, get_args
 from xml.etree.ElementTree import Element
 
 from tessera.export.imports.files import ImportFailed, ImportFiles
@@ -72,8 +73,11 @@ from tessera.export.imports.model import (
     ParsedTag,
     ParsedTrack,
     ShapeType,
+    Source,
 )
 from tessera.geometry import MAX_COORD, MAX_PIXELS
+
+_SOURCES = frozenset(get_args(Source))
 
 FORMAT = "CVAT 1.1"
 
@@ -127,7 +131,7 @@ class _OpenTrack:
 
     label: str
     group: int
-    source: Literal["file", "auto"]
+    source: Source
     where: str
     shapes: list[ParsedShape] = field(default_factory=list)
     elements: dict[str, list[ParsedShape]] = field(default_factory=dict)
@@ -346,6 +350,7 @@ class _FileReader:
             frame=frame,
             group=self._integer(element, "group_id", where, 0, minimum=0),
             attributes=attributes,
+            source=_source(element),
         )
 
     def _children(self, element: Element, where: str) -> tuple[dict[str, str], list[Element]]:
@@ -482,8 +487,9 @@ class _FileReader:
         return value
 
 
-def _source(element: Element) -> Literal["file", "auto"]:
-    return "auto" if element.get("source") == "auto" else "file"
+def _source(element: Element) -> Source:
+    given = element.get("source")
+    return cast(Source, given) if given in _SOURCES else "file"
 
 
 def _frame_order(shape: ParsedShape) -> int:

@@ -1,0 +1,93 @@
+"""CVAT's annotation import endpoint, `POST /api/{tasks|jobs}/{id}/annotations/`, in the
+steps cvat-sdk's `import_annotations` sends (`Upload-Start`, a TUS upload, then
+`Upload-Finish` with `?format=&filename=`), and the TUS appends under it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from tessera.export.imports.schemas import ImportCreated, ImportMode, ImportParams, ImportTargetKind
+from tessera.export.imports.service import upload_path
+from tessera.export.state import ImportsApi, import_uploads
+from tessera.platform.auth import CurrentUser
+from tessera.platform.db import DbSession
+from tessera.platform.errors import Problem, bad_request
+from tessera.platform.uploads import tus_router, upload_step
+
+router = APIRouter(tags=["import"])
+
+
+def _import_route(target: ImportTargetKind) -> None:
+    path = f"/api/{target}s/{{object_id}}/annotations"
+
+    async def owner(
+        object_id: int, request: Request, principal: CurrentUser, imports: ImportsApi
+    ) -> str:
+        return await imports.owner(request, principal, target, object_id)
+
+    @router.post(
+        path,
+        status_code=status.HTTP_202_ACCEPTED,
+        summary=f"Import annotations into a {target} from an uploaded file",
+        name=f"import_{target}_annotations",
+        responses={201: {"description": "TUS: the upload was created"}},
+    )
+    async def import_annotations(
+        object_id: int,
+        request: Request,
+        principal: CurrentUser,
+        imports: ImportsApi,
+        session: DbSession,
+        *,
+        format: Annotated[
+            str | None,
+            Query(description="An importer's name, as listed by /api/server/annotation/formats"),
+        ] = None,
+        filename: Annotated[str | None, Query()] = None,
+        import_mode: Annotated[ImportMode, Query()] = "replace",
+        conv_mask_to_poly: Annotated[bool, Query()] = False,
+        strict: Annotated[
+            bool, Query(description="Fail instead of leaving out what does not match the task")
+        ] = False,
+        location: Annotated[str, Query()] = "local",
+    ) -> Response:
+        """`Upload-Start` (202), TUS creation (`Upload-Length`: 201 and the upload's
+        `Location`), then `Upload-Finish` with `format` and `filename` (202 `{rq_id}`);
+        poll `/api/requests/{rq_id}`. The import replaces the annotations (CVAT's
+        default) or, with `import_mode=append`, adds to them."""
+        if location != "local":
+            raise Problem(501, "Imports from a cloud storage are not supported yet; upload "
+                          "the file instead.")  # fmt: skip
+        files_of = await imports.owner(request, principal, target, object_id)
+        step = upload_step(request)
+        if step == "start":
+            await imports.start(session, files_of)
+            return Response(status_code=status.HTTP_202_ACCEPTED)
+        if step == "create":
+            return await imports.create_upload(
+                request, session, principal, files_of, upload_path(target, object_id)
+            )
+        if step != "finish":
+            raise bad_request(
+                "Send the file as CVAT's clients do: Upload-Start, a TUS upload, then "
+                "Upload-Finish with format and filename.",
+                "header.Upload-Finish",
+            )
+        if not format:
+            raise bad_request("format names the importer of the uploaded file", "format")
+        params = ImportParams(
+            target=target, target_id=object_id, format=format, filename=filename or "",
+            mode=import_mode, conv_mask_to_poly=conv_mask_to_poly, strict=strict,
+        )  # fmt: skip
+        rq_id = await imports.finish(request, session, principal, files_of, params)
+        created = ImportCreated(rq_id=rq_id).model_dump_json()
+        return Response(created, status.HTTP_202_ACCEPTED, media_type="application/json")
+
+    router.include_router(tus_router(path, owner, import_uploads, tags=("import",)))
+
+
+_target: ImportTargetKind
+for _target in ("task", "job"):
+    _import_route(_target)

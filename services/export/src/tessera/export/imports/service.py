@@ -1,0 +1,115 @@
+"""Annotation imports as CVAT 2.80's clients send them: who may import into what, the
+upload of the file (CVAT's upload protocol, `tessera.platform.uploads`), and the request
+that imports it (`tessera.export.imports.runner`)."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tessera.export.imports.registry import importer_named
+from tessera.export.imports.schemas import ImportParams, ImportTargetKind
+from tessera.export.queue import IMPORTS
+from tessera.platform.auth import Principal
+from tessera.platform.bus import Outbox
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.db import Database
+from tessera.platform.errors import Problem, bad_request
+from tessera.platform.requests import Operation, RequestStore
+from tessera.platform.uploads import Uploads, tus_created, tus_creation
+
+
+def upload_path(target: ImportTargetKind, target_id: int) -> str:
+    """Where the target's import uploads live in the API (TUS appends under it)."""
+    return f"/api/{target}s/{target_id}/annotations"
+
+
+class Imports:
+    """Starting annotation imports: access, uploads, requests."""
+
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        uploads: Uploads,
+        *,
+        annotations: AnnotationsClient,
+        requests: RequestStore,
+        max_upload_bytes: int,
+    ) -> None:
+        self.database = database
+        self.outbox = outbox
+        self.uploads = uploads
+        self.annotations = annotations
+        self.requests = requests
+        self.max_upload_bytes = max_upload_bytes
+
+    async def owner(
+        self, request: Request, principal: Principal, target: ImportTargetKind, target_id: int
+    ) -> str:
+        """The owner of the caller's upload for an import into the target (404 for a
+        target they do not see, 403 unless they may change its annotations)."""
+        if target == "task":
+            task = await self.annotations.task_access(request, target_id)
+            allowed = task.can_change
+        else:
+            job = await self.annotations.job_access(request, target_id)
+            allowed = job.can_change
+        if not allowed:
+            raise Problem(403, f"You are not allowed to change the annotations of {target} "
+                          f"{target_id}.")  # fmt: skip
+        return f"imports/{target}s/{target_id}/users/{principal.user_id}"
+
+    async def start(self, session: AsyncSession, owner: str) -> None:
+        """Upload-Start: forget what an earlier attempt of the caller left."""
+        await self.uploads.start(session, owner)
+
+    async def create_upload(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        owner: str,
+        path: str,
+    ) -> Response:
+        """TUS creation of the file to import (`201` with its `Location`)."""
+        creation = tus_creation(request, max_length=self.max_upload_bytes)
+        upload = await self.uploads.create(session, owner, principal.user_id, creation)
+        return tus_created(request, upload, path)
+
+    async def finish(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        owner: str,
+        params: ImportParams,
+    ) -> str:
+        """Upload-Finish: queue the import of the caller's uploaded file; its rq_id (400
+        for a format Tessera does not read, 422 for a file that was not uploaded)."""
+        importer = importer_named(params.format)
+        if importer is None:
+            raise bad_request(
+                f"Unknown import format {params.format!r}; GET /api/server/annotation/formats "
+                "lists the importers.",
+                "format",
+            )
+        params = params.model_copy(update={"format": importer.name})
+        upload = await self.uploads.file(session, owner, params.filename, principal.user_id)
+        params = params.model_copy(update={"filename": upload.filename})
+        ids = {f"{params.target}_id": params.target_id}
+        operation = Operation(
+            type="import:annotations", target=params.target, format=importer.name, **ids
+        )
+        context = await self.annotations.context(request)
+        rq_id = await self.requests.create(
+            session, operation, owner_id=principal.user_id,
+            organization_id=context.organization_id,
+        )  # fmt: skip
+        payload = {
+            "params": params.model_dump(mode="json"),
+            "object_key": upload.object_key,
+            "actor_id": principal.user_id,
+        }
+        await IMPORTS.enqueue(session, self.outbox, rq_id, payload)
+        return rq_id

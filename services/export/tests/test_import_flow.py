@@ -1,0 +1,233 @@
+"""Annotation imports end to end, as cvat-sdk sends them: Upload-Start, a TUS upload,
+Upload-Finish, the request's progress and report, and the annotations stored."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import ExportFleet
+from .test_export_flow import _annotations
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+async def upload_and_import(
+    client: httpx.AsyncClient, target: str, data: bytes, filename: str, **params: Any
+) -> str:
+    """The three steps of cvat-sdk's `import_annotations`; the request's id."""
+    path = f"/api/{target}/annotations/"
+    query = {"filename": filename, **params}
+    started = await client.post(path, params=query, headers={"Upload-Start": ""})
+    assert started.status_code == 202, started.text
+    metadata = f"filename {base64.b64encode(filename.encode()).decode()}"
+    created = await client.post(
+        path,
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+                 "Upload-Metadata": metadata},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    location = httpx.URL(created.headers["Location"])
+    offset = 0
+    for chunk in (data[: len(data) // 2], data[len(data) // 2 :]):
+        appended = await client.patch(
+            location.path,
+            content=chunk,
+            headers={"Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+                     "Content-Type": "application/offset+octet-stream"},
+        )  # fmt: skip
+        assert appended.status_code == 204, appended.text
+        offset += len(chunk)
+    query["filename"] = created.headers["Upload-Filename"]
+    finished = await client.post(path, params=query, headers={"Upload-Finish": ""})
+    assert finished.status_code == 202, finished.text
+    rq_id: str = finished.json()["rq_id"]
+    return rq_id
+
+
+def _objects(document: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """What a GET of annotations holds, without ids, for comparing two tasks."""
+
+    def shape(s: dict[str, Any]) -> tuple[Any, ...]:
+        return (s["type"], s["frame"], tuple(s["points"]), s["outside"], s["occluded"])
+
+    return {
+        "shapes": sorted(shape(s) for s in document["shapes"]),
+        "tags": sorted((t["frame"],) for t in document["tags"]),
+        "tracks": sorted(
+            (t["frame"], tuple(shape(s) for s in t["shapes"])) for t in document["tracks"]
+        ),
+    }
+
+
+async def test_cvat_xml_round_trips_into_an_empty_task(export_fleet: ExportFleet) -> None:
+    source = await export_fleet.create_task(frames=3)
+    await export_fleet.put_annotations(source, _annotations(await export_fleet.labels(source)))
+    _, archive = await export_fleet.run_export(
+        f"/api/tasks/{source}/dataset/export/", format="CVAT for images 1.1"
+    )
+    xml = archive.read("annotations.xml")
+    target = await export_fleet.create_task(frames=3)
+
+    client = export_fleet.export.client
+    rq_id = await upload_and_import(
+        client, f"tasks/{target}", xml, "annotations.xml", format="CVAT 1.1"
+    )
+    ended = await export_fleet.wait(client, rq_id)
+
+    assert ended["status"] == "finished", ended
+    assert ended["operation"]["type"] == "import:annotations"
+    assert ended["operation"]["task_id"] == target
+    # CVAT for images writes a track's frames as shapes of their images, as CVAT does
+    assert ended["message"].startswith("Imported 1 tags, 5 shapes and 0 tracks"), ended
+
+    _, again = await export_fleet.run_export(
+        f"/api/tasks/{target}/dataset/export/", format="CVAT for images 1.1"
+    )
+    # the tasks' images come from folders of their own: the names differ by that
+    renamed = xml.replace(f"task{source}/".encode(), f"task{target}/".encode())
+    assert _without_meta(again.read("annotations.xml")) == _without_meta(renamed)
+
+
+@pytest.mark.parametrize(
+    ("exporter", "importer"),
+    [
+        ("CVAT for video 1.1", "CVAT 1.1"),
+        ("COCO 1.0", "COCO 1.0"),
+        ("Datumaro 1.0", "Datumaro 1.0"),
+    ],
+)
+async def test_exports_round_trip_through_an_import(
+    export_fleet: ExportFleet, exporter: str, importer: str
+) -> None:
+    source = await export_fleet.create_task(frames=3)
+    await export_fleet.put_annotations(source, _annotations(await export_fleet.labels(source)))
+    _, archive = await export_fleet.run_export(
+        f"/api/tasks/{source}/dataset/export/", format=exporter
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as upload:
+        for name in archive.namelist():
+            upload.writestr(name, archive.read(name))
+    target = await export_fleet.create_task(frames=3)
+    client = export_fleet.export.client
+
+    rq_id = await upload_and_import(
+        client, f"tasks/{target}", buffer.getvalue(), "upload.zip", format=importer
+    )
+    ended = await export_fleet.wait(client, rq_id)
+
+    assert ended["status"] == "finished", ended
+    assert "Left out" not in ended["message"], ended
+    _, again = await export_fleet.run_export(
+        f"/api/tasks/{target}/dataset/export/", format=exporter
+    )
+    assert sorted(again.namelist()) == sorted(archive.namelist())
+    for name in archive.namelist():
+        before = archive.read(name).replace(f"task{source}/".encode(), f"task{target}/".encode())
+        after = again.read(name)
+        if name == "annotations.xml":
+            before, after = _without_meta(before), _without_meta(after)
+        assert after == before, name
+
+
+def _without_meta(xml: bytes) -> bytes:
+    """The annotations of a CVAT XML file, without its task meta (ids, names, dates)."""
+    return xml[xml.index(b"</meta>") :]
+
+
+async def test_append_keeps_what_is_there_and_skips_are_reported(
+    export_fleet: ExportFleet,
+) -> None:
+    task_id = await export_fleet.create_task(frames=2)
+    labels = await export_fleet.labels(task_id)
+    await export_fleet.put_annotations(task_id, {"shapes": [
+        {"type": "rectangle", "frame": 0, "label_id": labels["car"], "points": [1, 1, 5, 5]}
+    ]})  # fmt: skip
+    xml = b"""<annotations><version>1.1</version>
+      <image id="0" name="f1.png" width="40" height="30">
+        <box label="car" occluded="0" xtl="2" ytl="3" xbr="12" ybr="13" z_order="0"/>
+        <box label="bus" occluded="0" xtl="2" ytl="3" xbr="12" ybr="13" z_order="0"/>
+      </image>
+      <image id="1" name="elsewhere.png" width="40" height="30">
+        <box label="car" occluded="0" xtl="2" ytl="3" xbr="12" ybr="13" z_order="0"/>
+      </image></annotations>"""
+    client = export_fleet.export.client
+
+    rq_id = await upload_and_import(
+        client, f"tasks/{task_id}", xml, "a.xml", format="cvat 1.1", import_mode="append"
+    )
+    ended = await export_fleet.wait(client, rq_id)
+
+    assert ended["status"] == "finished", ended
+    assert "1 x a label the task does not have (bus)" in ended["message"]
+    assert "1 x a frame the task does not have" in ended["message"]
+    stored = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert sorted((s["frame"], s["points"][0]) for s in stored["shapes"]) == [(0, 1.0), (1, 2.0)]
+
+    strict = await upload_and_import(
+        client, f"tasks/{task_id}", xml, "a.xml", format="CVAT 1.1", strict="true"
+    )
+    failed = await export_fleet.wait(client, strict)
+    assert failed["status"] == "failed"
+    assert "strict import" in failed["message"]
+    unchanged = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert len(unchanged["shapes"]) == 2
+
+
+async def test_a_hostile_file_fails_and_changes_nothing(export_fleet: ExportFleet) -> None:
+    task_id = await export_fleet.create_task(frames=2)
+    labels = await export_fleet.labels(task_id)
+    await export_fleet.put_annotations(task_id, {"shapes": [
+        {"type": "rectangle", "frame": 0, "label_id": labels["car"], "points": [1, 1, 5, 5]}
+    ]})  # fmt: skip
+    bomb = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<annotations>&lol2;</annotations>"""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as out:
+        out.writestr("../../escape.xml", b"<annotations/>")
+    client = export_fleet.export.client
+
+    for data, name, reason in (
+        (bomb, "bomb.xml", "is not XML Tessera reads"),
+        (buffer.getvalue(), "escape.zip", "points outside the archive"),
+    ):
+        rq_id = await upload_and_import(client, f"tasks/{task_id}", data, name, format="CVAT 1.1")
+        ended = await export_fleet.wait(client, rq_id)
+        assert ended["status"] == "failed", ended
+        assert reason in ended["message"]
+
+    stored = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert len(stored["shapes"]) == 1
+
+
+async def test_bad_requests_are_refused_naming_the_field(export_fleet: ExportFleet) -> None:
+    task_id = await export_fleet.create_task(frames=1)
+    client = export_fleet.export.client
+    path = f"/api/tasks/{task_id}/annotations/"
+
+    unknown = await client.post(
+        path, params={"format": "Nope 1.0", "filename": "a.xml"}, headers={"Upload-Finish": ""}
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["field"] == "query.format"
+    missing = await client.post(
+        path, params={"format": "CVAT 1.1", "filename": "never.xml"},
+        headers={"Upload-Finish": ""},
+    )  # fmt: skip
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "query.filename"
+    nowhere = await client.post(
+        "/api/tasks/999999/annotations/", params={"format": "CVAT 1.1"},
+        headers={"Upload-Start": ""},
+    )  # fmt: skip
+    assert nowhere.status_code == 404
+    formats = (await client.get("/api/server/annotation/formats")).json()
+    assert {"name": "CVAT 1.1", "ext": "XML, ZIP", "version": "1.1", "enabled": True,
+            "dimension": "2D"} in formats["importers"]  # fmt: skip
