@@ -359,3 +359,24 @@ async def test_organization_storages_follow_the_members_roles(
     assert outsider.status_code == 404
     removed = await alice.client.delete(f"/api/cloudstorages/{storage_id}", headers=lab)
     assert removed.status_code == 204
+
+
+async def test_the_export_service_reads_an_object_through_the_storage(
+    fleet: Fleet, customer_bucket: Bucket, enrol: Any
+) -> None:
+    data = bytes(range(256)) * 40_000  # several blocks
+    customer_bucket.put("labels/annotations.json", data)
+    storage = await _storage(fleet, customer_bucket.storage_body())
+    path = f"/api/internal/cloudstorages/{storage['id']}/objects"
+
+    read = await fleet.ingest.client.get(path, params={"key": "labels/annotations.json"})
+    assert read.status_code == 200, read.text
+    assert read.content == data
+
+    missing = await fleet.ingest.client.get(path, params={"key": "labels/none.json"})
+    assert missing.status_code == 404
+    assert "labels/none.json" in missing.json()["detail"]
+    assert missing.headers["content-type"] == "application/problem+json"
+    reader = await enrol(fleet.ingest, "reader")
+    refused = await reader.client.get(path, params={"key": "labels/annotations.json"})
+    assert refused.status_code == 403

@@ -217,6 +217,20 @@ class CloudBucket:
             data: bytes = await body.read()
         return data
 
+    async def stream(self, key: str, *, block_bytes: int = 4 * 2**20) -> AsyncIterator[bytes]:
+        """An object's bytes as they arrive (an annotation file to import)."""
+        response = await self._call(
+            "GetObject", key, self._client.get_object, Bucket=self.config.bucket, Key=key
+        )
+        try:
+            async with response["Body"] as body:
+                while block := await body.read(block_bytes):
+                    yield block
+        except (BotoCoreError, OSError) as exc:
+            raise CloudError(
+                self.location(key), f"reading it failed ({type(exc).__name__}: {exc})"
+            ) from exc
+
     async def write(self, key: str, chunks: AsyncIterator[bytes]) -> int:
         """Write an object from a stream, in parts of `PART_BYTES` (a multipart upload,
         aborted when the stream or a part fails); its size."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from tessera.ingest.cloud_storages.schemas import (
     CloudStoragePatch,
@@ -130,3 +131,22 @@ async def write_object(
     if not principal.is_superuser:
         raise Problem(403, "Only the export service (an administrator) writes into storages.")
     return await storages.write_object(storage_id, key, request.stream())
+
+
+@internal_router.get(
+    "/{storage_id}/objects",
+    summary="Read an object of a cloud storage (export service, for imports)",
+    response_class=StreamingResponse,
+)
+async def read_object(
+    storage_id: int,
+    principal: CurrentUser,
+    storages: Clouds,
+    key: Annotated[str, Query(min_length=1, max_length=1024)],
+) -> StreamingResponse:
+    """The object `key` of the storage's bucket, streamed, read with the storage's
+    credentials, which never leave this service."""
+    if not principal.is_superuser:
+        raise Problem(403, "Only the export service (an administrator) reads storages' objects.")
+    blocks = await storages.read_object(storage_id, key)
+    return StreamingResponse(blocks, media_type="application/octet-stream")

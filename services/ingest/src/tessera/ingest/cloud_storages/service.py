@@ -11,6 +11,7 @@ not see, so their existence is not revealed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -276,12 +277,35 @@ class CloudStorages:
         try:
             async with self.bucket(storage_id) as bucket:
                 size = await bucket.write(key, chunks)
-        except CloudDenied as exc:
-            raise Problem(403, str(exc)) from exc
         except CloudError as exc:
-            status = 404 if isinstance(exc, CloudNotFound) else 502
-            raise Problem(status, str(exc)) from exc
+            raise _refusal(exc) from exc
         return CloudObjectWritten(storage_id=storage_id, key=key, size=size)
+
+    async def read_object(self, storage_id: int, key: str) -> AsyncIterator[bytes]:
+        """An object of a storage's bucket (a file another service imports), read with the
+        storage's credentials; refusals as problems that name the object and the
+        permission: 403 denied, 404 no such bucket or object. The first block is read
+        before this returns, so a refusal comes before any byte is sent."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            bucket = await stack.enter_async_context(self.bucket(storage_id))
+            blocks = bucket.stream(key)
+            first = await anext(blocks, b"")
+        except BaseException as exc:
+            await stack.aclose()
+            raise _refusal(exc) from exc
+
+        async def rest() -> AsyncIterator[bytes]:
+            async with stack:
+                if first:
+                    yield first
+                try:
+                    async for block in blocks:
+                        yield block
+                except CloudError as exc:
+                    raise _refusal(exc) from exc
+
+        return rest()
 
     def attributes(self, row: Any) -> dict[str, str]:
         """The storage's specific attributes."""
@@ -338,3 +362,13 @@ class CloudStorages:
                     await bucket.head(manifest)
         except CloudError as exc:
             raise unprocessable([("body.resource", str(exc))]) from exc
+
+
+def _refusal(exc: BaseException) -> BaseException:
+    """A bucket's failure as the problem another service gets: 403 denied, 404 no bucket
+    or object, 502 anything else the bucket answered; other exceptions as they are."""
+    if isinstance(exc, CloudDenied):
+        return Problem(403, str(exc))
+    if isinstance(exc, CloudError):
+        return Problem(404 if isinstance(exc, CloudNotFound) else 502, str(exc))
+    return exc
