@@ -4,9 +4,7 @@ the writers' tests), files as pycocotools and detectors make them, and hostile u
 from __future__ import annotations
 
 import asyncio
-import io
 import tracemalloc
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +21,9 @@ from tessera.geometry import cvat_mask_to_array, ellipse_to_mask, polygons_to_ma
 
 from ..formats.support import export_files
 from ..formats.test_coco import BLOB_POINTS, SMALL_POINTS, H, W, dataset
+from .support import zipped
 
 CAR_DEFAULTS = {"model": "sedan", "parked": "false", "speed": "0.0"}
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    """The members in a zip, in memory."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def read(

@@ -19,7 +19,7 @@ from tessera.geometry import cvat_mask_to_array, ellipse_to_mask, encode
 
 from ..formats.support import export_files
 from ..formats.test_datumaro import DATASET, MASK
-from .test_coco import zipped
+from .support import zipped
 
 CAR_DEFAULTS = {"model": "sedan", "parked": "false", "speed": "0.0"}
 

@@ -4,14 +4,12 @@ datasets laid out by hand, and hostile or wrong uploads."""
 from __future__ import annotations
 
 import asyncio
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tessera.export.formats.imagenet import image_paths, write_imagenet
-from tessera.export.imports.files import ImportFailed, ImportFiles, files_of
+from tessera.export.imports.files import ImportFailed, files_of
 from tessera.export.imports.formats.imagenet import read_imagenet
 from tessera.export.imports.model import ParsedAnnotations
 from tessera.export.model import (
@@ -25,6 +23,7 @@ from tessera.export.model import (
 )
 
 from ..formats.support import export_files
+from .support import upload, zipped
 
 CAT = Label(1, "cat", "tag", "#ff0000")
 DOG = Label(2, "dog", "tag", "#00ff00")
@@ -43,21 +42,6 @@ FRAMES = (
     FrameAnnotations(FrameInfo(3, "seq/img3", 10, 10), tags=(Tag(CAT.id),)),
 )
 DATASET = InMemoryDataset(TASK, FRAMES)
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    """The members in a zip archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def upload(members: dict[str, bytes | str], tmp_path: Path) -> ImportFiles:
-    """An `ImportFiles` over a zip of the members (text as UTF-8)."""
-    data = {k: v.encode() if isinstance(v, str) else v for k, v in members.items()}
-    return files_of(zipped(data), "upload.zip", tmp_path)
 
 
 def tags(parsed: ParsedAnnotations) -> list[tuple[object, str]]:

@@ -4,14 +4,12 @@ back, the Market-1501 dataset's own layout, and hostile or wrong uploads."""
 from __future__ import annotations
 
 import asyncio
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tessera.export.formats.market1501 import image_paths, write_market1501
-from tessera.export.imports.files import ImportFailed, ImportFiles, files_of
+from tessera.export.imports.files import ImportFailed, files_of
 from tessera.export.imports.formats.market1501 import read_market1501
 from tessera.export.imports.model import ParsedAnnotations
 from tessera.export.model import (
@@ -25,6 +23,7 @@ from tessera.export.model import (
 )
 
 from ..formats.support import export_files
+from .support import upload, zipped
 
 MARKET = Label(
     1,
@@ -61,21 +60,6 @@ FRAMES = (
     FrameAnnotations(FrameInfo(3, "plain.png", 64, 128)),
 )
 DATASET = InMemoryDataset(TASK, FRAMES)
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    """The members in a zip archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def upload(members: dict[str, bytes | str], tmp_path: Path) -> ImportFiles:
-    """An `ImportFiles` over a zip of the members (text as UTF-8)."""
-    data = {k: v.encode() if isinstance(v, str) else v for k, v in members.items()}
-    return files_of(zipped(data), "upload.zip", tmp_path)
 
 
 def tags(parsed: ParsedAnnotations) -> dict[object, dict[str, str]]:

@@ -4,15 +4,13 @@ MOTChallenge ground truth as its tools write it, and hostile or wrong uploads.""
 from __future__ import annotations
 
 import asyncio
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tessera.export.formats.mot import write_mot
-from tessera.export.imports.files import ImportFailed, ImportFiles, files_of
+from tessera.export.imports.files import ImportFailed, files_of
 from tessera.export.imports.formats.mot import DEFAULT_LABELS, read_mot
 from tessera.export.imports.model import ParsedShape
 from tessera.export.model import (
@@ -26,6 +24,7 @@ from tessera.export.model import (
 )
 
 from ..formats.support import export_files
+from .support import upload, zipped
 
 CAR = Label(1, "car", "rectangle", "#ff0000")
 PEDESTRIAN = Label(
@@ -84,21 +83,6 @@ FRAMES = (
     ),
 )
 DATASET = InMemoryDataset(TASK, FRAMES)
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    """The members in a zip archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def upload(members: dict[str, bytes | str], tmp_path: Path) -> ImportFiles:
-    """An `ImportFiles` over a zip of the members (text as UTF-8)."""
-    data = {k: v.encode() if isinstance(v, str) else v for k, v in members.items()}
-    return files_of(zipped(data), "upload.zip", tmp_path)
 
 
 def keyframes(shapes: list[ParsedShape]) -> list[tuple[Any, ...]]:

@@ -5,9 +5,7 @@ Roboflow lay them out, and hostile or wrong uploads (YAML bombs among them)."""
 from __future__ import annotations
 
 import asyncio
-import io
 import math
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from tessera.export.model import (
 )
 
 from ..formats.support import Writer, export_files
+from .support import upload, zipped
 
 W, H = 100, 50
 CAR = Label(1, "car", "rectangle", "#ff0000")
@@ -120,21 +119,6 @@ FRAMES = (
 )
 DATASET = InMemoryDataset(TASK, FRAMES)
 SIZES = {"img0": (W, H), "img1": (W, H), "seq/img2": (W, H)}
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    """The members in a zip archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def upload(members: dict[str, bytes | str], tmp_path: Path) -> ImportFiles:
-    """An `ImportFiles` over a zip of the members (text as UTF-8)."""
-    data = {k: v.encode() if isinstance(v, str) else v for k, v in members.items()}
-    return files_of(zipped(data), "upload.zip", tmp_path)
 
 
 def exported(writer: Writer, tmp_path: Path) -> ImportFiles:

@@ -18,13 +18,10 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
+from tessera.export.formats.paint import voc_colormap
 from tessera.export.formats.voc import write_voc
 from tessera.export.imports.files import ImportFailed, files_of
-from tessera.export.imports.formats.voc import (
-    MAX_PNG_PIXELS,
-    read_voc,
-    voc_colormap,
-)
+from tessera.export.imports.formats.voc import MAX_PNG_PIXELS, read_voc
 from tessera.export.imports.model import ParsedAnnotations, ParsedShape
 from tessera.export.model import FrameAnnotations, FrameInfo, InMemoryDataset, Shape
 from tessera.geometry import array_to_cvat_mask, cvat_mask_to_array

@@ -4,14 +4,12 @@ hostile or wrong uploads."""
 from __future__ import annotations
 
 import asyncio
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tessera.export.formats.yolo import write_yolo
-from tessera.export.imports.files import ImportFailed, ImportFiles, files_of
+from tessera.export.imports.files import ImportFailed, files_of
 from tessera.export.imports.formats.yolo import read_yolo
 from tessera.export.imports.model import ParsedAnnotations
 from tessera.export.model import (
@@ -25,6 +23,7 @@ from tessera.export.model import (
 )
 
 from ..formats.support import export_files
+from .support import upload, zipped
 
 W, H = 100, 50
 CAR = Label(1, "car", "rectangle", "#ff0000")
@@ -62,21 +61,6 @@ DATASET = InMemoryDataset(
     ),
 )
 SIZES = {"img0": (W, H), "img1": (W, H), "seq/img2": (W, H), "other/img3": (200, 80)}
-
-
-def zipped(members: dict[str, bytes]) -> bytes:
-    """The members in a zip archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-def upload(members: dict[str, bytes | str], tmp_path: Path) -> ImportFiles:
-    """An `ImportFiles` over a zip of the members (text as UTF-8)."""
-    data = {k: v.encode() if isinstance(v, str) else v for k, v in members.items()}
-    return files_of(zipped(data), "upload.zip", tmp_path)
 
 
 def boxes(parsed: ParsedAnnotations) -> list[tuple[object, str, list[float]]]:

@@ -93,13 +93,13 @@ import numpy.typing as npt
 from PIL import Image
 
 from tessera.export.formats.coco import round2
+from tessera.export.formats.paint import Rgb, voc_colormap
 from tessera.export.imports.files import ImportFailed, ImportFiles
 from tessera.export.imports.model import ParsedAnnotations, ParsedShape, ParsedTag, ParsedTrack
 from tessera.geometry import MAX_COORD, array_to_cvat_mask
 
 FORMAT: Final = "PASCAL VOC 1.1"
 
-Rgb = tuple[int, int, int]
 Pixels = npt.NDArray[Any]
 """A (height, width) array of integers."""
 
@@ -205,21 +205,6 @@ def check_size(name: str, pixels: Pixels, size: tuple[int, int] | None, source: 
             f"{name} is {pixels.shape[1]} x {pixels.shape[0]} pixels, but {source} gives "
             f"the image as {size[0]} x {size[1]}."
         )
-
-
-def voc_colormap(size: int = 256) -> list[Rgb]:
-    """PASCAL VOC's colormap: the bits of index k spread over the channels' high bits."""
-    colours: list[Rgb] = []
-    for index in range(size):
-        red = green = blue = 0
-        value = index
-        for bit in range(7, -1, -1):
-            red |= (value & 1) << bit
-            green |= ((value >> 1) & 1) << bit
-            blue |= ((value >> 2) & 1) << bit
-            value >>= 3
-        colours.append((red, green, blue))
-    return colours
 
 
 def parse_colour(text: str, separator: str | None, where: str) -> Rgb:
