@@ -7,7 +7,9 @@ with the admin's personal access token from the launcher's state directory. The 
 is used as it is, with CVAT's paths (trailing slashes included): a project with a
 label of every type, a task made from local PNG and JPEG files with `segment_size` and
 `overlap`, list filters, jobs, and annotations of every shape type, a track and tags
-written with PUT and PATCH and read back.
+written with PUT and PATCH and read back; `import_annotations` of COCO, YOLO and CVAT XML
+files as other tools write them (each shape checked), round trips of exports through an
+import, hostile files, append mode, a job's import and cvat-cli's `import-dataset`.
 
 Every response the SDK receives is recorded at urllib3's connection pool (each hop of
 a redirect too), and the last test checks that none of them names an address other
@@ -38,18 +40,20 @@ from cvat_sdk.core.client import (  # type: ignore[import-untyped]
     Client,
     Config,
 )
+from cvat_sdk.core.exceptions import BackgroundRequestException  # type: ignore[import-untyped]
 from cvat_sdk.core.proxies.annotations import (  # type: ignore[import-untyped]
     AnnotationUpdateAction,
 )
 from cvat_sdk.core.proxies.tasks import ResourceType  # type: ignore[import-untyped]
 from PIL import Image
+from pycocotools import mask as coco_mask
 from pycocotools.coco import COCO
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import BaseHTTPResponse
 
 from tessera.devstack.fleet import Launcher, fleet_folder
 from tessera.devstack.servers import free_port
-from tessera.geometry import polygons_to_mask
+from tessera.geometry import cvat_mask_to_array, polygons_to_mask
 
 pytestmark = pytest.mark.e2e
 
@@ -865,6 +869,548 @@ def test_project_export_dataset_with_images(
     )
 
 
+# --- annotation import (issue 12): files other tools make, round trips, hostile files --
+
+
+IMPORT_WIDTH, IMPORT_HEIGHT, IMPORT_FRAMES = 48, 32, 4
+IMPORT_NAMES = [f"img_{index}.png" for index in range(IMPORT_FRAMES)]
+
+
+def import_labels() -> list[Any]:
+    """The labels of an import task: what the files below name (COCO's categories,
+    YOLO's classes, CVAT XML's labels), with an immutable and a mutable attribute."""
+    return [
+        models.PatchedLabelRequest(
+            name="car",
+            type="any",
+            attributes=[
+                models.AttributeRequest(
+                    name="color",
+                    mutable=False,
+                    input_type=models.InputTypeEnum("select"),
+                    values=["red", "blue"],
+                    default_value="red",
+                ),
+                models.AttributeRequest(
+                    name="parked",
+                    mutable=True,
+                    input_type=models.InputTypeEnum("checkbox"),
+                    values=["false"],
+                    default_value="false",
+                ),
+            ],
+        ),
+        models.PatchedLabelRequest(name="person", type="any"),
+        models.PatchedLabelRequest(name="road", type="any"),
+        models.PatchedLabelRequest(name="daytime", type="tag"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def import_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The images of every import task: PNGs named as the files below name them."""
+    folder = tmp_path_factory.mktemp("import-images")
+    paths = []
+    for index, name in enumerate(IMPORT_NAMES):
+        path = folder / name
+        Image.new("RGB", (IMPORT_WIDTH, IMPORT_HEIGHT), (index * 40, 90, 160)).save(path)
+        paths.append(path)
+    return paths
+
+
+def import_task(sdk: Any, images: list[Path], name: str) -> Any:
+    """A fresh task (outside any project) with the import labels and the images."""
+    return sdk.tasks.create_from_data(
+        spec=models.TaskWriteRequest(name=name, labels=import_labels()),
+        resource_type=ResourceType.LOCAL,
+        resources=[str(path) for path in images],
+        data_params={"image_quality": 80},
+    )
+
+
+def described(task: Any, annotation: dict[str, Any]) -> dict[str, Any]:
+    """An annotation as read through the SDK, its label and attributes by name, without
+    ids; a mask's points as its pixels (a bool array's bytes)."""
+    labels = {label.id: label for label in task.get_labels()}
+    label = labels[annotation["label_id"]]
+    names = {spec.id: spec.name for spec in label.attributes}
+    result = {
+        key: value
+        for key, value in annotation.items()
+        if key not in ("id", "label_id", "attributes", "shapes", "elements")
+    }
+    result["label"] = label.name
+    result["attributes"] = {names[a["spec_id"]]: a["value"] for a in annotation["attributes"]}
+    if annotation.get("type") == "mask":
+        result["points"] = mask_pixels(annotation["points"])
+    if "shapes" in annotation:
+        result["shapes"] = [
+            {
+                **{k: v for k, v in shape.items() if k not in ("id", "attributes")},
+                "attributes": {names[a["spec_id"]]: a["value"] for a in shape["attributes"]},
+            }
+            for shape in sorted(annotation["shapes"], key=lambda shape: shape["frame"])
+        ]
+    return result
+
+
+def mask_pixels(points: list[float]) -> list[tuple[int, int]]:
+    """A CVAT mask's pixels, as (row, column) pairs."""
+    pixels = cvat_mask_to_array(points, IMPORT_HEIGHT, IMPORT_WIDTH)
+    return [(int(r), int(c)) for r, c in zip(*np.nonzero(pixels), strict=True)]
+
+
+def read_annotations(task: Any) -> dict[str, list[dict[str, Any]]]:
+    """The task's annotations through the SDK, `described`, in a stable order."""
+    data = plain(task.get_annotations())
+    return {
+        kind: sorted((described(task, item) for item in data[kind]), key=in_order)
+        for kind in ("shapes", "tags", "tracks")
+    }
+
+
+def in_order(item: dict[str, Any]) -> tuple[Any, ...]:
+    """Annotations by frame, label, type and points (how `read_annotations` sorts)."""
+    return (item["frame"], item["label"], item.get("type", ""), repr(item.get("points")))
+
+
+def shape(kind: str, frame: int, label: str, points: Any, **fields: Any) -> dict[str, Any]:
+    """A shape as `described` gives it, with CVAT's defaults for what `fields` omits."""
+    return {
+        "type": kind, "frame": frame, "label": label, "points": points,
+        "rotation": 0.0, "occluded": False, "outside": False, "z_order": 0, "group": 0,
+        "source": "file", "attributes": {}, **fields,
+    }  # fmt: skip
+
+
+def narrowed_all(wanted: list[dict[str, Any]], got: list[dict[str, Any]]) -> list[Any]:
+    """`got` with only the keys `wanted` has (the server may add `score`, `elements`);
+    `wanted` in the order of `read_annotations` (`in_order`)."""
+    assert len(got) == len(wanted), (got, wanted)
+    return [narrowed(w, g) for w, g in zip(wanted, got, strict=True)]
+
+
+# The COCO file: as pycocotools-based tools write a ground truth with scores.
+COCO_MASK = np.zeros((IMPORT_HEIGHT, IMPORT_WIDTH), np.uint8)
+COCO_MASK[10:14, 20:27] = 1
+COCO_MASK[12, 30] = 1
+
+
+def coco_document() -> dict[str, Any]:
+    rle = coco_mask.encode(np.asfortranarray(COCO_MASK))
+    rle["counts"] = rle["counts"].decode("ascii")
+    images = [
+        {"id": 10 + index, "file_name": name, "width": IMPORT_WIDTH, "height": IMPORT_HEIGHT}
+        for index, name in enumerate(IMPORT_NAMES)
+    ]
+    box = {"id": 1, "image_id": 10, "category_id": 1, "bbox": [2.5, 3.0, 10.0, 8.25],
+           "area": 82.5, "segmentation": [], "iscrowd": 0, "score": 0.75}  # fmt: skip
+    polygon = {"id": 2, "image_id": 11, "category_id": 2, "bbox": [1.0, 1.0, 19.0, 14.5],
+               "area": 137.75, "iscrowd": 0,
+               "segmentation": [[1.0, 1.0, 20.0, 1.0, 20.0, 15.5, 1.0, 15.5]]}  # fmt: skip
+    two_parts = {"id": 3, "image_id": 11, "category_id": 2, "bbox": [25.0, 2.0, 20.0, 20.0],
+                 "area": 50.0, "iscrowd": 0,
+                 "segmentation": [[25.0, 2.0, 30.0, 2.0, 30.0, 7.0],
+                                  [40.0, 17.0, 45.0, 17.0, 45.0, 22.0]]}  # fmt: skip
+    crowd = {"id": 4, "image_id": 12, "category_id": 3, "iscrowd": 1,
+             "bbox": [float(v) for v in coco_mask.toBbox(rle)],
+             "area": float(coco_mask.area(rle)), "segmentation": rle}  # fmt: skip
+    return {
+        "info": {"description": "made by a pycocotools script", "year": 2024},
+        "licenses": [],
+        "images": images,
+        "categories": [
+            {"id": 1, "name": "car", "supercategory": ""},
+            {"id": 2, "name": "person", "supercategory": ""},
+            {"id": 3, "name": "road", "supercategory": ""},
+        ],
+        "annotations": [box, polygon, two_parts, crowd],
+    }
+
+
+def coco_expected() -> list[dict[str, Any]]:
+    mask = [(int(r), int(c)) for r, c in zip(*np.nonzero(COCO_MASK), strict=True)]
+    return [
+        shape("rectangle", 0, "car", [2.5, 3.0, 12.5, 11.25], score=0.75,
+              attributes={"color": "red", "parked": "false"}),
+        shape("polygon", 1, "person", [1.0, 1.0, 20.0, 1.0, 20.0, 15.5, 1.0, 15.5]),
+        shape("polygon", 1, "person", [25.0, 2.0, 30.0, 2.0, 30.0, 7.0], group=1),
+        shape("polygon", 1, "person", [40.0, 17.0, 45.0, 17.0, 45.0, 22.0], group=1),
+        shape("mask", 2, "road", mask),
+    ]  # fmt: skip
+
+
+def write_coco(path: Path) -> Path:
+    path.write_text(json.dumps(coco_document()))
+    return path
+
+
+def write_yolo(path: Path) -> Path:
+    """A darknet-style YOLO 1.1 zip: obj.data, obj.names, train.txt and a label file per
+    image (the last image has none: no objects)."""
+    lines = {
+        "img_0": "0 0.25 0.5 0.25 0.5\n1 0.75 0.25 0.125 0.25\n",
+        "img_1": "1 0.5 0.5 1 1\n",
+        "img_2": "",
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("obj.data", "classes = 2\ntrain = data/train.txt\n"
+                         "names = data/obj.names\nbackup = backup/\n")  # fmt: skip
+        archive.writestr("obj.names", "car\nperson\n")
+        archive.writestr(
+            "train.txt", "".join(f"data/obj_train_data/{name}\n" for name in IMPORT_NAMES)
+        )
+        for stem, content in lines.items():
+            archive.writestr(f"obj_train_data/{stem}.txt", content)
+    return path
+
+
+def yolo_expected() -> list[dict[str, Any]]:
+    return [
+        shape("rectangle", 0, "car", [6.0, 8.0, 18.0, 24.0],
+              attributes={"color": "red", "parked": "false"}),
+        shape("rectangle", 0, "person", [33.0, 4.0, 39.0, 12.0]),
+        shape("rectangle", 1, "person", [0.0, 0.0, 48.0, 32.0]),
+    ]  # fmt: skip
+
+
+XML_LABELS = """
+      <labels>
+        <label><name>car</name><color>#ff0000</color><type>any</type><attributes>
+          <attribute><name>color</name><mutable>False</mutable><input_type>select</input_type>
+            <default_value>red</default_value><values>red
+blue</values></attribute>
+          <attribute><name>parked</name><mutable>True</mutable><input_type>checkbox</input_type>
+            <default_value>false</default_value><values>false</values></attribute>
+        </attributes></label>
+        <label><name>person</name><color>#00ff00</color><type>any</type><attributes/></label>
+        <label><name>road</name><color>#0000ff</color><type>any</type><attributes/></label>
+        <label><name>daytime</name><color>#ffff00</color><type>tag</type><attributes/></label>
+      </labels>"""
+
+CVAT_IMAGES_XML = f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <task>
+      <id>7</id><name>written by hand</name><size>4</size><mode>annotation</mode>
+      <overlap>0</overlap><created>2024-05-01 10:00:00.000000+00:00</created>
+      {XML_LABELS}
+    </task>
+    <dumped>2024-05-01 10:05:00.000000+00:00</dumped>
+  </meta>
+  <image id="0" name="img_0.png" width="48" height="32">
+    <box label="car" occluded="0" xtl="1.5" ytl="2" xbr="20.25" ybr="15" z_order="1" rotation="15">
+      <attribute name="color">blue</attribute>
+      <attribute name="parked">true</attribute>
+    </box>
+    <polygon label="person" occluded="1" points="1.00,1.00;10.00,1.00;10.00,10.50" z_order="0"
+             group_id="1"/>
+    <polyline label="person" occluded="0" points="2,30;40,30;45,5" z_order="0" group_id="1"/>
+    <tag label="daytime"/>
+  </image>
+  <image id="1" name="img_1.png" width="48" height="32">
+    <points label="road" occluded="0" points="3,4;5,6;7.5,8.25" z_order="2"/>
+    <ellipse label="car" occluded="0" cx="20" cy="15" rx="6" ry="4" rotation="30" z_order="0">
+      <attribute name="color">red</attribute>
+      <attribute name="parked">false</attribute>
+    </ellipse>
+  </image>
+  <image id="2" name="img_2.png" width="48" height="32">
+    <mask label="road" occluded="0" rle="2, 6, 4" left="5" top="6" width="4" height="3"
+          z_order="0"/>
+  </image>
+  <image id="3" name="img_3.png" width="48" height="32">
+  </image>
+</annotations>
+"""
+
+
+def cvat_images_expected() -> list[dict[str, Any]]:
+    return [
+        shape("polygon", 0, "person", [1.0, 1.0, 10.0, 1.0, 10.0, 10.5], occluded=True,
+              group=1),
+        shape("polyline", 0, "person", [2.0, 30.0, 40.0, 30.0, 45.0, 5.0], group=1),
+        shape("rectangle", 0, "car", [1.5, 2.0, 20.25, 15.0], rotation=15.0, z_order=1,
+              attributes={"color": "blue", "parked": "true"}),
+        shape("ellipse", 1, "car", [20.0, 15.0, 26.0, 11.0], rotation=30.0,
+              attributes={"color": "red", "parked": "false"}),
+        shape("points", 1, "road", [3.0, 4.0, 5.0, 6.0, 7.5, 8.25], z_order=2),
+        shape("mask", 2, "road", [(6, 7), (6, 8), (7, 5), (7, 6), (7, 7), (7, 8)]),
+    ]  # fmt: skip
+
+
+CVAT_VIDEO_XML = f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <task>
+      <id>8</id><name>a video, by hand</name><size>4</size><mode>interpolation</mode>
+      <overlap>0</overlap><start_frame>0</start_frame><stop_frame>3</stop_frame>
+      {XML_LABELS}
+      <original_size><width>48</width><height>32</height></original_size>
+    </task>
+  </meta>
+  <track id="0" label="car" source="manual">
+    <box frame="0" keyframe="1" outside="0" occluded="0" xtl="2" ytl="3" xbr="12" ybr="13"
+         z_order="0">
+      <attribute name="color">blue</attribute>
+      <attribute name="parked">false</attribute>
+    </box>
+    <box frame="1" keyframe="0" outside="0" occluded="0" xtl="4" ytl="3" xbr="14" ybr="13"
+         z_order="0">
+      <attribute name="color">blue</attribute>
+      <attribute name="parked">false</attribute>
+    </box>
+    <box frame="2" keyframe="1" outside="0" occluded="1" xtl="6" ytl="3" xbr="16" ybr="13"
+         z_order="0">
+      <attribute name="color">blue</attribute>
+      <attribute name="parked">true</attribute>
+    </box>
+    <box frame="3" keyframe="1" outside="1" occluded="1" xtl="6" ytl="3" xbr="16" ybr="13"
+         z_order="0">
+      <attribute name="color">blue</attribute>
+      <attribute name="parked">true</attribute>
+    </box>
+  </track>
+  <track id="1" label="person" source="manual">
+    <polygon frame="1" keyframe="1" outside="0" occluded="0"
+             points="20.00,20.00;30.00,20.00;25.00,28.50" z_order="1"/>
+    <polygon frame="2" keyframe="1" outside="1" occluded="0"
+             points="20.00,20.00;30.00,20.00;25.00,28.50" z_order="1"/>
+  </track>
+</annotations>
+"""
+
+
+def cvat_video_expected() -> list[dict[str, Any]]:
+    def frame(kind: str, number: int, points: list[float], **fields: Any) -> dict[str, Any]:
+        return {"type": kind, "frame": number, "points": points, "rotation": 0.0,
+                "occluded": False, "outside": False, "z_order": 0, "attributes": {},
+                **fields}  # fmt: skip
+
+    box = [2.0, 3.0, 12.0, 13.0]
+    moved = [6.0, 3.0, 16.0, 13.0]
+    triangle = [20.0, 20.0, 30.0, 20.0, 25.0, 28.5]
+    return [
+        {"frame": 0, "label": "car", "group": 0, "source": "manual",
+         "attributes": {"color": "blue"}, "shapes": [
+            frame("rectangle", 0, box, attributes={"parked": "false"}),
+            frame("rectangle", 2, moved, occluded=True, attributes={"parked": "true"}),
+            frame("rectangle", 3, moved, occluded=True, outside=True,
+                  attributes={"parked": "true"}),
+        ]},
+        {"frame": 1, "label": "person", "group": 0, "source": "manual", "attributes": {},
+         "shapes": [
+            frame("polygon", 1, triangle, z_order=1),
+            frame("polygon", 2, triangle, z_order=1, outside=True),
+        ]},
+    ]  # fmt: skip
+
+
+def write_text(path: Path, content: str) -> Path:
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_import_coco_made_by_pycocotools(
+    sdk: Any, import_images: list[Path], tmp_path: Path
+) -> None:
+    """`task.import_annotations("COCO 1.0", file.json)`: a box with a score, a polygon,
+    a two-part polygon (one group) and a crowd RLE of pycocotools' compressed counts, each
+    on its image; the mask's pixels are pycocotools' decode of the RLE."""
+    task = import_task(sdk, import_images, "import coco")
+    task.import_annotations("COCO 1.0", write_coco(tmp_path / "instances_val2017.json"))
+    read = read_annotations(task)
+    wanted = sorted(coco_expected(), key=in_order)
+    assert narrowed_all(wanted, read["shapes"]) == wanted
+    assert read["tags"] == read["tracks"] == []
+    [mask] = [s for s in plain(task.get_annotations())["shapes"] if s["type"] == "mask"]
+    rle = coco_document()["annotations"][3]["segmentation"]
+    decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert np.array_equal(
+        cvat_mask_to_array(mask["points"], IMPORT_HEIGHT, IMPORT_WIDTH), decoded.astype(bool)
+    )
+
+
+def test_import_yolo_darknet_zip(sdk: Any, import_images: list[Path], tmp_path: Path) -> None:
+    """A darknet-style YOLO 1.1 zip: boxes come back in pixels of each frame."""
+    task = import_task(sdk, import_images, "import yolo")
+    task.import_annotations("YOLO 1.1", write_yolo(tmp_path / "darknet.zip"))
+    read = read_annotations(task)
+    wanted = sorted(yolo_expected(), key=in_order)
+    assert narrowed_all(wanted, read["shapes"]) == wanted
+    assert read["tags"] == read["tracks"] == []
+
+
+def test_import_cvat_for_images_xml(sdk: Any, import_images: list[Path], tmp_path: Path) -> None:
+    """Hand-written CVAT for images 1.1 (importer "CVAT 1.1"): every 2D shape kind but
+    cuboids and skeletons, attributes, a group, z_order, rotation, a mask and a tag."""
+    task = import_task(sdk, import_images, "import cvat images")
+    task.import_annotations("CVAT 1.1", write_text(tmp_path / "images.xml", CVAT_IMAGES_XML))
+    read = read_annotations(task)
+    wanted = sorted(cvat_images_expected(), key=in_order)
+    assert narrowed_all(wanted, read["shapes"]) == wanted
+    assert [(t["frame"], t["label"], t["group"], t["source"]) for t in read["tags"]] == [
+        (0, "daytime", 0, "file")
+    ]
+    assert read["tracks"] == []
+
+
+def test_import_cvat_for_video_xml(sdk: Any, import_images: list[Path], tmp_path: Path) -> None:
+    """Hand-written CVAT for video 1.1: a track's keyframes (the interpolated frame is
+    dropped), its outside frame, mutable attributes on the frames and the immutable one
+    on the track."""
+    task = import_task(sdk, import_images, "import cvat video")
+    task.import_annotations("CVAT 1.1", write_text(tmp_path / "video.xml", CVAT_VIDEO_XML))
+    read = read_annotations(task)
+    wanted = sorted(cvat_video_expected(), key=in_order)
+    assert narrowed_all(wanted, read["tracks"]) == wanted
+    assert read["shapes"] == read["tags"] == []
+
+
+ROUND_TRIPS = {
+    "COCO 1.0": ("COCO 1.0", write_coco, "instances_val2017.json"),
+    "YOLO 1.1": ("YOLO 1.1", write_yolo, "darknet.zip"),
+    "CVAT for images 1.1": (
+        "CVAT 1.1",
+        lambda path: write_text(path, CVAT_IMAGES_XML),
+        "images.xml",
+    ),
+    "CVAT for video 1.1": ("CVAT 1.1", lambda path: write_text(path, CVAT_VIDEO_XML), "video.xml"),
+}
+
+
+def export_members(path: Path) -> dict[str, bytes]:
+    """An export's files, CVAT XML without its `<meta>` (ids, names, dates of its task)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    for name, content in members.items():
+        if name.endswith(".xml"):
+            members[name] = content[content.index(b"</meta>") :]
+    return members
+
+
+@pytest.mark.parametrize("exporter", list(ROUND_TRIPS))
+def test_import_round_trip_of_an_export_is_identical(
+    sdk: Any, import_images: list[Path], tmp_path: Path, exporter: str
+) -> None:
+    """A task's export imported into a fresh task with the same images and labels exports
+    to the same file, byte for byte (CVAT XML's task meta aside)."""
+    importer, write, name = ROUND_TRIPS[exporter]
+    source = import_task(sdk, import_images, f"round trip {exporter} source")
+    source.import_annotations(importer, write(tmp_path / name))
+    first = source.export_dataset(exporter, tmp_path / "first.zip", include_images=False)
+    target = import_task(sdk, import_images, f"round trip {exporter} target")
+    target.import_annotations(importer, first)
+    second = target.export_dataset(exporter, tmp_path / "second.zip", include_images=False)
+
+    before, after = export_members(first), export_members(second)
+    assert sorted(after) == sorted(before)
+    for member, content in before.items():
+        assert after[member] == content, member
+    # the tasks hold the same annotations; but for a score: COCO writes one only for a
+    # model's shapes (source "auto"), and a shape imported without one scores 1
+    imported, exported = read_annotations(target), read_annotations(source)
+    for kind in ("shapes", "tags", "tracks"):
+        assert len(imported[kind]) == len(exported[kind]), kind
+        for ours, theirs in zip(imported[kind], exported[kind], strict=True):
+            if exporter == "COCO 1.0":
+                assert ours.pop("score") == 1.0
+                theirs.pop("score")
+            assert ours == theirs, kind
+
+
+def test_import_into_a_job(sdk: Any, import_images: list[Path], tmp_path: Path) -> None:
+    """`job.import_annotations` (`/api/jobs/{id}/annotations/`) puts a file naming the
+    job's frames on them, and leaves the other job alone."""
+    task = sdk.tasks.create_from_data(
+        spec=models.TaskWriteRequest(name="import job", labels=import_labels(), segment_size=2),
+        resource_type=ResourceType.LOCAL,
+        resources=[str(path) for path in import_images],
+        data_params={"image_quality": 80},
+    )
+    first, second = sorted(task.get_jobs(), key=lambda job: job.start_frame)
+    assert (second.start_frame, second.stop_frame) == (2, 3)
+    xml = """<annotations><version>1.1</version>
+      <image id="3" name="img_3.png" width="48" height="32">
+        <box label="person" occluded="0" xtl="4" ytl="5" xbr="14" ybr="15.5" z_order="0"/>
+      </image></annotations>"""
+
+    second.import_annotations("CVAT 1.1", write_text(tmp_path / "job.xml", xml))
+
+    [box] = plain(second.get_annotations())["shapes"]
+    assert (box["frame"], box["points"]) == (3, [4.0, 5.0, 14.0, 15.5])
+    assert plain(first.get_annotations())["shapes"] == []
+    assert [s["frame"] for s in plain(task.get_annotations())["shapes"]] == [3]
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+  <!ENTITY lol "lol">
+  <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+  <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+  <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+  <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+  <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<annotations><version>1.1</version>
+  <image id="0" name="img_0.png" width="48" height="32">
+    <box label="&lol9;" occluded="0" xtl="1" ytl="1" xbr="5" ybr="5" z_order="0"/>
+  </image>
+</annotations>
+"""
+
+
+def test_import_of_a_hostile_file_fails_and_changes_nothing(
+    sdk: Any, import_images: list[Path], tmp_path: Path
+) -> None:
+    """An XML billion laughs and a zip with a `../` member: the SDK's call raises (the
+    request fails, saying why) and the task's annotations are as they were."""
+    task = import_task(sdk, import_images, "import hostile")
+    task.import_annotations("CVAT 1.1", write_text(tmp_path / "images.xml", CVAT_IMAGES_XML))
+    before = read_annotations(task)
+    escape = tmp_path / "escape.zip"
+    with zipfile.ZipFile(escape, "w") as archive:
+        archive.writestr("../../annotations.xml", CVAT_IMAGES_XML)
+    bomb = tmp_path / "lolz.xml"
+    bomb.write_bytes(BILLION_LAUGHS)
+
+    for path, reason in ((bomb, "is not XML Tessera reads"), (escape, "outside the archive")):
+        with pytest.raises(BackgroundRequestException, match=reason):
+            task.import_annotations("CVAT 1.1", path)
+        assert read_annotations(task) == before
+
+
+def test_import_mode_append_keeps_the_annotations_replace_does_not(
+    sdk: Any, import_images: list[Path], tmp_path: Path
+) -> None:
+    """`import_mode="append"` adds the file's annotations to the task's; the default
+    (CVAT's "replace") replaces them."""
+    task = import_task(sdk, import_images, "import append")
+    task.import_annotations("YOLO 1.1", write_yolo(tmp_path / "darknet.zip"))
+    coco = write_coco(tmp_path / "instances_default.json")
+
+    task.import_annotations("COCO 1.0", coco, import_mode="append")
+    appended = read_annotations(task)["shapes"]
+    wanted = sorted(
+        yolo_expected() + coco_expected(), key=lambda s: (s["frame"], s["label"], s["type"])
+    )
+    got = sorted(appended, key=lambda s: (s["frame"], s["label"], s["type"]))
+    assert [(s["frame"], s["label"], s["type"]) for s in got] == [
+        (s["frame"], s["label"], s["type"]) for s in wanted
+    ]
+
+    task.import_annotations("COCO 1.0", coco)
+    wanted = sorted(coco_expected(), key=in_order)
+    assert narrowed_all(wanted, read_annotations(task)["shapes"]) == wanted
+
+
 def test_no_response_names_an_address_other_than_the_gateway(
     recorder: Recorder, gateway: str, sdk: Any, task: Any
 ) -> None:
@@ -936,3 +1482,21 @@ def test_cvat_cli_exports_a_dataset_into_a_folder(
     assert archive.name.endswith("_yolo_1.1.zip")
     with zipfile.ZipFile(archive) as opened:
         assert "obj.names" in opened.namelist()
+
+
+def test_cvat_cli_imports_annotations_into_a_task(
+    fleet: Launcher, sdk: Any, import_images: list[Path], tmp_path: Path
+) -> None:
+    """`cvat-cli task import-dataset <id> <file> --format "COCO 1.0"`, as a process,
+    replaces the task's annotations with the file's."""
+    task = import_task(sdk, import_images, "import by cvat-cli")
+    task.import_annotations("YOLO 1.1", write_yolo(tmp_path / "darknet.zip"))
+    coco = write_coco(tmp_path / "instances_default.json")
+
+    imported = _cvat_cli(
+        fleet, tmp_path, "task", "import-dataset", str(task.id), str(coco), "--format", "COCO 1.0"
+    )
+
+    assert imported.returncode == 0, imported.stderr
+    wanted = sorted(coco_expected(), key=in_order)
+    assert narrowed_all(wanted, read_annotations(task)["shapes"]) == wanted

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tessera.export.state import ExportState
+from tessera.platform.requests import Operation
+
 from .conftest import ExportFleet
 from .test_export_flow import _annotations
 
@@ -231,3 +234,73 @@ async def test_bad_requests_are_refused_naming_the_field(export_fleet: ExportFle
     formats = (await client.get("/api/server/annotation/formats")).json()
     assert {"name": "CVAT 1.1", "ext": "XML, ZIP", "version": "1.1", "enabled": True,
             "dimension": "2D"} in formats["importers"]  # fmt: skip
+
+
+async def test_upload_start_waits_for_the_callers_open_import(export_fleet: ExportFleet) -> None:
+    """While an import the caller started into the target is queued or running, a new
+    Upload-Start is refused (409, as CVAT does): it would delete or overwrite that
+    import's file. Another target, or the request's end, lets it through."""
+    task_id = await export_fleet.create_task(frames=1)
+    other_id = await export_fleet.create_task(frames=1)
+    client = export_fleet.export.client
+    me = (await export_fleet.annotations.get("/api/users/self")).json()["id"]
+    state = service_state_of(export_fleet)
+    async with export_fleet.export.platform.database.transaction() as session:
+        queued = await state.requests.create(  # a request no worker has taken yet
+            session, Operation(type="import:annotations", target="task", task_id=task_id,
+                               format="CVAT 1.1"),
+            owner_id=me, organization_id=None,
+        )  # fmt: skip
+    path = f"/api/tasks/{task_id}/annotations/"
+    query = {"format": "CVAT 1.1", "filename": "a.xml"}
+
+    refused = await client.post(path, params=query, headers={"Upload-Start": ""})
+    assert refused.status_code == 409, refused.text
+    assert queued in refused.json()["detail"]
+    finish = await client.post(path, params=query, headers={"Upload-Finish": ""})
+    assert finish.status_code == 409, finish.text
+    elsewhere = await client.post(
+        f"/api/tasks/{other_id}/annotations/", params=query, headers={"Upload-Start": ""}
+    )
+    assert elsewhere.status_code == 202, elsewhere.text
+
+    cancelled = await client.post(f"/api/requests/{queued}/cancel")
+    assert cancelled.status_code < 300, cancelled.text
+    rq_id = await upload_and_import(
+        client, f"tasks/{task_id}", b"<annotations/>", "a.xml", format="CVAT 1.1"
+    )
+    assert (await export_fleet.wait(client, rq_id))["status"] == "finished"
+
+
+async def test_an_import_deletes_its_file_before_it_ends(export_fleet: ExportFleet) -> None:
+    """Once the SDK sees the request end it may upload the next file under the same name;
+    the ended import must not delete that one."""
+    task_id = await export_fleet.create_task(frames=1)
+    client = export_fleet.export.client
+    storage = export_fleet.export.platform.storage
+    deleted_before_end: list[bool] = []
+    original = storage.delete
+
+    async def delete(key: str) -> None:
+        listed = await client.get("/api/requests")
+        open_imports = [r for r in listed.json()["results"]
+                        if r["operation"]["type"] == "import:annotations"
+                        and r["status"] in ("queued", "started")]  # fmt: skip
+        deleted_before_end.append(bool(open_imports))
+        await original(key)
+
+    storage.delete = delete  # type: ignore[method-assign]
+    try:
+        rq_id = await upload_and_import(
+            client, f"tasks/{task_id}", b"<annotations/>", "a.xml", format="CVAT 1.1"
+        )
+        assert (await export_fleet.wait(client, rq_id))["status"] == "finished"
+    finally:
+        storage.delete = original  # type: ignore[method-assign]
+    assert deleted_before_end == [True]
+
+
+def service_state_of(fleet: ExportFleet) -> ExportState:
+    state = fleet.export.app.state.service
+    assert isinstance(state, ExportState)
+    return state

@@ -56,14 +56,15 @@ def _import_route(target: ImportTargetKind) -> None:
         """`Upload-Start` (202), TUS creation (`Upload-Length`: 201 and the upload's
         `Location`), then `Upload-Finish` with `format` and `filename` (202 `{rq_id}`);
         poll `/api/requests/{rq_id}`. The import replaces the annotations (CVAT's
-        default) or, with `import_mode=append`, adds to them."""
+        default) or, with `import_mode=append`, adds to them. While an import of the
+        caller's into the target has not ended, Upload-Start and Upload-Finish answer 409."""
         if location != "local":
             raise Problem(501, "Imports from a cloud storage are not supported yet; upload "
                           "the file instead.")  # fmt: skip
         files_of = await imports.owner(request, principal, target, object_id)
         step = upload_step(request)
         if step == "start":
-            await imports.start(session, files_of)
+            await imports.start(session, principal, files_of, target, object_id)
             return Response(status_code=status.HTTP_202_ACCEPTED)
         if step == "create":
             return await imports.create_upload(

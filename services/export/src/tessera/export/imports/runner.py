@@ -40,7 +40,7 @@ from tessera.platform.contracts.annotations import ImportTarget, ImportWritten
 from tessera.platform.contracts.ingest import DataMeta
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestEnded, RequestStore
-from tessera.platform.storage import ObjectStorage
+from tessera.platform.storage import ObjectNotFound, ObjectStorage
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class ImportRunner:
             logger.exception("import %s failed", rq_id)
             await self._fail(rq_id, payload, f"The import failed: {type(exc).__name__}: {exc}")
             return
-        await self.requests.finish(rq_id, message=message)
         await self._forget_file(payload)
+        await self.requests.finish(rq_id, message=message)
 
     async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Nothing to clear: an attempt writes in one transaction of the annotations
@@ -96,11 +96,12 @@ class ImportRunner:
         del rq_id, payload
 
     async def _fail(self, rq_id: str, payload: dict[str, Any], message: str) -> None:
-        await self.requests.fail(rq_id, message)
         await self._forget_file(payload)
+        await self.requests.fail(rq_id, message)
 
     async def _forget_file(self, payload: dict[str, Any]) -> None:
-        """Delete the uploaded file once its import has ended (its row goes at the
+        """Delete the uploaded file before its import ends: once the request has ended,
+        the caller may upload the next file under the same name (its row goes at the
         caller's next Upload-Start)."""
         await self.storage.delete(payload["object_key"])
 
@@ -117,7 +118,13 @@ class ImportRunner:
         context = ReadContext(_sizes(frames), skeleton_points(target.labels))
         with tempfile.TemporaryDirectory(prefix="import-") as directory:
             path = Path(directory) / "upload"
-            await self.storage.get_file(payload["object_key"], path)
+            try:
+                await self.storage.get_file(payload["object_key"], path)
+            except ObjectNotFound:
+                raise ImportFailed(
+                    "The uploaded file is gone: an interrupted attempt of this import ended "
+                    "with it; check the annotations and import the file again if needed."
+                ) from None
             with ImportFiles(path, params.filename) as files:
                 parsed = await asyncio.to_thread(importer.read, files, context)
         await self.requests.progress(rq_id, _READ)

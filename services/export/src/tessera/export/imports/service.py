@@ -4,6 +4,7 @@ that imports it (`tessera.export.imports.runner`)."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,8 +16,11 @@ from tessera.platform.bus import Outbox
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem, bad_request
-from tessera.platform.requests import Operation, RequestStore
+from tessera.platform.requests import OPEN, Operation, RequestStore
 from tessera.platform.uploads import Uploads, tus_created, tus_creation
+
+IMPORT_OPERATION = "import:annotations"
+"""The `operation.type` of an import request, as CVAT names it."""
 
 
 def upload_path(target: ImportTargetKind, target_id: int) -> str:
@@ -60,9 +64,44 @@ class Imports:
                           f"{target_id}.")  # fmt: skip
         return f"imports/{target}s/{target_id}/users/{principal.user_id}"
 
-    async def start(self, session: AsyncSession, owner: str) -> None:
-        """Upload-Start: forget what an earlier attempt of the caller left."""
+    async def start(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        owner: str,
+        target: ImportTargetKind,
+        target_id: int,
+    ) -> None:
+        """Upload-Start: forget what an earlier attempt of the caller left; 409 while an
+        import the caller started into the target is queued or running. CVAT refuses a
+        second import at Upload-Finish; here Upload-Start refuses it already, as that
+        import's file is the one this upload would delete or overwrite."""
+        await self.uploads.lock(session, owner)
+        await self._refuse_a_second_import(session, principal.user_id, target, target_id)
         await self.uploads.start(session, owner)
+
+    async def _refuse_a_second_import(
+        self, session: AsyncSession, user_id: int, target: ImportTargetKind, target_id: int
+    ) -> None:
+        """409 while an import of the user's into the target is queued or started (CVAT:
+        "Import job already exists")."""
+        table = self.requests.table
+        operation = {"type": IMPORT_OPERATION, "target": target, f"{target}_id": target_id}
+        found: str | None = await session.scalar(
+            sa.select(table.c.id)
+            .where(
+                table.c.owner_id == user_id,
+                table.c.status.in_(OPEN),
+                table.c.operation.contains(operation),
+            )
+            .limit(1)
+        )
+        if found is not None:
+            raise Problem(
+                409,
+                f"Your import {found} into {target} {target_id} has not ended yet; wait for "
+                f"it (GET /api/requests/{found}) or cancel it, then import again.",
+            )
 
     async def create_upload(
         self,
@@ -86,7 +125,8 @@ class Imports:
         params: ImportParams,
     ) -> str:
         """Upload-Finish: queue the import of the caller's uploaded file; its rq_id (400
-        for a format Tessera does not read, 422 for a file that was not uploaded)."""
+        for a format Tessera does not read, 409 while another import of the caller's into
+        the target has not ended, 422 for a file that was not uploaded)."""
         importer = importer_named(params.format)
         if importer is None:
             raise bad_request(
@@ -95,11 +135,17 @@ class Imports:
                 "format",
             )
         params = params.model_copy(update={"format": importer.name})
+        # until this transaction ends, the caller's next Upload-Start waits, then sees the
+        # request and leaves its file alone (`start`)
+        await self.uploads.lock(session, owner)
+        await self._refuse_a_second_import(
+            session, principal.user_id, params.target, params.target_id
+        )
         upload = await self.uploads.file(session, owner, params.filename, principal.user_id)
         params = params.model_copy(update={"filename": upload.filename})
         ids = {f"{params.target}_id": params.target_id}
         operation = Operation(
-            type="import:annotations", target=params.target, format=importer.name, **ids
+            type=IMPORT_OPERATION, target=params.target, format=importer.name, **ids
         )
         context = await self.annotations.context(request)
         rq_id = await self.requests.create(
