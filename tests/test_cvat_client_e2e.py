@@ -1500,3 +1500,70 @@ def test_cvat_cli_imports_annotations_into_a_task(
     assert imported.returncode == 0, imported.stderr
     wanted = sorted(coco_expected(), key=in_order)
     assert narrowed_all(wanted, read_annotations(task)["shapes"]) == wanted
+
+
+def test_task_backup_downloads_and_restores_with_the_sdk(
+    sdk: Any, task: Any, labels: dict[str, Any], tmp_path: Path
+) -> None:
+    """`download_backup` writes CVAT's layout; `create_from_backup` makes the same task."""
+    rectangle = labels["rectangle"]
+    task.update_annotations(
+        models.PatchedLabeledDataRequest(
+            shapes=[models.LabeledShapeRequest(
+                type="rectangle", frame=1, label_id=rectangle.id, points=[1, 2, 30, 40],
+                attributes=[models.AttributeValRequest(spec_id=rectangle.attributes[0].id,
+                                                       value="b")])],
+        ),
+        action=AnnotationUpdateAction.CREATE,
+    )  # fmt: skip
+    path = task.download_backup(tmp_path / "task.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        meta = json.loads(archive.read("task.json"))
+        annotations = json.loads(archive.read("annotations.json"))
+    assert {"task.json", "annotations.json", "data/manifest.jsonl"} <= set(names)
+    assert meta["version"] == "1.0"
+    assert len(meta["jobs"]) == len(annotations) == len(task.get_jobs())
+
+    restored = sdk.tasks.create_from_backup(path, status_check_period=0.2)
+
+    assert restored.id != task.id
+    assert (restored.name, restored.size) == (task.name, task.size)
+
+    def ranges(owner: Any) -> list[tuple[int, int]]:
+        jobs = sorted(owner.get_jobs(), key=lambda job: job.id)
+        return [(job.start_frame, job.stop_frame) for job in jobs]
+
+    def shapes(owner: Any) -> list[Any]:
+        return [(s.type.value, s.frame, s.points) for s in owner.get_annotations().shapes]
+
+    assert ranges(restored) == ranges(task)
+    assert [f.name for f in restored.get_meta().frames] == [f.name for f in task.get_meta().frames]
+    assert shapes(restored) == shapes(task)
+
+
+def test_project_backup_restores_with_the_sdk(
+    sdk: Any, project: Any, task: Any, tmp_path: Path
+) -> None:
+    del task  # the project needs a task with media
+    path = project.download_backup(tmp_path / "project.zip")
+    restored = sdk.projects.create_from_backup(path, status_check_period=0.2)
+    assert restored.name == project.name
+    names = [label.name for label in restored.get_labels()]
+    assert names == [label.name for label in project.get_labels()]
+    assert len(restored.get_tasks()) == len(project.get_tasks())
+
+
+def test_cvat_cli_backs_up_a_task_and_restores_it(
+    fleet: Launcher, task: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "backups"
+    backed_up = _cvat_cli(fleet, tmp_path, "task", "backup", str(task.id), f"{folder}/",
+                          "--completion_verification_period", "0.2")  # fmt: skip
+    assert backed_up.returncode == 0, backed_up.stderr
+    (archive,) = folder.iterdir()
+    assert archive.name.startswith(f"task_{task.id}_backup_")
+    restored = _cvat_cli(fleet, tmp_path, "task", "create-from-backup", str(archive),
+                         "--completion_verification_period", "0.2")  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert int(restored.stdout.split()[-1]) != task.id

@@ -7,6 +7,9 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from tessera.export import __version__, migrations
+from tessera.export.backups.restorer import RestoreRunner
+from tessera.export.backups.restores import Restores
+from tessera.export.backups.router import router as backups_router
 from tessera.export.config import ExportSettings
 from tessera.export.events import failure_events
 from tessera.export.expiry import ExpiredExports
@@ -15,7 +18,7 @@ from tessera.export.exports.service import Exports
 from tessera.export.imports.router import router as imports_router
 from tessera.export.imports.runner import ImportRunner
 from tessera.export.imports.service import Imports
-from tessera.export.queue import EXPORTS, IMPORTS
+from tessera.export.queue import EXPORTS, IMPORTS, RESTORES
 from tessera.export.runner import ExportRunner, RunnerConfig
 from tessera.export.server.router import router as server_router
 from tessera.export.state import ExportState, request_store
@@ -66,14 +69,27 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
     import_workers = WorkerPool(
         IMPORTS, platform.bus, requests, importer, workers=settings.import_workers
     )
+    restores = Restores(
+        platform.database, platform.outbox, Uploads(platform.storage, platform.schema),
+        annotations=annotations, requests=requests, max_upload_bytes=settings.backup_max_bytes,
+    )  # fmt: skip
+    restorer = RestoreRunner(platform.storage, annotations=annotations, ingest=ingest,
+                             requests=requests)  # fmt: skip
+    restore_workers = WorkerPool(
+        RESTORES, platform.bus, requests, restorer, workers=settings.restore_workers
+    )
     expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
     workers.start()
     import_workers.start()
+    restore_workers.start()
     expiry.start()
     try:
-        yield ExportState(exports, imports, requests, workers, import_workers)
+        yield ExportState(
+            exports, imports, requests, workers, import_workers, restores, restore_workers
+        )
     finally:
         await expiry.stop()
+        await restore_workers.stop()
         await import_workers.stop()
         await workers.stop()
         await ingest.close()
@@ -88,6 +104,7 @@ SPEC = ServiceSpec(
     migrations=migrations.LOCATION,
     routers=(
         exports_router,
+        backups_router,
         imports_router,
         server_router,
         requests_router(request_store, cancellable=True),

@@ -27,3 +27,6 @@ class ExportSettings(PeerSettings):
     # Imports one replica runs at once, and the largest file an import takes.
     import_workers: int = Field(default=2, ge=1)
     import_max_bytes: int = Field(default=8 * 2**30, ge=1)
+    # Backup restores one replica runs at once, and the largest backup archive it takes.
+    restore_workers: int = Field(default=1, ge=1)
+    backup_max_bytes: int = Field(default=25 * 2**30, ge=1)

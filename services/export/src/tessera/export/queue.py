@@ -19,3 +19,6 @@ IMPORTS = WorkQueue(
 )
 """Annotation imports: the request row and an `export.import.requested` message are
 committed with the Upload-Finish; `ImportRunner` does them."""
+RESTORES = WorkQueue(stream="EXPORT", subject="export.restore.requested", durable="restore-backups")
+"""Backup restores: the request row and an `export.restore.requested` message are committed
+with the Upload-Finish; `RestoreRunner` does them."""

@@ -8,10 +8,11 @@ multipart upload (`tessera.export.archive`); with `save_images`, each frame's im
 follows: an image task's original file, copied as it is; a video task's frames, decoded
 by ingest in one pass and saved as the export's `image_format` asks (PNG by default),
 named `frame_000000.png` (`.jpg`, `.webp`) in the annotations and the archive alike;
-for the point cloud formats, a frame's context images too (`PointCloudLayout`).
-Progress is the share of frames written (and of images saved), reported to the request
-as it goes; a request cancelled meanwhile stops the export at its next report, and the
-upload is aborted.
+for the point cloud formats, a frame's context images too (`PointCloudLayout`). A backup
+(`BACKUP_FORMAT`) is written by `tessera.export.backups.writer` instead, into the same
+kind of upload. Progress is the share of frames written (and of images saved), reported
+to the request as it goes; a request cancelled meanwhile stops the export at its next
+report, and the upload is aborted.
 
 Before writing, the export's version (the annotations' version, the task's and labels'
 state, the media's) is compared with finished archives of the same parameters: an
@@ -39,6 +40,7 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tessera.export.archive import ArchiveAborted, Bridge, stream_archive
+from tessera.export.backups.writer import BackupSource, BackupWriter
 from tessera.export.events import export_failed, export_finished
 from tessera.export.exports import repository
 from tessera.export.exports.schemas import ExportOptionsIn, ExportParams
@@ -155,6 +157,7 @@ class ExportRunner:
         self.ingest = ingest
         self.requests = requests
         self.config = config
+        self.backups = BackupWriter(annotations, ingest)
 
     async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Export, ending the request finished (or failed, saying why) with its
@@ -196,6 +199,55 @@ class ExportRunner:
             await self.requests.finish(rq_id, result_id=row.id, result_url=path, events=events)
 
     async def _export(self, rq_id: str, params: ExportParams, payload: dict[str, Any]) -> None:
+        if params.backup:
+            version, object_key, size = await self._backup(rq_id, params, payload)
+        else:
+            version, object_key, size = await self._dataset(rq_id, params, payload)
+        if params.destination is not None:
+            destination = params.destination
+            await self.ingest.write_cloud_object(
+                destination.cloud_storage_id, destination.key, self.storage.stream(object_key)
+            )
+        expiry = datetime.now(UTC) + self.config.lifetime
+        async with self.database.transaction() as session:
+            row_id = await repository.mark_done(
+                session, rq_id, version_key=version, object_key=object_key, size=size,
+                expiry_date=expiry,
+            )  # fmt: skip
+            await repository.extend(session, object_key, expiry)
+        path = _result_url(params, rq_id)
+        events = [export_finished(rq_id, params, payload, path)]
+        await self.requests.finish(rq_id, result_id=row_id, result_url=path, events=events)
+
+    async def _backup(
+        self, rq_id: str, params: ExportParams, payload: dict[str, Any]
+    ) -> tuple[str, str, int]:
+        """Write (or reuse) a backup's archive; its version, object key and size."""
+        if params.target == "project":
+            project = payload["project"]
+            source = await self.backups.project(
+                project["name"], project["bug_tracker"], payload.get("task_ids", [])
+            )
+        else:
+            source = BackupSource([await self.backups.task(params.target_id)])
+        version = source.version
+        reused = await self._reusable(rq_id, params, version)
+        if reused is not None:
+            return version, *reused
+
+        async def report(fraction: float) -> None:
+            await self.requests.progress(rq_id, fraction)
+
+        object_key = f"{self.config.prefix}{rq_id}.zip"
+        async with self.storage.upload(object_key, content_type="application/zip") as upload:
+            fill = self.backups.filler(source, report)
+            await stream_archive(upload, fill, compresslevel=self.config.compresslevel)
+        return version, object_key, upload.size
+
+    async def _dataset(
+        self, rq_id: str, params: ExportParams, payload: dict[str, Any]
+    ) -> tuple[str, str, int]:
+        """Write (or reuse) a dataset's archive; its version, object key and size."""
         exporter = exporter_named(params.format)
         if exporter is None:
             raise ValueError(f"Tessera no longer writes {params.format}.")
@@ -222,21 +274,7 @@ class ExportRunner:
                     rq_id, params, exporter=exporter, dataset=dataset, parts=parts,
                     meta=_cvat_meta(parts, payload.get("base_url", "")), object_key=object_key,
                 )  # fmt: skip
-        if params.destination is not None:
-            destination = params.destination
-            await self.ingest.write_cloud_object(
-                destination.cloud_storage_id, destination.key, self.storage.stream(object_key)
-            )
-        expiry = datetime.now(UTC) + self.config.lifetime
-        async with self.database.transaction() as session:
-            row_id = await repository.mark_done(
-                session, rq_id, version_key=version, object_key=object_key, size=size,
-                expiry_date=expiry,
-            )  # fmt: skip
-            await repository.extend(session, object_key, expiry)
-        path = _result_url(params, rq_id)
-        events = [export_finished(rq_id, params, payload, path)]
-        await self.requests.finish(rq_id, result_id=row_id, result_url=path, events=events)
+        return version, object_key, size
 
     async def _project_parts(self, task_ids: Sequence[int], extension: str) -> list[_Part]:
         """The project's tasks with media, each task's header read from a snapshot (video

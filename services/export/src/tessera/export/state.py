@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tessera.export.backups.restores import Restores
 from tessera.export.exports.service import Exports
 from tessera.export.imports.service import Imports
 from tessera.platform.requests import RequestStore
@@ -16,14 +17,16 @@ from tessera.platform.workqueue import WorkerPool
 
 @dataclass(frozen=True)
 class ExportState:
-    """The service's export and import requests, their store and this replica's workers
-    of each."""
+    """The service's export, import and restore requests, their store and this replica's
+    workers of each."""
 
     exports: Exports
     imports: Imports
     requests: RequestStore
     workers: WorkerPool
     import_workers: WorkerPool
+    restores: Restores
+    restore_workers: WorkerPool
 
 
 def exports_service(request: Request) -> Exports:
@@ -41,6 +44,16 @@ def import_uploads(request: Request) -> Uploads:
     return service_state(request, ExportState).imports.uploads
 
 
+def restores_service(request: Request) -> Restores:
+    """Starting backup restores."""
+    return service_state(request, ExportState).restores
+
+
+def restore_uploads(request: Request) -> Uploads:
+    """The backup archives uploaded for restores."""
+    return service_state(request, ExportState).restores.uploads
+
+
 def request_store(request: Request) -> RequestStore:
     """The service's background requests (exports and imports)."""
     return service_state(request, ExportState).requests
@@ -48,3 +61,4 @@ def request_store(request: Request) -> RequestStore:
 
 ExportsApi = Annotated[Exports, Depends(exports_service)]
 ImportsApi = Annotated[Imports, Depends(imports_service)]
+RestoresApi = Annotated[Restores, Depends(restores_service)]

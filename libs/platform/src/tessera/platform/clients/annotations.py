@@ -27,6 +27,10 @@ who asked for it:
     written = await client.import_annotations(
         task_id=task_id, document=orjson.dumps(document), action="replace", actor_id=user_id
     )                                                       # ImportWritten: counts, version
+
+A backup's restore makes the task or project, changes its jobs' stages and deletes what a
+failed restore made, through the public API with the service token (`create_object`,
+`update_job`, `delete_object`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import httpx
 import orjson
@@ -191,6 +195,44 @@ class AnnotationsClient:
         if response.status_code != 200:
             raise _problem(response, "importing annotations")
         return ImportWritten.model_validate_json(response.content)
+
+    async def create_object(
+        self, kind: Literal["task", "project"], body: dict[str, Any], organization_id: int | None
+    ) -> int:
+        """Create a task or a project through the public API (`POST /api/{tasks|projects}`,
+        CVAT's write body, `owner_id` naming its owner) in an organization (None: the
+        owner's personal workspace), with the service token; its id. Not retried (a
+        creation sent twice would make two). Refusals (422 naming the body's fields) raise
+        as problems."""
+        params = {"org_id": str(organization_id)} if organization_id is not None else {}
+        response = await self._http.post(
+            f"/api/{kind}s", json=body, params=params, headers=self._internal
+        )
+        if response.status_code != 201:
+            raise _problem(response, f"creating a {kind}")
+        return int(response.json()["id"])
+
+    async def delete_object(self, kind: Literal["task", "project"], object_id: int) -> None:
+        """Delete a task or a project (with its tasks) with the service token; one already
+        gone is no error."""
+        response = await send_with_retries(
+            lambda: self._http.delete(f"/api/{kind}s/{object_id}", headers=self._internal),
+            TRIES,
+        )
+        if response.status_code not in (204, 404):
+            raise _problem(response, f"deleting a {kind}")
+        if kind == "task":
+            self.forget(object_id)
+
+    async def update_job(self, job_id: int, body: dict[str, Any]) -> None:
+        """Change a job's `stage`, `state` or `assignee` (`PATCH /api/jobs/{id}`) with the
+        service token."""
+        response = await send_with_retries(
+            lambda: self._http.patch(f"/api/jobs/{job_id}", json=body, headers=self._internal),
+            TRIES,
+        )
+        if response.status_code != 200:
+            raise _problem(response, "changing a job")
 
     @asynccontextmanager
     async def snapshot(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -20,15 +20,20 @@ from tessera.platform.contracts.ingest import (
     CLOUD_OBJECT_PATH,
     CLOUD_STORAGE_PATH,
     FRAME_RECORD,
+    MEDIA_FILES_PATH,
+    MEDIA_MANIFEST_PATH,
+    MEDIA_VIDEO_PATH,
     TASK_DATA_PATH,
     TASK_META_PATH,
     VIDEO_FRAMES_PATH,
     CloudObjectWritten,
     DataMeta,
     FrameFormat,
+    MediaFiles,
     VideoFramesRequest,
 )
 from tessera.platform.errors import Problem
+from tessera.platform.requests import RequestStatus
 from tessera.platform.telemetry import http_client
 
 TRIES = 3
@@ -147,6 +152,50 @@ class IngestClient:
         finally:
             await response.aclose()
         return size
+
+    async def media_files(self, task_id: int) -> MediaFiles:
+        """How the task's media was prepared (for a task backup; 404 problem without media)."""
+        path = MEDIA_FILES_PATH.format(task_id=task_id)
+        response = await self._get(path, {}, "media files")
+        return MediaFiles.model_validate_json(response.content)
+
+    async def media_manifest(self, task_id: int) -> bytes:
+        """The task's `manifest.jsonl` as ingest wrote it (CVAT's format)."""
+        path = MEDIA_MANIFEST_PATH.format(task_id=task_id)
+        return (await self._get(path, {}, "the manifest")).content
+
+    async def media_video(self, task_id: int) -> AsyncGenerator[bytes]:
+        """A video task's original video file, streamed (not retried: a stream is read
+        once; a refusal raises as ingest answered it)."""
+        path = MEDIA_VIDEO_PATH.format(task_id=task_id)
+        async with self._http.stream("GET", path, headers=self._headers) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _problem(response, "the video file")
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+    async def attach_archive(self, task_id: int, archive: Path, options: dict[str, str]) -> str:
+        """Attach media to a task from a zip archive of its files (`POST /api/tasks/{id}/
+        data`, one form: the archive as `client_files[0]`, the data options as fields),
+        with the service token; the id of ingest's creation request. Not retried."""
+        with archive.open("rb") as file:
+            response = await self._http.post(
+                TASK_DATA_PATH.format(task_id=task_id),
+                data=options,
+                files={"client_files[0]": (archive.name, file, "application/zip")},
+                headers=self._headers,
+                timeout=httpx.Timeout(60.0, read=None, write=None),
+            )
+        if response.status_code != 202:
+            raise _problem(response, "attaching media")
+        return str(response.json()["rq_id"])
+
+    async def request_status(self, rq_id: str) -> RequestStatus:
+        """One of ingest's requests (`GET /api/requests/{rq_id}`), as the service token
+        sees it."""
+        response = await self._get(f"/api/requests/{rq_id}", {}, "a request")
+        return RequestStatus.model_validate_json(response.content)
 
     async def _get(self, path: str, params: dict[str, str], what: str) -> httpx.Response:
         response = await send_with_retries(

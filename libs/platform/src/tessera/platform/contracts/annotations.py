@@ -147,6 +147,7 @@ class ProjectAccess(BaseModel):
 
     project_id: int
     name: str
+    bug_tracker: str = ""
     organization_id: int | None
     owner_id: int | None
     dimension: Literal["2d", "3d"]
@@ -276,7 +277,8 @@ class SnapshotLabel(BaseModel):
 
 
 class SnapshotJob(BaseModel):
-    """A job whose objects the snapshot carries: its type, frames and version."""
+    """A job whose objects the snapshot carries: its type, frames, version and CVAT's
+    derived `status` (`annotation`, `validation` or `completed`)."""
 
     id: int
     type: str
@@ -284,6 +286,7 @@ class SnapshotJob(BaseModel):
     stop_frame: int
     frames: list[int] | None
     version: int
+    status: str = "annotation"
 
     def task_frames(self) -> list[int]:
         """The task frames of the job, in order."""

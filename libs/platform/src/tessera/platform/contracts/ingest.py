@@ -157,3 +157,25 @@ class VideoFramesRequest(BaseModel):
             else:
                 ranges.append((number, number))
         return cls(ranges=ranges, format=image_format, quality=quality)
+
+
+MEDIA_FILES_PATH = "/api/internal/tasks/{task_id}/media"
+MEDIA_MANIFEST_PATH = "/api/internal/tasks/{task_id}/media/manifest"
+MEDIA_VIDEO_PATH = "/api/internal/tasks/{task_id}/media/video"
+
+
+class MediaFiles(BaseModel):
+    """`GET /api/internal/tasks/{id}/media` (the service token): how a task's media was
+    prepared, beyond `DataMeta`, as a task backup records it (CVAT's `task.json` `data`).
+
+    With it, a backup reads the files the media came from: an image task's originals
+    (`GET /api/tasks/{id}/data?type=frame&quality=original`, by frame), a video task's
+    video file (`GET MEDIA_VIDEO_PATH`, streamed), and the task's `manifest.jsonl` as
+    ingest wrote it (`GET MEDIA_MANIFEST_PATH`, CVAT's format).
+    """
+
+    media_type: Literal["image", "video"]
+    dimension: Literal["2d", "3d"]
+    sorting_method: str
+    use_cache: bool
+    compressed_chunk_type: str

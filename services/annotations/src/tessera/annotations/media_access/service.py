@@ -46,6 +46,7 @@ async def project_access(session: AsyncSession, ctx: Context, project_id: int) -
     return ProjectAccess(
         project_id=project.id,
         name=project.name,
+        bug_tracker=project.bug_tracker,
         organization_id=project.organization_id,
         owner_id=project.owner_id,
         dimension="3d" if project.dimension == "3d" else "2d",

@@ -16,6 +16,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 
 from tessera.annotations.annotations import repository as annotations_repository
 from tessera.annotations.annotations.repository import JobRange
+from tessera.annotations.status import job_status
 from tessera.platform.auth import IAM_SCHEMA
 from tessera.platform.contracts.annotations import (
     SnapshotAttribute,
@@ -39,7 +40,7 @@ LEFT JOIN {IAM_SCHEMA}.users o ON o.id = t.owner_id
 LEFT JOIN {IAM_SCHEMA}.users a ON a.id = t.assignee_id
 WHERE t.id = $1
 """
-_JOB_FIELDS = "id, task_id, type, start_frame, stop_frame, frames, version"
+_JOB_FIELDS = "id, task_id, type, start_frame, stop_frame, frames, version, stage, state"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def _jobs(task_id: int, rows: Sequence[asyncpg.Record]) -> SnapshotJobs:
         SnapshotJob(
             id=row["id"], type=row["type"], start_frame=row["start_frame"],
             stop_frame=row["stop_frame"], frames=row["frames"], version=row["version"],
+            status=job_status(row["stage"], row["state"]),
         )
         for row in rows
     ]  # fmt: skip

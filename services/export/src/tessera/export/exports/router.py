@@ -16,6 +16,7 @@ from tessera.export.exports.schemas import (
     Location,
     Target,
 )
+from tessera.export.exports.service import Download
 from tessera.export.state import ExportsApi
 from tessera.platform.auth import CurrentUser
 from tessera.platform.contracts.ingest import FrameFormat
@@ -90,15 +91,20 @@ def _export_route(target: Target, plural: str) -> None:
         rq_id: Annotated[str, Query()],
     ) -> StreamingResponse:
         """The zip archive, streamed from storage."""
-        found = await exports.download(principal, target, object_id, rq_id)
-        return StreamingResponse(
-            found.chunks,
-            media_type="application/zip",
-            headers={
-                "Content-Length": str(found.size),
-                "Content-Disposition": _disposition(found.filename),
-            },
-        )
+        found = await exports.download(principal, target, object_id, rq_id, backup=False)
+        return archive_response(found)
+
+
+def archive_response(found: Download) -> StreamingResponse:
+    """A finished export's zip archive, streamed from storage, named for the download."""
+    return StreamingResponse(
+        found.chunks,
+        media_type="application/zip",
+        headers={
+            "Content-Length": str(found.size),
+            "Content-Disposition": _disposition(found.filename),
+        },
+    )
 
 
 def _disposition(filename: str) -> str:

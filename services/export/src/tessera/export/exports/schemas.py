@@ -8,6 +8,7 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from tessera.export.backups import BACKUP_FORMAT
 from tessera.platform.contracts.ingest import FrameFormat
 
 Target = Literal["project", "task", "job"]
@@ -40,7 +41,8 @@ class Destination(BaseModel):
 
 class ExportParams(BaseModel):
     """One export: what is exported, in which format, with or without images, and where
-    the archive goes (downloaded, or also written into a cloud storage)."""
+    the archive goes (downloaded, or also written into a cloud storage). A backup is an
+    export in `BACKUP_FORMAT` (`tessera.export.backups`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,13 +64,23 @@ class ExportParams(BaseModel):
         return _digest(self.model_dump(mode="json"))
 
     @property
+    def backup(self) -> bool:
+        """Whether the export is a backup of the task or project."""
+        return self.format == BACKUP_FORMAT
+
+    @property
     def operation_type(self) -> str:
-        """CVAT's request type: `export:dataset` with images, `export:annotations` without."""
+        """CVAT's request type: `export:backup` of a backup, else `export:dataset` with
+        images and `export:annotations` without."""
+        if self.backup:
+            return "export:backup"
         return "export:dataset" if self.save_images else "export:annotations"
 
     def download_path(self, rq_id: str) -> str:
         """The `result_url` path of a finished export."""
-        return f"/api/{TARGET_PATHS[self.target]}/{self.target_id}/dataset/download?rq_id={rq_id}"
+        resource = "backup" if self.backup else "dataset"
+        path = f"/api/{TARGET_PATHS[self.target]}/{self.target_id}/{resource}/download"
+        return f"{path}?rq_id={rq_id}"
 
 
 def _digest(value: object) -> str:

@@ -37,13 +37,15 @@ _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f"/\\]')
 @dataclass(frozen=True)
 class _Target:
     """What an export is of: the request's operation, the dimension of the object's media,
-    a project's tasks, and the object's place for `export.finished` (its task, project, job
-    and organization ids, those it has)."""
+    a project's tasks (and its name and bug tracker, for a backup's `project.json`), and
+    the object's place for `export.finished` (its task, project, job and organization ids,
+    those it has)."""
 
     operation: Operation
     dimension: str
     task_ids: list[int]
     scope: dict[str, int | None]
+    project: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,45 @@ class Exports:
             raise bad_request(
                 f"{exporter.name} does not take {target.dimension.upper()} tasks.", "format"
             )
-        name = _filename(filename, params)
+        return await self._enqueue(
+            request, principal, params, target, name=_filename(filename, params),
+            filename=filename, location=location, cloud_storage_id=cloud_storage_id,
+        )  # fmt: skip
+
+    async def start_backup(
+        self,
+        request: Request,
+        principal: Principal,
+        params: ExportParams,
+        *,
+        filename: str | None,
+        location: Location,
+        cloud_storage_id: int | None,
+    ) -> str:
+        """Queue the backup of a task or a project (`params` in `BACKUP_FORMAT`), or find
+        the caller's same backup already running; its rq_id. The caller must see the
+        object (404 otherwise); `location=cloud_storage` as for `start`."""
+        target = await self._target(request, params)
+        name = _backup_filename(filename, params)
+        return await self._enqueue(
+            request, principal, params, target, name=name, filename=filename,
+            location=location, cloud_storage_id=cloud_storage_id,
+        )  # fmt: skip
+
+    async def _enqueue(
+        self,
+        request: Request,
+        principal: Principal,
+        params: ExportParams,
+        target: _Target,
+        *,
+        name: str,
+        filename: str | None,
+        location: Location,
+        cloud_storage_id: int | None,
+    ) -> str:
+        """Record the request, its export row and its queued message in one transaction
+        (or answer the caller's same request still running); its rq_id."""
         if location == "cloud_storage":
             if cloud_storage_id is None:
                 raise bad_request(
@@ -139,15 +179,17 @@ class Exports:
                 "task_ids": target.task_ids,
                 "scope": target.scope,
                 "filename": name,
+                **({"project": target.project} if target.project is not None else {}),
             }
             await EXPORTS.enqueue(session, self.outbox, rq_id, payload)
         return rq_id
 
     async def download(
-        self, principal: Principal, target: Target, target_id: int, rq_id: str
+        self, principal: Principal, target: Target, target_id: int, rq_id: str, *, backup: bool
     ) -> Download:
         """The archive of a finished export request of the caller (404 for another's, for
-        one of another object, unfinished, or expired)."""
+        one of another object or of the other kind (a backup, or a dataset), unfinished,
+        or expired)."""
         async with self.database.transaction() as session:
             found = await self.requests.get(session, rq_id, principal)
             row = await repository.by_request(session, rq_id)
@@ -157,6 +199,9 @@ class Exports:
                     "job": operation.job_id}  # fmt: skip
         if operation.target != target or exported[target] != target_id:
             raise NotFound(f"Request {rq_id} is not an export of this {target}.")
+        if (operation.type == "export:backup") != backup:
+            kind = "a backup" if backup else "a dataset export"
+            raise NotFound(f"Request {rq_id} is not {kind} of this {target}.")
         if found.status != "finished":
             raise Problem(
                 409, f"Export {rq_id} is {found.status}; download it once it has finished."
@@ -173,12 +218,17 @@ class Exports:
 
     async def _target(self, request: Request, params: ExportParams) -> _Target:
         """What the export is of (404 for an object the caller does not see)."""
-        base = {"type": params.operation_type, "target": params.target, "format": params.format}
+        base = {
+            "type": params.operation_type,
+            "target": params.target,
+            "format": None if params.backup else params.format,
+        }
         if params.target == "project":
             project = await self.annotations.project_access(request, params.target_id)
             operation = Operation(**base, project_id=project.project_id)
             scope = {"project_id": project.project_id, "organization_id": project.organization_id}
-            return _Target(operation, project.dimension, project.task_ids, scope)
+            about = {"name": project.name, "bug_tracker": project.bug_tracker}
+            return _Target(operation, project.dimension, project.task_ids, scope, about)
         if params.target == "job":
             job = await self.annotations.job_access(request, params.target_id)
             task = await self.annotations.task_access(request, job.task_id)
@@ -226,3 +276,12 @@ def _filename(given: str | None, params: ExportParams) -> str:
     stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
     fmt = params.format.lower().replace(" ", "_")
     return f"{params.target}_{params.target_id}_{kind}_{stamp}_{fmt}.zip"
+
+
+def _backup_filename(given: str | None, params: ExportParams) -> str:
+    """A backup's file name: the client's (made safe), else CVAT's pattern
+    `<task|project>_<id>_backup_<timestamp>.zip`."""
+    if given and given.strip():
+        return _filename(given, params)
+    stamp = datetime.now(UTC).strftime("%Y_%m_%d_%H_%M_%S")
+    return f"{params.target}_{params.target_id}_backup_{stamp}.zip"

@@ -564,7 +564,7 @@ async def _write_video_manifest(
         orjson.dumps(
             {
                 "properties": {
-                    "name": name,
+                    "name": Path(name).name,  # CVAT's: the file's base name
                     "resolution": [index.width, index.height],
                     "length": index.frame_count,
                 }

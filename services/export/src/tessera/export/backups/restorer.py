@@ -1,0 +1,279 @@
+"""Restoring backups (the `RequestHandler` of the restore work queue): an uploaded backup
+archive, in CVAT's layout (`tessera.export.backups`), made again into a new task or
+project of the user who uploaded it.
+
+The archive is read from the service's bucket into a temporary file. A task is made
+through the annotations service (its fields and labels, none in a project, and the
+segment size and overlap of its jobs); its media is the archive's `data/` (the files
+under their names, and the manifest, which ingest checks them against), packed into a
+zip that ingest unpacks as CVAT unpacks an uploaded archive, with the data options of
+`task.json`. Once ingest has made the media and the jobs, each job takes the status and
+the annotations of its backed-up counterpart (in id order, as CVAT pairs them; jobs of
+other kinds, such as ground truth jobs, are left out). A project is made with its labels,
+then each `task_<i>/` in turn, in order of `i`, into it.
+
+A restore that fails deletes what it made, and the request fails saying why; it is not
+tried again. The uploaded archive is deleted once the request has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from tessera.export.backups import layout
+from tessera.export.backups.layout import BackupInvalid
+from tessera.platform.clients.annotations import AnnotationsClient
+from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.errors import Problem
+from tessera.platform.requests import RequestEnded, RequestStore
+from tessera.platform.storage import ObjectStorage
+
+logger = logging.getLogger(__name__)
+
+RestoreKind = Literal["task", "project"]
+_TASK_FOLDER = re.compile(r"task_(\d+)/")
+_POLL_S = 0.5
+_MEDIA_FILES_SKIPPED = frozenset({"index.json"})  # CVAT's index of the manifest, rebuilt
+
+Report = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RestoreParams:
+    """A queued restore: of what kind, the uploaded archive, who asked and where the new
+    object goes (their organization, None: their own workspace)."""
+
+    kind: RestoreKind
+    object_key: str
+    user_id: int
+    organization_id: int | None
+
+
+class RestoreRunner:
+    """Runs restore requests."""
+
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        *,
+        annotations: AnnotationsClient,
+        ingest: IngestClient,
+        requests: RequestStore,
+    ) -> None:
+        self.storage = storage
+        self.annotations = annotations
+        self.ingest = ingest
+        self.requests = requests
+
+    async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Restore, ending the request finished (`result_id`: the new task or project) or
+        failed, saying why."""
+        params = RestoreParams(
+            payload["kind"], payload["object_key"], payload["actor_id"],
+            payload.get("organization_id"),
+        )  # fmt: skip
+        try:
+            await self.requests.start(rq_id)
+            made = await self._restore(rq_id, params)
+        except RequestEnded:
+            logger.info("restore %s was cancelled", rq_id)
+        except (BackupInvalid, zipfile.BadZipFile, KeyError, orjson.JSONDecodeError) as exc:
+            await self.requests.fail(rq_id, _reason(exc))
+        except Problem as problem:
+            await self.requests.fail(rq_id, _refusal(problem))
+        except Exception as exc:
+            logger.exception("restore %s failed", rq_id)
+            await self.requests.fail(rq_id, f"The restore failed: {type(exc).__name__}: {exc}")
+        else:
+            await self.requests.finish(rq_id, result_id=made)
+        await self.storage.delete(params.object_key)
+
+    async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
+        """Nothing to clear: a failed attempt deletes what it made."""
+        del rq_id, payload
+
+    async def _restore(self, rq_id: str, params: RestoreParams) -> int:
+        """Make the backed-up object again; its id."""
+
+        async def report(fraction: float) -> None:
+            await self.requests.progress(rq_id, fraction)
+
+        with tempfile.TemporaryDirectory(prefix="restore-") as directory:
+            path = Path(directory) / "backup.zip"
+            await self.storage.get_file(params.object_key, path)
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+                if ("project.json" in names) != (params.kind == "project"):
+                    found = "a project" if "project.json" in names else "a task"
+                    raise BackupInvalid(
+                        f"The file is {found} backup: restore it as one "
+                        f"(POST /api/{'projects' if found == 'a project' else 'tasks'}/backup)."
+                    )
+                restore = _Restore(self, archive, Path(directory), params, report)
+                if params.kind == "project":
+                    return await restore.project()
+                return await restore.task("", None, 0.0, 1.0)
+
+
+class _Restore:
+    """One restore: what it has made so far, deleted if it fails."""
+
+    def __init__(
+        self,
+        runner: RestoreRunner,
+        archive: zipfile.ZipFile,
+        scratch: Path,
+        params: RestoreParams,
+        report: Report,
+    ) -> None:
+        self.annotations = runner.annotations
+        self.ingest = runner.ingest
+        self.archive = archive
+        self.scratch = scratch
+        self.params = params
+        self.report = report
+
+    def _json(self, member: str) -> Any:
+        try:
+            return orjson.loads(self.archive.read(member))
+        except KeyError:
+            raise BackupInvalid(f"The backup has no {member}.") from None
+
+    async def project(self) -> int:
+        """The project, then its tasks; the project's id."""
+        meta = self._json("project.json")
+        layout.check_version(meta, "project.json")
+        body = layout.project_to_create(meta, self.params.user_id)
+        project_id = await self.annotations.create_object(
+            "project", body, self.params.organization_id
+        )
+        try:
+            folders = sorted(
+                {m.group(0) for n in self.archive.namelist() if (m := _TASK_FOLDER.match(n))},
+                key=lambda folder: int(folder[5:-1]),
+            )
+            for index, folder in enumerate(folders):
+                share = 1 / len(folders)
+                await self.task(folder, project_id, index * share, share)
+        except BaseException:
+            await _quietly(self.annotations.delete_object("project", project_id))
+            raise
+        return project_id
+
+    async def task(self, folder: str, project_id: int | None, low: float, share: float) -> int:
+        """The task of the backup's `folder` (`""` or `task_<i>/`), into `project_id`; its
+        id. Progress goes from `low` by `share`."""
+        meta = self._json(f"{folder}task.json")
+        layout.check_version(meta, f"{folder}task.json")
+        elements = layout.job_annotations(meta, self._json(f"{folder}annotations.json"))
+        options = layout.data_options(meta.get("data", {}))
+        body = layout.task_to_create(meta, self.params.user_id, project_id)
+        task_id = await self.annotations.create_object("task", body, self.params.organization_id)
+        try:
+            media = await asyncio.to_thread(self._media, folder)
+            await self.report(low + 0.1 * share)
+            rq_id = await self.ingest.attach_archive(task_id, media, options)
+            media.unlink()
+            await self._wait(rq_id, low + 0.1 * share, 0.7 * share)
+            await self._jobs(task_id, layout.annotation_jobs(meta), elements, low + 0.8 * share,
+                             0.2 * share)  # fmt: skip
+        except BaseException:
+            await _quietly(self.annotations.delete_object("task", task_id))
+            raise
+        return task_id
+
+    def _media(self, folder: str) -> Path:
+        """The files of the backup's `{folder}data/` as a zip archive of their own, under
+        their names (on a thread: the files are copied)."""
+        prefix = f"{folder}data/"
+        target = self.scratch / "media.zip"
+        count = 0
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as media:
+            for info in self.archive.infolist():
+                name = info.filename[len(prefix) :]
+                if not info.filename.startswith(prefix) or info.is_dir():
+                    continue
+                if name in _MEDIA_FILES_SKIPPED:
+                    continue
+                with self.archive.open(info) as source, media.open(name, "w") as out:
+                    shutil.copyfileobj(source, out, 2**20)
+                count += 1
+        if not count:
+            raise BackupInvalid(f"The backup has no media in {prefix}.")
+        return target
+
+    async def _wait(self, rq_id: str, low: float, share: float) -> None:
+        """Wait for ingest's creation of the media, following its progress."""
+        while True:
+            found = await self.ingest.request_status(rq_id)
+            if found.status == "finished":
+                return
+            if found.status == "failed":
+                raise BackupInvalid(f"The media could not be restored: {found.message}")
+            await self.report(low + share * (found.progress or 0.0))
+            await asyncio.sleep(_POLL_S)
+
+    async def _jobs(
+        self,
+        task_id: int,
+        backed_up: list[dict[str, Any]],
+        elements: list[Any],
+        low: float,
+        share: float,
+    ) -> None:
+        """Each new job's status and annotations, from its backed-up counterpart."""
+        target = await self.annotations.import_target(task_id=task_id)
+        jobs = sorted(target.jobs, key=lambda job: job.id)
+        if len(jobs) != len(backed_up):
+            raise BackupInvalid(
+                f"The restored media makes {len(jobs)} jobs, the backup lists {len(backed_up)}."
+            )
+        ids = layout.LabelIds(target.labels)
+        for number, (job, meta, element) in enumerate(
+            zip(jobs, backed_up, elements, strict=True), start=1
+        ):
+            change = layout.job_change(str(meta.get("status", "annotation")))
+            if change is not None:
+                await self.annotations.update_job(job.id, change)
+            document = layout.job_document(element, ids)
+            if any(document.values()):
+                await self.annotations.import_annotations(
+                    job_id=job.id, document=orjson.dumps(document), action="replace",
+                    actor_id=self.params.user_id,
+                )  # fmt: skip
+            await self.report(low + share * number / len(jobs))
+
+
+async def _quietly(cleanup: Awaitable[None]) -> None:
+    """Undo what a failed restore made, logging (not raising) a failure to."""
+    try:
+        await asyncio.shield(cleanup)
+    except Exception:
+        logger.exception("a failed restore could not delete what it made")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, zipfile.BadZipFile):
+        return "The file is not a zip archive of a backup."
+    if isinstance(exc, KeyError):
+        return f"The backup lacks {exc}."
+    if isinstance(exc, orjson.JSONDecodeError):
+        return f"The backup holds malformed JSON: {exc}"
+    return str(exc)
+
+
+def _refusal(problem: Problem) -> str:
+    """A service's refusal as the request's message, with the fields it names."""
+    named = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.errors[:5])
+    return f"The backup could not be restored: {problem.detail} {named}".strip()

@@ -1,0 +1,65 @@
+"""`/api/internal/tasks/{id}/media...`: a task's media as the files it came from, for the
+export service's task backups (administrators only: the service token)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from tessera.ingest.media_files import service
+from tessera.ingest.state import Reader
+from tessera.platform.auth import CurrentUser, Principal
+from tessera.platform.contracts.ingest import (
+    MEDIA_FILES_PATH,
+    MEDIA_MANIFEST_PATH,
+    MEDIA_VIDEO_PATH,
+    MediaFiles,
+)
+from tessera.platform.db import DbSession
+from tessera.platform.errors import Problem
+
+router = APIRouter(tags=["internal"])
+
+
+def _admin_only(principal: Principal) -> None:
+    if not principal.is_superuser:
+        raise Problem(403, "Only the export service (an administrator) reads media files.")
+
+
+def _send(found: service.StoredFile, media_type: str) -> StreamingResponse:
+    return StreamingResponse(
+        found.chunks, media_type=media_type, headers={"Content-Length": str(found.size)}
+    )
+
+
+@router.get(MEDIA_FILES_PATH, summary="How a task's media was prepared (export service)")
+async def media_files(task_id: int, principal: CurrentUser, session: DbSession) -> MediaFiles:
+    """The media's kind, sorting method, chunk caching and chunk type."""
+    _admin_only(principal)
+    return await service.media_files(session, task_id)
+
+
+@router.get(
+    MEDIA_MANIFEST_PATH,
+    summary="A task's manifest.jsonl (export service)",
+    response_class=StreamingResponse,
+)
+async def media_manifest(
+    task_id: int, principal: CurrentUser, session: DbSession, reader: Reader
+) -> StreamingResponse:
+    """The manifest ingest wrote for the task's media, in CVAT's format."""
+    _admin_only(principal)
+    return _send(await service.manifest(session, reader.storage, task_id), "application/jsonl")
+
+
+@router.get(
+    MEDIA_VIDEO_PATH,
+    summary="A video task's original video file (export service)",
+    response_class=StreamingResponse,
+)
+async def media_video(
+    task_id: int, principal: CurrentUser, session: DbSession, reader: Reader
+) -> StreamingResponse:
+    """The video file the task was made from, streamed."""
+    _admin_only(principal)
+    return _send(await service.video(session, reader.storage, task_id), "video/mp4")
