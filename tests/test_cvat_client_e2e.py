@@ -1551,7 +1551,9 @@ def test_project_backup_restores_with_the_sdk(
     assert restored.name == project.name
     names = [label.name for label in restored.get_labels()]
     assert names == [label.name for label in project.get_labels()]
-    assert len(restored.get_tasks()) == len(project.get_tasks())
+    # as CVAT, a backup holds the tasks with media
+    with_media = [t for t in project.get_tasks() if t.size]
+    assert sorted(t.name for t in restored.get_tasks()) == sorted(t.name for t in with_media)
 
 
 def test_cvat_cli_backs_up_a_task_and_restores_it(
