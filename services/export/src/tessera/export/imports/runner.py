@@ -16,6 +16,7 @@ what was stored and what was left out, and why.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from pathlib import Path
@@ -114,7 +115,9 @@ class ImportRunner:
         if target.dimension not in importer.dimensions:
             raise ImportFailed(f"{importer.name} does not take {target.dimension.upper()} tasks.")
         meta = await self.ingest.task_meta(target.task_id)
-        frames = _task_frames(target, meta)
+        # Work in proportion to the task or the file runs on a thread, not the event loop
+        # (a 200k-frame task's frame index takes seconds).
+        frames = await asyncio.to_thread(_task_frames, target, meta)
         context = ReadContext(_sizes(frames), skeleton_points(target.labels))
         with tempfile.TemporaryDirectory(prefix="import-") as directory:
             path = Path(directory) / "upload"
@@ -128,14 +131,16 @@ class ImportRunner:
             with ImportFiles(path, params.filename) as files:
                 parsed = await asyncio.to_thread(importer.read, files, context)
         await self.requests.progress(rq_id, _READ)
-        matcher = Matcher(
-            target.labels, frames, conv_mask_to_poly=params.conv_mask_to_poly,
+        matcher = await asyncio.to_thread(
+            Matcher, target.labels, frames, conv_mask_to_poly=params.conv_mask_to_poly,
             tracks_listed_per_frame=importer.tracks_listed_per_frame,
         )  # fmt: skip
         matcher.frames_not_found(context.missing)
         matched = await asyncio.to_thread(matcher.match, parsed, strict=params.strict)
         await self.requests.progress(rq_id, _MATCHED)
-        document = orjson.dumps({"version": target.version, **matched.document})
+        document = await asyncio.to_thread(
+            orjson.dumps, {"version": target.version, **matched.document}
+        )
         try:
             written = await self.annotations.import_annotations(
                 **scope, document=document, action=params.mode, actor_id=payload["actor_id"]
@@ -169,11 +174,12 @@ def _task_frames(target: ImportTarget, meta: DataMeta) -> TaskFrames:
 
 
 def _sizes(frames: TaskFrames) -> FrameSizes:
-    """Frame sizes by the frame names a file gives, matched as frames are."""
-    index = Matcher.frame_index(frames)
+    """Frame sizes by the frame names a file gives, matched as frames are; the index is
+    built when a reader first asks (on its thread; most readers never do)."""
+    index = functools.cache(lambda: Matcher.frame_index(frames))
 
     def size(name: str) -> tuple[int, int] | None:
-        number = index.number(name)
+        number = index().number(name)
         return None if number is None else frames.sizes[number]
 
     return size
