@@ -249,6 +249,22 @@ class Uploads:
         )  # fmt: skip
         return _upload_of(row)
 
+    async def tus_create(
+        self,
+        request: Request,
+        session: AsyncSession,
+        owner: str,
+        user_id: int,
+        path: str,
+        *,
+        max_length: int,
+    ) -> Response:
+        """The whole TUS creation step of a `POST` at `path`: the request read
+        (`tus_creation`), the upload created (`create`), its `201` (`tus_created`)."""
+        creation = tus_creation(request, max_length=max_length)
+        upload = await self.create(session, owner, user_id, creation)
+        return tus_created(request, upload, path)
+
     async def get(
         self, session: AsyncSession, owner: str, upload_id: uuid.UUID, user_id: int
     ) -> Upload:

@@ -17,7 +17,7 @@ from tessera.platform.contracts.annotations import CallerContext
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem
 from tessera.platform.requests import Operation, RequestStore
-from tessera.platform.uploads import Uploads, tus_created, tus_creation
+from tessera.platform.uploads import Uploads
 
 
 def restore_path(kind: RestoreKind) -> str:
@@ -61,9 +61,9 @@ class Restores:
         self, request: Request, session: AsyncSession, principal: Principal, owner: str, path: str
     ) -> Response:
         """TUS creation of the archive (`201` with its `Location`)."""
-        creation = tus_creation(request, max_length=self.max_upload_bytes)
-        upload = await self.uploads.create(session, owner, principal.user_id, creation)
-        return tus_created(request, upload, path)
+        return await self.uploads.tus_create(
+            request, session, owner, principal.user_id, path, max_length=self.max_upload_bytes
+        )
 
     async def finish(
         self,

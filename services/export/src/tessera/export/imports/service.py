@@ -17,7 +17,7 @@ from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem, bad_request
 from tessera.platform.requests import OPEN, Operation, RequestStore
-from tessera.platform.uploads import Uploads, tus_created, tus_creation
+from tessera.platform.uploads import Uploads
 
 IMPORT_OPERATION = "import:annotations"
 """The `operation.type` of an import request, as CVAT names it."""
@@ -112,9 +112,9 @@ class Imports:
         path: str,
     ) -> Response:
         """TUS creation of the file to import (`201` with its `Location`)."""
-        creation = tus_creation(request, max_length=self.max_upload_bytes)
-        upload = await self.uploads.create(session, owner, principal.user_id, creation)
-        return tus_created(request, upload, path)
+        return await self.uploads.tus_create(
+            request, session, owner, principal.user_id, path, max_length=self.max_upload_bytes
+        )
 
     async def finish(
         self,
