@@ -40,12 +40,12 @@ of `write_task` and `write_job` without their response documents.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
-import gc
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -71,6 +71,7 @@ from tessera.annotations.annotations.validation import (
 )
 from tessera.annotations.visibility import job_for, task_for
 from tessera.platform.bus import Outbox
+from tessera.platform.collector import gc_paused
 from tessera.platform.db import Database
 from tessera.platform.errors import Problem, unprocessable
 
@@ -365,24 +366,6 @@ async def json_stream(database: Database, *, job_id: int | None = None,
 # -- writing ----------------------------------------------------------------------------
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a synchronous, allocation-heavy step.
-
-    Parsing and checking a large document allocates millions of objects that all stay
-    alive, which makes every generational collection walk them again (a PUT of 100,000
-    shapes spent most of its time there). Reference counting still frees memory; the
-    collector resumes when the step ends. Never spans an await.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def parse_body(raw: bytes) -> Any:
     """The request body as JSON; NaN and Infinity are read (validation refuses them)."""
     try:
@@ -609,16 +592,45 @@ async def clear_job(session: AsyncSession, ctx: Context, outbox: Outbox, job_id:
 # -- task-level writes ----------------------------------------------------------------
 
 
-def _covering(jobs: Sequence[JobRange], frame: int) -> list[JobRange]:
-    return [j for j in jobs if j.covers(frame)]
+class JobsByFrame:
+    """Which of a task's jobs cover a frame, in the jobs' order, found by bisection over
+    their start frames (a task-level write asks once per object: a linear scan of the
+    jobs made 200,000 tags over 20 jobs spend seconds here)."""
+
+    def __init__(self, jobs: Sequence[JobRange]) -> None:
+        self._jobs = sorted(enumerate(jobs), key=lambda pair: pair[1].start_frame)
+        self._starts = [job.start_frame for _, job in self._jobs]
+        self._span = max((job.stop_frame - job.start_frame for job in jobs), default=0)
+
+    def __call__(self, frame: int) -> list[JobRange]:
+        """The jobs that hold `frame`."""
+        found = list(self._candidates(frame))
+        if len(found) == 1:
+            return [found[0][1]]
+        found.sort(key=lambda pair: pair[0])
+        return [job for _, job in found]
+
+    def holds(self, frame: int) -> bool:
+        """Whether any job holds `frame`."""
+        return next(self._candidates(frame), None) is not None
+
+    def _candidates(self, frame: int) -> Iterator[tuple[int, JobRange]]:
+        k = bisect.bisect_right(self._starts, frame) - 1
+        lowest = frame - self._span
+        while k >= 0 and self._starts[k] >= lowest:
+            pair = self._jobs[k]
+            if pair[1].covers(frame):
+                yield pair
+            k -= 1
 
 
 def _split_by_frame(doc: Document, jobs: Sequence[JobRange]) -> dict[int, Document]:
     """Each job's share of `doc`, as CVAT slices task annotations into segments."""
     parts = {j.id: Document(None) for j in jobs}
+    covering = JobsByFrame(jobs)
     for key in ("tags", "shapes"):
         for obj in getattr(doc, key):
-            for n, job in enumerate(_covering(jobs, obj["frame"])):
+            for n, job in enumerate(covering(obj["frame"])):
                 getattr(parts[job.id], key).append(obj if n == 0 else copy.deepcopy(obj))
     for track in doc.tracks:
         for job in jobs:
@@ -753,9 +765,8 @@ async def apply_to_task(
     conn = await repo.driver_connection(session)
     jobs = await repo.task_jobs(conn, task_id, lock=False)
     catalog = await repo.load_catalog(conn, task_id)
-    validator = Validator(
-        catalog, lambda f: bool(_covering(jobs, f)), f"the jobs of task {task_id}"
-    )
+    covering = JobsByFrame(jobs)
+    validator = Validator(catalog, covering.holds, f"the jobs of task {task_id}")
     with gc_paused():
         if action is Action.DELETE:
             version, ids = validator.ids_only(body)
