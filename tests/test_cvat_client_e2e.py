@@ -1465,6 +1465,60 @@ def test_cvat_cli_creates_and_lists_tasks(
     assert made[0]["url"] == f"{fleet.url}/api/tasks/{made[0]['id']}"
 
 
+def test_cvat_cli_manages_projects_and_tasks_and_downloads_frames(
+    sdk: Any, fleet: Launcher, images: list[Path], tmp_path: Path
+) -> None:
+    """cvat-cli's `project create|ls|delete`, `task create` with `--image_quality`,
+    `task frames` in both qualities and `task delete`, as processes of their own."""
+    labels = json.dumps([{"name": "person", "attributes": []}])
+    made = _cvat_cli(fleet, tmp_path, "project", "create", "cli project", "--labels", labels)
+    assert made.returncode == 0, made.stderr
+    project_id = int(made.stdout.split()[-1])
+    listed = _cvat_cli(fleet, tmp_path, "project", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (found,) = [p for p in json.loads(listed.stdout) if p["id"] == project_id]
+    assert found["name"] == "cli project"
+    assert [label.name for label in sdk.projects.retrieve(project_id).get_labels()] == ["person"]
+
+    created = _cvat_cli(
+        fleet, tmp_path, "task", "create", "cli frames", "local",
+        *(str(path) for path in images[:3]), "--project_id", str(project_id),
+        "--image_quality", "40", "--segment_size", "2",
+        "--completion_verification_period", "0.2",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    task_id = int(created.stdout.split()[-1])
+    task = sdk.tasks.retrieve(task_id)
+    assert (task.project_id, task.size, task.image_quality) == (project_id, 3, 40)
+    assert sorted((j.start_frame, j.stop_frame) for j in task.get_jobs()) == [(0, 1), (2, 2)]
+
+    for quality in ("original", "compressed"):
+        out = tmp_path / quality
+        out.mkdir()
+        frames = _cvat_cli(fleet, tmp_path, "task", "frames", str(task_id), "0", "2",
+                           "--outdir", str(out), "--quality", quality)  # fmt: skip
+        assert frames.returncode == 0, frames.stderr
+        saved = sorted(path.name for path in out.iterdir())
+        assert [name.rsplit(".", 1)[0] for name in saved] == [
+            f"task_{task_id}_frame_000000", f"task_{task_id}_frame_000002"
+        ]  # fmt: skip
+        for name, source in zip(saved, (images[0], images[2]), strict=True):
+            with Image.open(out / name) as got, Image.open(source) as sent:
+                assert got.size == sent.size
+                difference = np.abs(np.asarray(got.convert("RGB"), dtype=np.int16)
+                                    - np.asarray(sent.convert("RGB"), dtype=np.int16))  # fmt: skip
+                assert difference.mean() < (1 if quality == "original" else 12)
+
+    deleted = _cvat_cli(fleet, tmp_path, "task", "delete", str(task_id))
+    assert deleted.returncode == 0, deleted.stderr
+    tasks = _cvat_cli(fleet, tmp_path, "task", "ls")
+    assert str(task_id) not in tasks.stdout.split()
+    gone = _cvat_cli(fleet, tmp_path, "project", "delete", str(project_id))
+    assert gone.returncode == 0, gone.stderr
+    projects = _cvat_cli(fleet, tmp_path, "project", "ls")
+    assert str(project_id) not in projects.stdout.split()
+
+
 def test_cvat_cli_exports_a_dataset_into_a_folder(
     fleet: Launcher, task: Any, tmp_path: Path
 ) -> None:
