@@ -15,7 +15,7 @@ def task_jobs(draw: st.DrawFn) -> list[JobRange]:
     size = draw(st.integers(1, 200))
     segment = draw(st.integers(1, 60))
     overlap = draw(st.integers(0, segment - 1))
-    jobs = []
+    jobs: list[JobRange] = []
     start = 0
     while start < size:
         stop = min(start + segment - 1, size - 1)
