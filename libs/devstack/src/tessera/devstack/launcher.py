@@ -1,8 +1,9 @@
 """`tessera-run` (what `make run` starts): the whole fleet on one machine, on 127.0.0.1.
 
 Starts PostgreSQL, NATS JetStream and an S3 endpoint with their state under
-`--state-dir` (`.tessera/` by default), migrates every service's schema, starts the
-four services and the gateway, prints the URL and the admin's token, and on Ctrl-C or
+`--state-dir` (`.tessera/` by default), and a local Triton serving the model repository
+(it loads its models while the rest comes up), migrates every service's schema, starts
+the four services and the gateway, prints the URL and the admin's token, and on Ctrl-C or
 SIGTERM stops everything in reverse order. A second start reuses the same state.
 """
 
@@ -26,6 +27,7 @@ from tessera.devstack.servers import (
     ChildProcess,
     Nats,
     Postgres,
+    Triton,
     free_port,
     http_ok,
     log_tail,
@@ -158,16 +160,28 @@ class Fleet:
         self.port = port
         self.keys = Secrets.load_or_create(self.state_dir / "secrets.json")
         self.started: list[ChildProcess] = []
+        self.triton: Triton | None = None
 
     def _start(self, server: ChildProcess) -> None:
+        self._spawn(server)
+        server.wait_ready()
+
+    def _spawn(self, server: ChildProcess) -> None:
         print(f"  starting {server.name}", flush=True)
-        server.start()
         self.started.append(server)
+        server.spawn()
 
     def start(self) -> None:
         """Start everything; raises (after stopping what started) if a piece fails."""
         logs = self.state_dir / "logs"
         try:
+            triton = Triton(
+                self.state_dir / "triton",
+                http_port=free_port(),
+                grpc_port=free_port(),
+                metrics_port=free_port(),
+            )
+            self._spawn(triton)
             postgres = Postgres(
                 self.state_dir / "postgres", port=free_port(), password=self.keys.postgres_password
             )
@@ -185,7 +199,11 @@ class Fleet:
             print("  migrating", flush=True)
             asyncio.run(migrate_packages(postgres.url(), MIGRATIONS))
             asyncio.run(_create_bucket(s3))
+            print("  waiting for triton's models", flush=True)
+            triton.wait_ready()
+            self.triton = triton
             env = service_env(postgres, nats, s3, self.keys, self.state_dir)
+            env["TESSERA_TRITON_URL"] = triton.url
             ports = {service: free_port() for service in SERVICES}
             env["TESSERA_ANNOTATIONS_URL"] = f"http://127.0.0.1:{ports['annotations']}"
             env["TESSERA_INGEST_URL"] = f"http://127.0.0.1:{ports['ingest']}"
@@ -231,7 +249,7 @@ class Fleet:
         )
 
     def stop(self) -> None:
-        """Stop in reverse order: gateway, services, then S3, NATS and PostgreSQL."""
+        """Stop in reverse order: gateway, services, then S3, NATS, PostgreSQL and Triton."""
         stop_all(self.started, on_error=lambda message: print(message, file=sys.stderr))
         self.started.clear()
 
@@ -246,6 +264,9 @@ class Fleet:
                 f"  token     {self.keys.admin_token}",
                 f"  try       curl -H 'Authorization: Bearer {self.keys.admin_token}' "
                 f"{url}/api/server/about",
+                f"  triton    {self.triton.http_url} (gRPC {self.triton.url})"
+                if self.triton
+                else "  triton    not started",
                 f"  state     {self.state_dir}  (logs in {self.state_dir / 'logs'})",
                 "Press Ctrl-C to stop.",
             ]

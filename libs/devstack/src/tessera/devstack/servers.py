@@ -1,4 +1,4 @@
-"""Real servers as child processes on 127.0.0.1: PostgreSQL, NATS JetStream, S3 (rclone).
+"""Real servers as child processes on 127.0.0.1: PostgreSQL, NATS JetStream, S3, Triton.
 
 The same classes start the dependencies of `make run` (state kept under `.tessera/`)
 and of the test session (state in a temporary directory). Every child gets SIGTERM if
@@ -75,6 +75,7 @@ class ChildProcess(ABC):
         self.state_dir = state_dir
         self.log_path = state_dir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
 
     @abstractmethod
     def command(self) -> Sequence[str]:
@@ -94,6 +95,12 @@ class ChildProcess(ABC):
 
     def start(self) -> Self:
         """Start the process and wait until it is ready."""
+        self.spawn()
+        return self.wait_ready()
+
+    def spawn(self) -> Self:
+        """Start the process without waiting: `wait_ready` follows, so that a slow
+        server (Triton loading its models) can come up while other work goes on."""
         self.prepare()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -107,7 +114,14 @@ class ChildProcess(ABC):
             **self.popen_kwargs(),
         )
         log.close()
-        deadline = time.monotonic() + self.start_timeout_s
+        self.spawned_at = time.monotonic()
+        return self
+
+    def wait_ready(self) -> Self:
+        """Wait until the spawned process is ready (`start_timeout_s` after its spawn)."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was not started")
+        deadline = self.spawned_at + self.start_timeout_s
         while not self.ready():
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -374,6 +388,121 @@ class S3(ChildProcess):
 
     def ready(self) -> bool:
         return tcp_open(self.port)
+
+
+def source_root() -> Path:
+    """The Tessera checkout this code runs from (the folder that holds `uv.lock`).
+
+    The local Triton runs a script and the model repository of the checkout with an
+    interpreter of its own, so it needs the checkout, not only the installed packages.
+    """
+    for folder in (*Path(__file__).resolve().parents, Path(sys.prefix).resolve().parent):
+        if (folder / "uv.lock").is_file() and (folder / "services" / "inference").is_dir():
+            return folder
+    raise FileNotFoundError("the Tessera checkout was not found; the local Triton runs from it")
+
+
+class Triton(ChildProcess):
+    """Triton Inference Server on the CPU, serving the model repository of the checkout.
+
+    `services/inference/triton/serve.py` runs with `.venv-triton`'s interpreter (a
+    virtual environment of its own: `nvidia-pytriton` pins numpy<2) and serves every
+    model of `services/inference/models/` with the names, tensors and batching of its
+    `config.pbtxt`, as the production Triton does. Ready once every model is ready;
+    stopped with its whole process group (tritonserver and its Python backend stubs).
+    `url` is the gRPC address, as `TESSERA_TRITON_URL` holds it in the chart.
+    `TESSERA_TRITON_VENV` points at another virtual environment than `.venv-triton`.
+    """
+
+    name = "triton"
+    start_timeout_s = 120.0
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        http_port: int,
+        grpc_port: int,
+        metrics_port: int = 0,
+        models: Sequence[str] = (),
+        threads: int = 0,
+        venv: Path | None = None,
+        repository: Path | None = None,
+    ) -> None:
+        super().__init__(state_dir)
+        checkout = source_root()
+        self.script = checkout / "services" / "inference" / "triton" / "serve.py"
+        env_venv = os.environ.get("TESSERA_TRITON_VENV")
+        self.venv = venv or (Path(env_venv) if env_venv else checkout / ".venv-triton")
+        self.repository = repository or checkout / "services" / "inference" / "models"
+        self.http_port = http_port
+        self.grpc_port = grpc_port
+        self.metrics_port = metrics_port
+        self.threads = threads
+        self.models = list(models) or sorted(
+            path.parent.name for path in self.repository.glob("*/config.pbtxt")
+        )
+
+    @property
+    def url(self) -> str:
+        """The gRPC address (`host:port`), what `TESSERA_TRITON_URL` holds."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP/REST endpoint (KServe v2)."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def python(self) -> Path:
+        """The interpreter of the local Triton's virtual environment."""
+        return self.venv / "bin" / "python"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self.python.exists():
+            raise FileNotFoundError(
+                f"{self.python} is missing: the local Triton has a virtual environment of "
+                "its own; run `make install`"
+            )
+
+    def command(self) -> Sequence[str]:
+        args = [
+            str(self.python),
+            str(self.script),
+            "--repository",
+            str(self.repository),
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--threads",
+            str(self.threads),
+        ]
+        for model in self.models:
+            args += ["--model", model]
+        return args
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        # The workspace's environment must not leak into the other interpreter.
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        return {"env": {**env, "PYTHONUNBUFFERED": "1"}}
+
+    def ready(self) -> bool:
+        return all(http_ok(f"{self.http_url}/v2/models/{model}/ready") for model in self.models)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the launcher (it stops tritonserver), then anything left in its group."""
+        process = self.process
+        super().stop(timeout)
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            # The launcher removes the Python backend's shared memory itself, unless killed.
+            for region in Path("/dev/shm").glob(f"pytrtion{process.pid}-*"):
+                region.unlink(missing_ok=True)
 
 
 def stop_all(servers: Sequence[ChildProcess], on_error: Callable[[str], None] = print) -> None:

@@ -1,5 +1,7 @@
 """pytest plugin: real PostgreSQL, NATS and S3 for the test session, isolated per test.
 
+A local Triton (the `triton` fixture) starts once, for the first test that asks for it.
+
 The servers start once per session on free loopback ports (PostgreSQL without fsync),
 and stop when the session ends. Every service schema is migrated once into a template
 database; each test gets a fresh database copied from it (`CREATE DATABASE ...
@@ -35,7 +37,7 @@ from fastapi import FastAPI
 from nats.js.errors import NotFoundError
 
 from tessera.devstack.launcher import MIGRATIONS
-from tessera.devstack.servers import S3, Nats, Postgres, free_port, stop_all
+from tessera.devstack.servers import S3, Nats, Postgres, Triton, free_port, stop_all
 from tessera.platform.auth import ensure_token, ensure_user
 from tessera.platform.bus import STREAMS
 from tessera.platform.db import Database
@@ -99,6 +101,23 @@ def stack() -> Iterator[Stack]:
         yield Stack(base, postgres, nats_server, s3)
     finally:
         stop_all(servers)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def triton() -> Iterator[Triton]:
+    """Triton Inference Server serving the model repository, for the rest of the session.
+
+    Its gRPC address is `triton.url` (for `TESSERA_TRITON_URL`), its REST one
+    `triton.http_url`. Started only when a test asks for it: loading the models takes
+    a few seconds.
+    """
+    base = Path(tempfile.mkdtemp(prefix="tessera-triton-test-"))
+    server = Triton(base, http_port=free_port(), grpc_port=free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
