@@ -58,7 +58,7 @@ from tessera.devstack.servers import S3, ChildProcess, Nats, Postgres, free_port
 from tessera.export.imports.files import ImportFiles
 from tessera.export.imports.matching import Matcher
 from tessera.export.imports.registry import ReadContext, importer_named, skeleton_points
-from tessera.export.imports.runner import _sizes, _task_frames
+from tessera.export.imports.steps import sizes, task_frames
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.migrate import migrate_packages
@@ -519,8 +519,8 @@ async def runner_steps(
     try:
         start = time.perf_counter()
         target = await annotations.import_target(task_id=task_id)
-        frames = _task_frames(target, await ingest.task_meta(target.task_id))
-        context = ReadContext(_sizes(frames), skeleton_points(target.labels))
+        frames = task_frames(target, await ingest.task_meta(target.task_id))
+        context = ReadContext(sizes(frames), skeleton_points(target.labels))
         steps.target, start = _lap(start)
         with ImportFiles(path, filename) as files:
             parsed = importer.read(files, context)

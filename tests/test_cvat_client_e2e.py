@@ -1519,6 +1519,23 @@ def test_cvat_cli_manages_projects_and_tasks_and_downloads_frames(
     assert str(project_id) not in projects.stdout.split()
 
 
+def test_previews_are_jpeg_thumbnails_of_the_first_frames(
+    task: Any, jobs: list[Any], images: list[Path]
+) -> None:
+    """cvat-sdk's `get_preview()` of a task and of its jobs, through the gateway: CVAT's
+    JPEG thumbnail (at most 256 x 256, never enlarged) of the task's, or the job's, first
+    frame."""
+    shown = [(task.get_preview(), images[0])]
+    shown += [(job.get_preview(), images[job.start_frame]) for job in jobs]
+    for preview, source in shown:
+        with Image.open(preview) as got, Image.open(source) as sent:
+            assert got.format == "JPEG"
+            assert got.size == sent.size  # 64 x 48
+            difference = np.abs(np.asarray(got.convert("RGB"), dtype=np.int16)
+                                - np.asarray(sent.convert("RGB"), dtype=np.int16))  # fmt: skip
+            assert difference.mean() < 12, source.name
+
+
 def test_cvat_cli_exports_a_dataset_into_a_folder(
     fleet: Launcher, task: Any, tmp_path: Path
 ) -> None:
@@ -1623,3 +1640,60 @@ def test_cvat_cli_backs_up_a_task_and_restores_it(
                          "--completion_verification_period", "0.2")  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert int(restored.stdout.split()[-1]) != task.id
+
+
+def write_coco_dataset(folder: Path) -> Path:
+    """A COCO 1.0 dataset with its images, as CVAT exports a project's: subsets train (two
+    images) and val (one), boxes of "car"."""
+
+    def instances(names: list[str], boxes: list[tuple[int, list[int]]]) -> str:
+        return json.dumps({
+            "categories": [{"id": 1, "name": "car", "supercategory": ""}],
+            "images": [{"id": i, "file_name": name, "width": 48, "height": 32}
+                       for i, name in enumerate(names, start=1)],
+            "annotations": [{"id": i, "image_id": image, "category_id": 1, "bbox": bbox,
+                             "segmentation": [], "iscrowd": 0, "area": bbox[2] * bbox[3]}
+                            for i, (image, bbox) in enumerate(boxes, start=1)],
+        })  # fmt: skip
+
+    train = instances(["a.png", "b.png"], [(1, [1, 2, 10, 5]), (2, [3, 3, 4, 4])])
+    val = instances(["c.png"], [(1, [5, 6, 7, 8])])
+    path = folder / "coco-dataset.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("annotations/instances_train.json", train)
+        archive.writestr("annotations/instances_val.json", val)
+        for seed, member in enumerate(("train/a.png", "train/b.png", "val/c.png")):
+            image = folder / f"image-{seed}.png"
+            Image.new("RGB", (48, 32), (seed * 40, 90, 160)).save(image)
+            archive.write(image, f"images/{member}")
+    return path
+
+
+def test_project_import_dataset_makes_a_task_per_subset(
+    sdk: Any, fleet: Launcher, tmp_path: Path
+) -> None:
+    """`Project.import_dataset` (and `cvat-cli project import-dataset`) of a COCO dataset
+    with images: a task per subset with its images and boxes; a project without labels
+    gets the dataset's."""
+    dataset = write_coco_dataset(tmp_path)
+    project = sdk.projects.create(models.ProjectWriteRequest(
+        name="cvat-client e2e dataset", labels=[models.PatchedLabelRequest(name="car")]
+    ))  # fmt: skip
+
+    project.import_dataset("COCO 1.0", dataset, status_check_period=0.2)
+
+    tasks = sorted(project.get_tasks(), key=lambda task: task.id)
+    assert [(t.name, t.subset, t.size) for t in tasks] == [("train", "train", 2), ("val", "val", 1)]
+    assert [frame.name for frame in tasks[0].get_meta().frames] == ["a.png", "b.png"]
+    boxes = [
+        sorted((s.frame, list(s.points)) for s in task.get_annotations().shapes) for task in tasks
+    ]
+    assert boxes == [[(0, [1.0, 2.0, 11.0, 7.0]), (1, [3.0, 3.0, 7.0, 7.0])],
+                     [(0, [5.0, 6.0, 12.0, 14.0])]]  # fmt: skip
+
+    unlabelled = sdk.projects.create(models.ProjectWriteRequest(name="cvat-client e2e by cli"))
+    imported = _cvat_cli(fleet, tmp_path, "project", "import-dataset", str(unlabelled.id),
+                         str(dataset), "--format", "COCO 1.0")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert [label.name for label in unlabelled.get_labels()] == ["car"]
+    assert sorted(task.name for task in unlabelled.get_tasks()) == ["train", "val"]

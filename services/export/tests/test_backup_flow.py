@@ -14,6 +14,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from tessera.devstack.testing import Stack
 from tessera.export.backups import layout
 from tessera.ingest.media.manifest import write_video_manifest
 from tessera.ingest.media.testing import make_test_video
@@ -22,6 +23,7 @@ from tessera.ingest.testing import png_bytes
 from tessera.platform.contracts.annotations import SnapshotLabel
 
 from .conftest import ExportFleet
+from .test_import_flow import cloud_bucket
 
 SVG = (
     '<line x1="10" y1="10" x2="50" y2="50" data-type="edge" data-node-from="1" data-node-to="2">'
@@ -493,6 +495,50 @@ async def test_a_project_backup_restores_with_its_tasks(export_fleet: ExportFlee
     assert [task["name"] for task in tasks.json()["results"]] == ["export task", "export task"]
     _, _, again = await _backup(export_fleet, "projects", restored_id)
     assert _members(again) == _members(original)
+
+
+async def test_a_task_backup_restores_from_a_cloud_storage_object(
+    export_fleet: ExportFleet, stack: Stack
+) -> None:
+    """`POST /api/tasks/backup/?location=cloud_storage&cloud_storage_id=&filename=`, as
+    cvat-sdk's `create_backup` sends it: no upload, the worker reads the object, which
+    stays in the bucket."""
+    task_id = await export_fleet.create_task(frames=2)
+    _, downloaded, original = await _backup(export_fleet, "tasks", task_id)
+    bucket = await cloud_bucket(export_fleet, stack)
+    bucket.put("backups/task.zip", downloaded.content)
+    client = export_fleet.export.client
+    cloud: dict[str, Any] = {
+        "location": "cloud_storage", "cloud_storage_id": bucket.storage_id,
+        "filename": "backups/task.zip",
+    }  # fmt: skip
+
+    started = await client.post("/api/tasks/backup/", params=cloud)
+
+    assert started.status_code == 202, started.text
+    ended = await export_fleet.wait(client, started.json()["rq_id"])
+    assert ended["status"] == "finished", ended
+    assert ended["operation"]["type"] == "import:backup"
+    restored_id = ended["result_id"]
+    assert restored_id != task_id
+    _, _, again = await _backup(export_fleet, "tasks", restored_id)
+    assert _members(again) == _members(original)
+    assert bucket.keys() == {"backups/task.zip"}  # the caller's object stays
+
+    missing = await client.post("/api/tasks/backup/", params={**cloud, "filename": "no.zip"})
+    assert missing.status_code == 202, missing.text
+    failed = await export_fleet.wait(client, missing.json()["rq_id"])
+    assert failed["status"] == "failed", failed
+    assert "'no.zip' of cloud storage" in failed["message"], failed
+    for left_out in ("cloud_storage_id", "filename"):
+        query = {name: value for name, value in cloud.items() if name != left_out}
+        refused = await client.post("/api/projects/backup/", params=query)
+        assert refused.status_code == 400, (left_out, refused.text)
+        assert refused.json()["errors"][0]["field"] == f"query.{left_out}"
+    unknown = await client.post(
+        "/api/tasks/backup/", params={**cloud, "cloud_storage_id": bucket.storage_id + 99}
+    )
+    assert unknown.status_code == 404, unknown.text
 
 
 async def test_a_backup_of_the_other_kind_or_not_a_backup_fails_and_leaves_nothing(

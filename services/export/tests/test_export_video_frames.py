@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from PIL import Image
 from tessera.ingest.media.testing import frame_index, make_test_video
 
 from .conftest import ExportFleet
+from .test_import_flow import upload_and_import
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -79,7 +81,8 @@ async def test_video_frames_are_saved_in_the_format_asked_for(export_fleet: Expo
         )
         exported[image_format] = archive
         extension = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[image_format]
-        names = [f"frame_{number:06d}{extension}" for number in range(6)]
+        # CVAT names a video's frames by their numbers in the video: 0, 2, ... with step=2
+        names = [f"frame_{number:06d}{extension}" for number in SOURCES]
         # The annotations name the files the archive holds.
         assert _coco_names(archive) == names
         images = _images(archive)
@@ -88,11 +91,11 @@ async def test_video_frames_are_saved_in_the_format_asked_for(export_fleet: Expo
             assert (image.format, image.size) == (image_format.upper(), SIZE)
             assert frame_index(np.asarray(image.convert("RGB"))) == SOURCES[number]
 
-    jpeg = exported["jpeg"].read("images/default/frame_000003.jpg")
+    jpeg = exported["jpeg"].read("images/default/frame_000006.jpg")
     _, better = await export_fleet.run_export(
         path, format="COCO 1.0", save_images="true", image_format="jpeg", image_quality="100"
     )
-    assert len(better.read("images/default/frame_000003.jpg")) > len(jpeg)
+    assert len(better.read("images/default/frame_000006.jpg")) > len(jpeg)
 
 
 async def test_annotated_frames_only_skip_frames_of_the_stream(
@@ -106,10 +109,13 @@ async def test_annotated_frames_only_skip_frames_of_the_stream(
     )  # fmt: skip
 
     images = _images(archive)
-    assert list(images) == ["images/default/frame_000001.jpg", "images/default/frame_000004.jpg"]
+    # task frames 1 and 4 are the video's 2 and 8, which name them
+    assert list(images) == ["images/default/frame_000002.jpg", "images/default/frame_000008.jpg"]
     assert [frame_index(np.asarray(image)) for image in images.values()] == [2, 8]
     items = json.loads(archive.read("annotations/default.json"))["items"]
-    assert [item["id"] for item in items] == ["frame_000001", "frame_000004"]
+    assert [(item["id"], item["attr"]["frame"]) for item in items] == [
+        ("frame_000002", 2), ("frame_000008", 8),
+    ]  # fmt: skip
 
 
 async def test_image_options_are_checked_and_make_the_export_s_identity(
@@ -154,3 +160,130 @@ async def _archives(fleet: ExportFleet) -> int:
             sa.text("SELECT count(DISTINCT object_key) FROM export.exports")
         )
         return int(found or 0)
+
+
+CUT = [10, 12, 14, 16, 18, 20]  # the task's frames: from frame 10 to 20 of a 24-frame video
+
+
+async def _cut_task(fleet: ExportFleet) -> int:
+    """A task of frames 10, 12, ..., 20 of a marked video: a car tracked over task frames
+    1..3 (keyframes 1 and 3, outside from 4), a box on task frame 2, a tag on frame 0."""
+    created = await fleet.annotations.post(
+        "/api/tasks", json={"name": "cut", "labels": [{"name": "car"}, {"name": "rain"}]}
+    )
+    assert created.status_code == 201, created.text
+    task_id: int = created.json()["id"]
+    folder = fleet.share / f"video{task_id}"
+    folder.mkdir()
+    make_test_video(folder / "clip.mp4", 24, SIZE, gop=4)
+    sent = await fleet.ingest.post(
+        f"/api/tasks/{task_id}/data/",
+        json={"image_quality": 70, "server_files": [f"video{task_id}/clip.mp4"],
+              "start_frame": 10, "stop_frame": 20, "frame_filter": "step=2"},
+    )  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    ended = await fleet.wait(fleet.ingest, sent.json()["rq_id"])
+    assert ended["status"] == "finished", ended
+    labels = await fleet.labels(task_id)
+
+    def box(frame: int, x: float, **fields: Any) -> dict[str, Any]:
+        return {"type": "rectangle", "frame": frame, "points": [x, 2, x + 10, 12],
+                "attributes": [], **fields}  # fmt: skip
+
+    await fleet.put_annotations(task_id, {
+        "shapes": [{**box(2, 1), "label_id": labels["car"]}],
+        "tags": [{"frame": 0, "label_id": labels["rain"], "attributes": []}],
+        "tracks": [{"frame": 1, "label_id": labels["car"], "attributes": [], "shapes": [
+            box(1, 10), box(3, 30), box(4, 30, outside=True),
+        ]}],
+    })  # fmt: skip
+    return task_id
+
+
+async def test_a_cut_videos_exports_number_its_frames_in_the_video(
+    export_fleet: ExportFleet,
+) -> None:
+    task_id = await _cut_task(export_fleet)
+    path = f"/api/tasks/{task_id}/dataset/export"
+
+    _, archive = await export_fleet.run_export(path, format="CVAT for video 1.1")
+    root = ElementTree.fromstring(archive.read("annotations.xml"))
+    assert (root.findtext("meta/task/start_frame"), root.findtext("meta/task/stop_frame")) == (
+        "10", "20",
+    )  # fmt: skip
+    assert [
+        [(box.get("frame"), box.get("keyframe"), box.get("outside")) for box in track]
+        for track in root.iter("track")
+    ] == [
+        [("12", "1", "0"), ("14", "0", "0"), ("16", "1", "0"), ("18", "1", "1")],
+        [("14", "1", "0"), ("16", "1", "1")],
+    ]
+
+    # the images are the video's frames their names and ids say
+    _, archive = await export_fleet.run_export(
+        path, format="CVAT for images 1.1", save_images="true"
+    )
+    root = ElementTree.fromstring(archive.read("annotations.xml"))
+    assert [(image.get("id"), image.get("name")) for image in root.iter("image")] == [
+        (str(number), f"frame_{number:06d}.png") for number in CUT
+    ]
+    images = _images(archive)
+    assert list(images) == [f"images/frame_{number:06d}.png" for number in CUT]
+    assert [frame_index(np.asarray(image.convert("RGB"))) for image in images.values()] == CUT
+
+    _, archive = await export_fleet.run_export(path, format="Datumaro 1.0")
+    items = json.loads(archive.read("annotations/default.json"))["items"]
+    assert [(item["id"], item["attr"]["frame"]) for item in items] == [
+        (f"frame_{number:06d}", number) for number in CUT
+    ]
+
+    _, archive = await export_fleet.run_export(path, format="MOT 1.1")
+    gt = archive.read("gt/gt.txt").decode()
+    assert [tuple(line.split(",")[:2]) for line in gt.splitlines()] == [
+        ("2", "1"), ("3", "-1"), ("3", "1"), ("4", "1"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("exporter", ["CVAT for images 1.1", "Datumaro 1.0"])
+async def test_a_cut_videos_export_imports_back_onto_its_frames(
+    export_fleet: ExportFleet, exporter: str
+) -> None:
+    task_id = await _cut_task(export_fleet)
+    path = f"/api/tasks/{task_id}/dataset/export"
+    _, archive = await export_fleet.run_export(path, format=exporter)
+    member = "annotations.xml" if exporter.startswith("CVAT") else "annotations/default.json"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as upload:
+        upload.writestr(member, archive.read(member))
+    importer = "CVAT 1.1" if exporter.startswith("CVAT") else exporter
+    client = export_fleet.export.client
+
+    rq_id = await upload_and_import(
+        client, f"tasks/{task_id}", buffer.getvalue(), "upload.zip", format=importer
+    )
+    ended = await export_fleet.wait(client, rq_id)
+
+    assert ended["status"] == "finished", ended
+    assert "Left out" not in ended["message"], ended
+    _, again = await export_fleet.run_export(path, format=exporter)
+    assert again.read(member).split(b"</meta>")[-1] == archive.read(member).split(b"</meta>")[-1]
+
+
+async def test_a_cut_videos_cvat_for_video_export_imports_back_onto_its_frames(
+    export_fleet: ExportFleet,
+) -> None:
+    task_id = await _cut_task(export_fleet)
+    path = f"/api/tasks/{task_id}/dataset/export"
+    _, archive = await export_fleet.run_export(path, format="CVAT for video 1.1")
+    xml = archive.read("annotations.xml")
+    client = export_fleet.export.client
+
+    rq_id = await upload_and_import(
+        client, f"tasks/{task_id}", xml, "annotations.xml", format="CVAT 1.1"
+    )
+    ended = await export_fleet.wait(client, rq_id)
+
+    assert ended["status"] == "finished", ended
+    assert "Left out" not in ended["message"], ended
+    _, again = await export_fleet.run_export(path, format="CVAT for video 1.1")
+    assert again.read("annotations.xml").split(b"</meta>")[-1] == xml.split(b"</meta>")[-1]

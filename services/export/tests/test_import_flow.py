@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
+import boto3  # type: ignore[import-untyped]
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from tessera.devstack.testing import Stack
 from tessera.export.state import ExportState
 from tessera.platform.requests import Operation
 
 from .conftest import ExportFleet
-from .test_export_flow import _annotations
+from .test_export_flow import _annotations, _user_token
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -304,3 +309,165 @@ def service_state_of(fleet: ExportFleet) -> ExportState:
     state = fleet.export.app.state.service
     assert isinstance(state, ExportState)
     return state
+
+
+# -- from a cloud storage -----------------------------------------------------------------
+
+
+@dataclass
+class CloudBucket:
+    """A bucket of the session's S3 server, registered with ingest as a cloud storage."""
+
+    storage_id: int
+    name: str
+    s3: Any
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write an object into the bucket."""
+        self.s3.put_object(Bucket=self.name, Key=key, Body=data)
+
+    def keys(self) -> set[str]:
+        """The keys of the bucket's objects."""
+        listed = self.s3.list_objects_v2(Bucket=self.name)
+        return {item["Key"] for item in listed.get("Contents", ())}
+
+
+async def cloud_bucket(fleet: ExportFleet, stack: Stack) -> CloudBucket:
+    """A new bucket, registered as a cloud storage of the admin's."""
+    name = f"customer-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.s3.url, region_name="us-east-1",
+        aws_access_key_id=stack.s3.access_key, aws_secret_access_key=stack.s3.secret_key,
+    )  # fmt: skip
+    s3.create_bucket(Bucket=name)
+    storage = await fleet.ingest.post("/api/cloudstorages", json={
+        "provider_type": "AWS_S3_BUCKET", "resource": name, "display_name": "imports",
+        "credentials_type": "KEY_SECRET_KEY_PAIR", "key": stack.s3.access_key,
+        "secret_key": stack.s3.secret_key,
+        "specific_attributes": f"endpoint_url={stack.s3.url}&region=us-east-1",
+    })  # fmt: skip
+    assert storage.status_code == 201, storage.text
+    return CloudBucket(storage.json()["id"], name, s3)
+
+
+TWO_BOXES = b"""<annotations><version>1.1</version>
+  <image id="0" name="f0.png" width="40" height="30">
+    <box label="car" occluded="0" xtl="2" ytl="3" xbr="12" ybr="13" z_order="0"/>
+  </image>
+  <image id="1" name="f1.png" width="40" height="30">
+    <box label="person" occluded="0" xtl="1" ytl="1" xbr="5" ybr="5" z_order="0"/>
+  </image></annotations>"""
+
+
+async def _import_from_cloud(
+    fleet: ExportFleet, target: str, storage_id: int, key: str, **params: Any
+) -> dict[str, Any]:
+    """One POST with `location=cloud_storage`, as cvat-sdk's `create_annotations` sends
+    it (no upload); the request once it has ended."""
+    client = fleet.export.client
+    started = await client.post(f"/api/{target}/annotations/", params={
+        "format": "CVAT 1.1", "location": "cloud_storage", "cloud_storage_id": storage_id,
+        "filename": key, **params,
+    })  # fmt: skip
+    assert started.status_code == 202, started.text
+    assert started.headers["content-type"] == "application/json"
+    return await fleet.wait(client, started.json()["rq_id"])
+
+
+async def test_an_import_from_a_cloud_storage_object_leaves_the_object(
+    export_fleet: ExportFleet, stack: Stack
+) -> None:
+    task_id = await export_fleet.create_task(frames=2)
+    bucket = await cloud_bucket(export_fleet, stack)
+    bucket.put("labels/annotations.xml", TWO_BOXES)
+
+    ended = await _import_from_cloud(
+        export_fleet, f"tasks/{task_id}", bucket.storage_id, "labels/annotations.xml"
+    )
+
+    assert ended["status"] == "finished", ended
+    assert ended["message"].startswith("Imported 0 tags, 2 shapes and 0 tracks"), ended
+    assert ended["operation"]["type"] == "import:annotations"
+    stored = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert sorted((s["frame"], s["points"]) for s in stored["shapes"]) == [
+        (0, [2.0, 3.0, 12.0, 13.0]), (1, [1.0, 1.0, 5.0, 5.0])
+    ]  # fmt: skip
+    assert bucket.keys() == {"labels/annotations.xml"}  # the caller's object stays
+
+    jobs = await export_fleet.annotations.get("/api/jobs", params={"task_id": task_id})
+    job_id = jobs.json()["results"][0]["id"]
+    appended = await _import_from_cloud(
+        export_fleet, f"jobs/{job_id}", bucket.storage_id, "labels/annotations.xml",
+        import_mode="append",
+    )  # fmt: skip
+    assert appended["status"] == "finished", appended
+    assert appended["operation"]["job_id"] == job_id
+    again = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert len(again["shapes"]) == 4
+
+    missing = await _import_from_cloud(
+        export_fleet, f"tasks/{task_id}", bucket.storage_id, "labels/nope.xml"
+    )
+    assert missing["status"] == "failed", missing
+    assert "'labels/nope.xml' of cloud storage" in missing["message"], missing
+    assert "does not exist" in missing["message"], missing
+    unchanged = (await export_fleet.annotations.get(f"/api/tasks/{task_id}/annotations")).json()
+    assert len(unchanged["shapes"]) == 4
+    assert bucket.keys() == {"labels/annotations.xml"}
+
+
+async def _requests(fleet: ExportFleet) -> int:
+    """How many requests the export service has recorded."""
+    table = service_state_of(fleet).requests.table
+    async with fleet.export.platform.database.transaction() as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(table))
+    return count or 0
+
+
+async def test_a_cloud_storage_import_is_refused_before_any_request_is_made(
+    export_fleet: ExportFleet, stack: Stack
+) -> None:
+    """Missing parameters (400 naming them), a storage the caller does not see (404, as
+    ingest answers it) and an open import of the caller's (409) are refused before any
+    request is recorded."""
+    bucket = await cloud_bucket(export_fleet, stack)
+    token = await _user_token(export_fleet, "cloudless")
+    as_user = {"Authorization": f"Bearer {token}"}
+    own = await export_fleet.annotations.post(
+        "/api/tasks", json={"name": "mine", "labels": [{"name": "car"}]}, headers=as_user
+    )
+    assert own.status_code == 201, own.text
+    task_id = await export_fleet.create_task(frames=1)
+    client = export_fleet.export.client
+    path = f"/api/tasks/{task_id}/annotations/"
+    cloud: dict[str, Any] = {
+        "format": "CVAT 1.1", "location": "cloud_storage",
+        "cloud_storage_id": bucket.storage_id, "filename": "a.xml",
+    }  # fmt: skip
+    before = await _requests(export_fleet)
+
+    for left_out in ("cloud_storage_id", "filename", "format"):
+        query = {name: value for name, value in cloud.items() if name != left_out}
+        refused = await client.post(path, params=query)
+        assert refused.status_code == 400, (left_out, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"][0]["field"] == f"query.{left_out}"
+    unknown = await client.post(path, params={**cloud, "cloud_storage_id": bucket.storage_id + 99})
+    assert unknown.status_code == 404, unknown.text
+    not_theirs = await export_fleet.export.anonymous.post(
+        f"/api/tasks/{own.json()['id']}/annotations/", params=cloud, headers=as_user
+    )
+    assert not_theirs.status_code == 404, not_theirs.text
+    assert await _requests(export_fleet) == before
+
+    me = (await export_fleet.annotations.get("/api/users/self")).json()["id"]
+    async with export_fleet.export.platform.database.transaction() as session:
+        queued = await service_state_of(export_fleet).requests.create(
+            session, Operation(type="import:annotations", target="task", task_id=task_id,
+                               format="CVAT 1.1"),
+            owner_id=me, organization_id=None,
+        )  # fmt: skip
+    second = await client.post(path, params=cloud)
+    assert second.status_code == 409, second.text
+    assert queued in second.json()["detail"]
+    assert await _requests(export_fleet) == before + 1

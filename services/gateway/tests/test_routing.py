@@ -15,6 +15,12 @@ from tessera.gateway.routing import RoutingTable, routing_table
         ("/api/tasks/12/data/meta", {}, "ingest"),
         ("/api/jobs/3/data", {"type": "chunk"}, "ingest"),
         ("/api/cloudstorages", {}, "ingest"),
+        ("/api/tasks/12/preview", {}, "ingest"),
+        ("/api/jobs/3/preview", {}, "ingest"),
+        ("/api/projects/2/preview", {}, "ingest"),
+        ("/api/tasks/12/frames/3/render", {"format": "png"}, "export"),
+        ("/api/jobs/3/frames/0/render", {}, "export"),
+        ("/api/tasks/12/frames/3", {}, "annotations"),
         ("/api/cloudstorages/4/content-v2", {}, "ingest"),
         ("/api/projects/1/dataset/export", {"format": "COCO 1.0"}, "export"),
         ("/api/tasks/1/dataset", {}, "export"),
@@ -53,6 +59,10 @@ def test_each_path_goes_to_its_owner(path: str, query: dict[str, str], service: 
         ("/api/tasks/1/annotations/", {"content-length": "10"}, "annotations"),
         ("/api/tasks/1/annotations/0b6f3c1e-2a4d-4c8e-9f1a-3b5c7d9e1f20", {}, "export"),
         ("/api/tasks/1/annotations/0b6f3c1e-2a4d-4c8e-9f1a-3b5c7d9e1f20/", {}, "export"),
+        # a project's dataset import: Upload-Start/-Finish, the TUS creation and appends
+        ("/api/projects/1/dataset/", {"upload-start": ""}, "export"),
+        ("/api/projects/1/dataset/", {"upload-length": "10", "tus-resumable": "1.0.0"}, "export"),
+        ("/api/projects/1/dataset/0b6f3c1e-2a4d-4c8e-9f1a-3b5c7d9e1f20", {}, "export"),
     ],
 )
 def test_an_import_upload_goes_to_export(path: str, headers: dict[str, str], service: str) -> None:

@@ -13,6 +13,7 @@ from tessera.export.imports.model import (
     ParsedShape,
     ParsedTag,
     ParsedTrack,
+    Position,
 )
 from tessera.geometry import array_to_cvat_mask
 from tessera.platform.contracts.annotations import SnapshotAttribute, SnapshotLabel
@@ -47,7 +48,7 @@ def match(parsed: ParsedAnnotations, **options: bool) -> tuple[dict, dict[str, i
     return matched.document, {s.reason: s.count for s in matched.skipped}
 
 
-def box(frame: int | str, label: str = "car", **fields: object) -> ParsedShape:
+def box(frame: int | str | Position, label: str = "car", **fields: object) -> ParsedShape:
     return ParsedShape("rectangle", label, [1.0, 2.0, 3.0, 4.0], frame=frame, **fields)  # type: ignore[arg-type]
 
 
@@ -155,3 +156,55 @@ def test_masks_become_polygons_with_conv_mask_to_poly() -> None:
     ]
     _, skipped = match(ParsedAnnotations(shapes=[mask]))
     assert skipped == {"a shape type its label does not take": 1}  # a mask of a polygon label
+
+
+# A video task cut from frame 10 with step=2: task frames 0..5 are the video's 10, 12, ... 20.
+VIDEO = [f"frame_{10 + 2 * number:06d}" for number in range(6)]
+NO_FRAME = "a frame the task does not have (or deleted, or outside the job)"
+
+
+def test_numbers_are_the_medias_and_names_a_videos_frames() -> None:
+    frames = TaskFrames(VIDEO, lambda number: True, [(20, 10)] * 6, start=10, step=2)
+    shapes = [box(10), box(14), box(20), box(13), box(8), box(22), box(2), box("frame_000016.png")]
+    track = ParsedTrack("car", [box(12), box(16, keyframe=False), box(18, outside=True)])
+    parsed = ParsedAnnotations(shapes=shapes, tracks=[track])
+    matched = Matcher(LABELS, frames).match(parsed)
+    # 13 is between two frames of the step, 8 and 22 outside the task, 2 not a multiple
+    # of the step after 10 (the number of task frame 2 is 14): CVAT's rel_frame_id
+    assert [shape["frame"] for shape in matched.document["shapes"]] == [0, 2, 5, 3]
+    assert {s.reason: s.examples for s in matched.skipped} == {NO_FRAME: ["13", "8", "22", "2"]}
+    (track,) = matched.document["tracks"]
+    assert [(s["frame"], s["outside"]) for s in track["shapes"]] == [(1, False), (4, True)]
+
+
+def test_a_name_that_is_a_number_is_a_task_frame_as_cvat_reads_it() -> None:
+    # CVAT's last resort (match_dm_item) takes the number of `frame_000003` as a task frame,
+    # not as a number in the video: a name of no frame of this task lands on task frame 3
+    frames = TaskFrames(VIDEO, lambda number: True, [(20, 10)] * 6, start=10, step=2)
+    matched = Matcher(LABELS, frames).match(ParsedAnnotations(shapes=[box("frame_000003")]))
+    assert [shape["frame"] for shape in matched.document["shapes"]] == [3]
+
+
+def test_positions_count_from_the_jobs_start_frame() -> None:
+    # a job of task frames 3..5: MOT's frame 1 (position 0) is its first frame, as CVAT's
+    # `int(item.id) - 1 + instance_data.start` makes it
+    frames = TaskFrames(
+        VIDEO, lambda number: 3 <= number <= 5, [(20, 10)] * 6, start=10, step=2, first=3
+    )
+    track = ParsedTrack("car", [box(Position(0)), box(Position(1))])
+    parsed = ParsedAnnotations(shapes=[box(Position(2)), box(Position(3))], tracks=[track])
+    matched = Matcher(LABELS, frames, tracks_listed_per_frame=True).match(parsed)
+    assert [shape["frame"] for shape in matched.document["shapes"]] == [5]
+    (stored,) = matched.document["tracks"]
+    # every line a keyframe, then an outside one after the last visible frame while it is
+    # in the job (CVAT: `frame + step <= stop_frame`, the job's)
+    assert [(s["frame"], s["outside"]) for s in stored["shapes"]] == [
+        (3, False),
+        (4, False),
+        (5, True),
+    ]
+    assert {s.reason: s.examples for s in matched.skipped} == {NO_FRAME: ["position 3"]}
+    # without a job, position 0 is task frame 0
+    task = TaskFrames(VIDEO, lambda number: True, [(20, 10)] * 6, start=10, step=2)
+    matched = Matcher(LABELS, task).match(ParsedAnnotations(shapes=[box(Position(0))]))
+    assert [shape["frame"] for shape in matched.document["shapes"]] == [0]

@@ -12,7 +12,7 @@ import pytest
 from tessera.export.formats.mot import write_mot
 from tessera.export.imports.files import ImportFailed, files_of
 from tessera.export.imports.formats.mot import DEFAULT_LABELS, read_mot
-from tessera.export.imports.model import ParsedShape
+from tessera.export.imports.model import ParsedShape, Position
 from tessera.export.model import (
     AttributeSpec,
     FrameAnnotations,
@@ -85,16 +85,22 @@ FRAMES = (
 DATASET = InMemoryDataset(TASK, FRAMES)
 
 
+def at(shape: ParsedShape) -> int:
+    """The 0-based place a shape's frame ref gives (MOT's frame column less one)."""
+    assert isinstance(shape.frame, Position)
+    return shape.frame.index
+
+
 def keyframes(shapes: list[ParsedShape]) -> list[tuple[Any, ...]]:
     """(frame, outside, occluded, points rounded) of a track's keyframes."""
-    return [(s.frame, s.outside, s.occluded, [round(v, 3) for v in s.points]) for s in shapes]
+    return [(at(s), s.outside, s.occluded, [round(v, 3) for v in s.points]) for s in shapes]
 
 
 def test_round_trip(tmp_path: Path) -> None:
     files = asyncio.run(export_files(write_mot, DATASET))
     parsed = read_mot(files_of(zipped(files), "mot.zip", tmp_path))
     assert parsed.labels == ["car", "pedestrian", "road"]
-    assert [(s.frame, s.label, s.occluded, s.points) for s in parsed.shapes] == [
+    assert [(at(s), s.label, s.occluded, s.points) for s in parsed.shapes] == [
         (0, "pedestrian", False, [1.0, 2.5, 11.11, 12.0]),  # corners as datumaro rounds them
         (1, "car", True, [3.0, 3.0, 4.0, 4.0]),
     ]
@@ -133,7 +139,7 @@ def test_motchallenge_ground_truth(tmp_path: Path) -> None:
     parsed = read_mot(upload({"MOT17-02/gt/gt.txt": MOT17, "MOT17-02/seqinfo.ini": "x"}, tmp_path))
     assert parsed.labels == list(DEFAULT_LABELS)
     (plain,) = parsed.shapes
-    assert (plain.frame, plain.label, plain.points) == (2, "car", [5.0, 5.0, 15.0, 15.0])
+    assert (at(plain), plain.label, plain.points) == (2, "car", [5.0, 5.0, 15.0, 15.0])
     static, walker = parsed.tracks
     assert static.label == "static person"
     assert keyframes(static.shapes) == [
@@ -143,7 +149,7 @@ def test_motchallenge_ground_truth(tmp_path: Path) -> None:
     assert static.shapes[0].attributes == {"visibility": "1.0", "ignored": "true"}
     assert walker.label == "pedestrian"
     # frames 1, 2 then 5 (0-based 0, 1, 4), in frame order; visibility 0 occludes
-    assert [(s.frame, s.outside, s.occluded) for s in walker.shapes] == [
+    assert [(at(s), s.outside, s.occluded) for s in walker.shapes] == [
         (0, False, False),
         (1, False, False),
         (4, False, True),
@@ -162,7 +168,7 @@ def test_labels_and_short_lines(tmp_path: Path) -> None:
     assert (track.label, track.shapes[0].points) == ("truck", [1.5, 2.5, 11.5, 22.5])
     assert track.shapes[0].attributes == {"visibility": "1.0", "ignored": "false"}
     (plain,) = parsed.shapes  # id 0 is no track; frame "2.0" is frame 2
-    assert (plain.frame, plain.label) == (1, "bike")
+    assert (at(plain), plain.label) == (1, "bike")
 
 
 @pytest.mark.parametrize(

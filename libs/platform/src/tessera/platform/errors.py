@@ -43,6 +43,12 @@ class Problem(Exception):
         self.headers = dict(headers or {})
         self.extensions = dict(extensions or {})
 
+    def summary(self, most: int = 5) -> str:
+        """The detail and the first `most` fields' messages in one line, as a request's
+        result states a service's refusal."""
+        named = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors[:most])
+        return f"{self.detail} {named}".strip()
+
 
 class Unauthorized(Problem):
     """401 with the `WWW-Authenticate` challenge for bearer tokens."""

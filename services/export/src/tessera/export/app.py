@@ -11,6 +11,9 @@ from tessera.export.backups.restorer import RestoreRunner
 from tessera.export.backups.restores import Restores
 from tessera.export.backups.router import router as backups_router
 from tessera.export.config import ExportSettings
+from tessera.export.datasets.router import router as datasets_router
+from tessera.export.datasets.runner import DatasetImportRunner
+from tessera.export.datasets.service import DatasetImports
 from tessera.export.events import failure_events
 from tessera.export.expiry import ExpiredExports
 from tessera.export.exports.router import router as exports_router
@@ -18,7 +21,8 @@ from tessera.export.exports.service import Exports
 from tessera.export.imports.router import router as imports_router
 from tessera.export.imports.runner import ImportRunner
 from tessera.export.imports.service import Imports
-from tessera.export.queue import EXPORTS, IMPORTS, RESTORES
+from tessera.export.queue import DATASETS, EXPORTS, IMPORTS, RESTORES
+from tessera.export.renders.router import router as renders_router
 from tessera.export.runner import ExportRunner, RunnerConfig
 from tessera.export.server.router import router as server_router
 from tessera.export.state import ExportState, request_store
@@ -62,7 +66,8 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
     )  # fmt: skip
     imports = Imports(
         platform.database, platform.outbox, Uploads(platform.storage, platform.schema),
-        annotations=annotations, requests=requests, max_upload_bytes=settings.import_max_bytes,
+        annotations=annotations, ingest=ingest, requests=requests,
+        max_upload_bytes=settings.import_max_bytes,
     )  # fmt: skip
     importer = ImportRunner(platform.storage, annotations=annotations, ingest=ingest,
                             requests=requests)  # fmt: skip
@@ -71,24 +76,38 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
     )
     restores = Restores(
         platform.database, platform.outbox, Uploads(platform.storage, platform.schema),
-        annotations=annotations, requests=requests, max_upload_bytes=settings.backup_max_bytes,
+        annotations=annotations, ingest=ingest, requests=requests,
+        max_upload_bytes=settings.backup_max_bytes,
     )  # fmt: skip
     restorer = RestoreRunner(platform.storage, annotations=annotations, ingest=ingest,
                              requests=requests)  # fmt: skip
     restore_workers = WorkerPool(
         RESTORES, platform.bus, requests, restorer, workers=settings.restore_workers
     )
+    datasets = DatasetImports(
+        platform.database, platform.outbox, Uploads(platform.storage, platform.schema),
+        annotations=annotations, ingest=ingest, requests=requests,
+        max_upload_bytes=settings.dataset_max_bytes,
+    )  # fmt: skip
+    dataset_importer = DatasetImportRunner(platform.storage, annotations=annotations,
+                                           ingest=ingest, requests=requests)  # fmt: skip
+    dataset_workers = WorkerPool(
+        DATASETS, platform.bus, requests, dataset_importer, workers=settings.dataset_workers
+    )
     expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
     workers.start()
     import_workers.start()
     restore_workers.start()
+    dataset_workers.start()
     expiry.start()
     try:
         yield ExportState(
-            exports, imports, requests, workers, import_workers, restores, restore_workers
-        )
+            exports, imports, requests, workers, import_workers, restores, restore_workers,
+            datasets=datasets, dataset_workers=dataset_workers,
+        )  # fmt: skip
     finally:
         await expiry.stop()
+        await dataset_workers.stop()
         await restore_workers.stop()
         await import_workers.stop()
         await workers.stop()
@@ -106,7 +125,9 @@ SPEC = ServiceSpec(
         exports_router,
         backups_router,
         imports_router,
+        datasets_router,
         server_router,
+        renders_router,
         requests_router(request_store, cancellable=True),
     ),
     lifespan=_running,

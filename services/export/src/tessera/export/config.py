@@ -30,3 +30,7 @@ class ExportSettings(PeerSettings):
     # Backup restores one replica runs at once, and the largest backup archive it takes.
     restore_workers: int = Field(default=1, ge=1)
     backup_max_bytes: int = Field(default=25 * 2**30, ge=1)
+    # Dataset imports into projects one replica runs at once, and the largest dataset
+    # archive (its images included) one takes.
+    dataset_workers: int = Field(default=1, ge=1)
+    dataset_max_bytes: int = Field(default=25 * 2**30, ge=1)

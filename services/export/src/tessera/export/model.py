@@ -60,13 +60,23 @@ class Label:
 
 @dataclass(frozen=True, slots=True)
 class FrameInfo:
-    """One frame of the task's media: its task frame number, file name and size."""
+    """One frame of the task's media: its task frame number (numbered on across a
+    project's tasks), file name and size, and CVAT's number for it."""
 
     index: int
     name: str
     width: int
     height: int
     subset: Subset = ""
+    absolute: int | None = None
+    """The frame's number in the media, as CVAT's exports write it (`<image id>`, a
+    track's `frame`, Datumaro's `attr.frame`): `start_frame + index * step` of the task's
+    data (`DataMeta.source_frame`), plus CVAT's offset of a project's task; None: `index`."""
+
+    @property
+    def number(self) -> int:
+        """The frame's number in CVAT's exports: `absolute`, else `index`."""
+        return self.index if self.absolute is None else self.absolute
 
 
 @dataclass(frozen=True, slots=True)

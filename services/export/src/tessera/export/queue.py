@@ -22,3 +22,6 @@ committed with the Upload-Finish; `ImportRunner` does them."""
 RESTORES = WorkQueue(stream="EXPORT", subject="export.restore.requested", durable="restore-backups")
 """Backup restores: the request row and an `export.restore.requested` message are committed
 with the Upload-Finish; `RestoreRunner` does them."""
+DATASETS = WorkQueue(stream="EXPORT", subject="export.dataset.requested", durable="import-datasets")
+"""Dataset imports into projects: the request row and an `export.dataset.requested` message
+are committed with the Upload-Finish; `DatasetImportRunner` does them."""

@@ -7,12 +7,15 @@ format's writer turns it into the members of a zip archive written straight into
 multipart upload (`tessera.export.archive`); with `save_images`, each frame's image
 follows: an image task's original file, copied as it is; a video task's frames, decoded
 by ingest in one pass and saved as the export's `image_format` asks (PNG by default),
-named `frame_000000.png` (`.jpg`, `.webp`) in the annotations and the archive alike;
-for the point cloud formats, a frame's context images too (`PointCloudLayout`). A backup
-(`BACKUP_FORMAT`) is written by `tessera.export.backups.writer` instead, into the same
-kind of upload. Progress is the share of frames written (and of images saved), reported
-to the request as it goes; a request cancelled meanwhile stops the export at its next
-report, and the upload is aborted.
+named `frame_000000.png` (`.jpg`, `.webp`) in the annotations and the archive alike, by
+their numbers in the video (`DataMeta.source_frame`: a task from frame 10 with `step=2`
+has `frame_000010`, `frame_000012`, ..., which the formats that number frames write too,
+as CVAT does); for the point cloud formats, a frame's context images too
+(`PointCloudLayout`). A backup (`BACKUP_FORMAT`) is written by
+`tessera.export.backups.writer` instead, into the same kind of upload. Progress is the
+share of frames written (and of images saved), reported to the request as it goes; a
+request cancelled meanwhile stops the export at its next report, and the upload is
+aborted.
 
 Before writing, the export's version (the annotations' version, the task's and labels'
 state, the media's) is compared with finished archives of the same parameters: an
@@ -31,7 +34,7 @@ import os.path
 import zipfile
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,13 +87,15 @@ class RunnerConfig:
 @dataclass(frozen=True)
 class _Part:
     """One task of the export: its snapshot's header, its media, where its frames start,
-    and the extension a video's frames get (`_frame_extension`)."""
+    the extension a video's frames get (`_frame_extension`), and CVAT's offset of its
+    frame numbers in a project (`_number_offsets`)."""
 
     header: SnapshotHeader
     meta: DataMeta
     offset: int
     renamed: Mapping[int, str] = field(default_factory=dict)
     extension: str = ""
+    number_offset: int = 0
 
     @property
     def task_id(self) -> int:
@@ -102,8 +107,11 @@ class _Part:
         return self.header.task.media_type == "video"
 
     def frames(self) -> list[FrameInfo]:
-        """The task's frames, numbered from `offset`, with the task's subset."""
+        """The task's frames, numbered from `offset`, with the task's subset and their
+        numbers in the media (CVAT's, which its exports write: `DataMeta.source_frame`,
+        plus the project's `number_offset`)."""
         subset = self.header.task.subset
+        sizes = self.meta.frame_sizes(self.extension, offset=self.number_offset)
         return [
             FrameInfo(
                 self.offset + index,
@@ -111,8 +119,9 @@ class _Part:
                 frame.width,
                 frame.height,
                 subset,
+                self.number_offset + self.meta.source_frame(index),
             )
-            for index, frame in enumerate(self.meta.frame_sizes(self.extension))
+            for index, frame in enumerate(sizes)
         ]
 
     def count(self) -> int:
@@ -122,7 +131,7 @@ class _Part:
 
 def version_key(parts: Sequence[_Part]) -> str:
     """What an archive depends on: the annotations' versions, the tasks' and labels' state,
-    the media and its deleted frames."""
+    the media, its deleted frames and how its frames are numbered."""
     state = [
         {
             "task": part.task_id,
@@ -132,6 +141,9 @@ def version_key(parts: Sequence[_Part]) -> str:
             "jobs": [job.model_dump(mode="json") for job in part.header.jobs],
             "chunks": part.meta.chunks_updated_date,
             "deleted": sorted(part.meta.deleted_frames),
+            # frame names and numbers (archives written before they were the video's
+            # are not reused)
+            "numbering": [part.meta.start_frame, part.meta.frame_step, part.number_offset],
         }
         for part in parts
     ]
@@ -279,9 +291,7 @@ class ExportRunner:
     async def _project_parts(self, task_ids: Sequence[int], extension: str) -> list[_Part]:
         """The project's tasks with media, each task's header read from a snapshot (video
         frames named with `extension`)."""
-        parts: list[_Part] = []
-        offset = 0
-        taken: set[tuple[str, str]] = set()
+        found: list[tuple[SnapshotHeader, DataMeta]] = []
         for task_id in task_ids:
             try:
                 async with self.annotations.snapshot(task_id=task_id) as snapshot:
@@ -291,11 +301,18 @@ class ExportRunner:
                 if problem.status == 404:
                     continue  # deleted since, or without media: nothing of it to export
                 raise
-            renamed = _renames(header, meta, taken, extension)
-            parts.append(_Part(header, meta, offset, renamed, extension))
-            offset += meta.size
-        if not parts:
+            found.append((header, meta))
+        if not found:
             raise ValueError("The project has no task with media to export.")
+        numbers = _number_offsets(found)
+        parts: list[_Part] = []
+        offset = 0
+        taken: set[tuple[str, str]] = set()
+        for header, meta in found:
+            number_offset = numbers[header.task.id]
+            renamed = _renames(header, meta, taken, extension, number_offset)
+            parts.append(_Part(header, meta, offset, renamed, extension, number_offset))
+            offset += meta.size
         return parts
 
     async def _reusable(
@@ -466,15 +483,33 @@ class _ProjectDataset:
                     yield item
 
 
+def _number_offsets(tasks: Sequence[tuple[SnapshotHeader, DataMeta]]) -> dict[int, int]:
+    """CVAT's offsets of a project's tasks' frame numbers, by task id
+    (`ProjectData._init_task_frame_offsets`, `abs_frame_id`): in each subset, the tasks
+    by id, each one's numbers following on from the previous one's `start_frame + step *
+    size` (so that a subset's video frames, `frame_<number>`, have names of their own)."""
+    offsets: dict[int, int] = {}
+    following: dict[str, int] = {}
+    for header, meta in sorted(tasks, key=lambda task: (task[0].task.subset, task[0].task.id)):
+        subset = header.task.subset
+        offsets[header.task.id] = start = following.get(subset, 0)
+        following[subset] = start + meta.start_frame + meta.frame_step * meta.size
+    return offsets
+
+
 def _renames(
-    header: SnapshotHeader, meta: DataMeta, taken: set[tuple[str, str]], extension: str
+    header: SnapshotHeader,
+    meta: DataMeta,
+    taken: set[tuple[str, str]],
+    extension: str,
+    number_offset: int = 0,
 ) -> dict[int, str]:
     """Names for the frames of a project's task that an earlier task of the same subset
     already uses: `task_<id>/<name>`, so that no two frames of a subset share a file
-    (video frames named with `extension`)."""
+    (video frames named with `extension`, by their numbers after `number_offset`)."""
     renamed = {}
     subset = header.task.subset
-    for index, frame in enumerate(meta.frame_sizes(extension)):
+    for index, frame in enumerate(meta.frame_sizes(extension, offset=number_offset)):
         name = frame.name
         if (subset, name) in taken:
             name = renamed[index] = f"task_{header.task.id}/{frame.name}"
@@ -500,7 +535,7 @@ def _named(frame: FrameInfo, media_type: str) -> FrameInfo:
     if os.path.splitext(frame.name)[1]:
         return frame
     extension = _IMAGE_EXTENSIONS.get(media_type.split(";", maxsplit=1)[0].strip(), ".jpg")
-    return FrameInfo(frame.index, frame.name + extension, frame.width, frame.height, frame.subset)
+    return replace(frame, name=frame.name + extension)
 
 
 def _store(archive: zipfile.ZipFile, path: str, data: bytes) -> None:
@@ -511,17 +546,26 @@ def _store(archive: zipfile.ZipFile, path: str, data: bytes) -> None:
 
 
 def _cvat_meta(parts: Sequence[_Part], base_url: str) -> CvatTaskMeta:
-    """What CVAT's `<meta><task>` carries beyond the task itself, from the first task."""
+    """What CVAT's `<meta><task>` carries beyond the task itself, from the first task;
+    for a job, its first and last frames' numbers in the media, as CVAT's `<job>` meta
+    gives them (`JobData._init_meta`)."""
     header, media = parts[0].header, parts[0].meta
     task = header.task
     video = task.media_type == "video"
+    start_frame, stop_frame = task.start_frame, task.stop_frame
+    if header.scope == "job" and header.jobs:
+        job = header.jobs[0]
+        start_frame, stop_frame = (
+            media.source_frame(job.start_frame),
+            media.source_frame(job.stop_frame),
+        )
     return CvatTaskMeta(
         overlap=task.overlap or 0,
         bugtracker=task.bug_tracker,
         created=task.created_date,
         updated=task.updated_date,
-        start_frame=task.start_frame,
-        stop_frame=task.stop_frame,
+        start_frame=start_frame,
+        stop_frame=stop_frame,
         frame_filter=task.frame_filter,
         segments=tuple(
             CvatSegment(

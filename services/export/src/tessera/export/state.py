@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tessera.export.backups.restores import Restores
+from tessera.export.datasets.service import DatasetImports
 from tessera.export.exports.service import Exports
 from tessera.export.imports.service import Imports
 from tessera.platform.requests import RequestStore
@@ -17,8 +18,8 @@ from tessera.platform.workqueue import WorkerPool
 
 @dataclass(frozen=True)
 class ExportState:
-    """The service's export, import and restore requests, their store and this replica's
-    workers of each."""
+    """The service's export, import, restore and dataset import requests, their store and
+    this replica's workers of each."""
 
     exports: Exports
     imports: Imports
@@ -27,6 +28,8 @@ class ExportState:
     import_workers: WorkerPool
     restores: Restores
     restore_workers: WorkerPool
+    datasets: DatasetImports
+    dataset_workers: WorkerPool
 
 
 def exports_service(request: Request) -> Exports:
@@ -54,6 +57,16 @@ def restore_uploads(request: Request) -> Uploads:
     return service_state(request, ExportState).restores.uploads
 
 
+def datasets_service(request: Request) -> DatasetImports:
+    """Starting dataset imports into projects."""
+    return service_state(request, ExportState).datasets
+
+
+def dataset_uploads(request: Request) -> Uploads:
+    """The dataset archives uploaded for dataset imports."""
+    return service_state(request, ExportState).datasets.uploads
+
+
 def request_store(request: Request) -> RequestStore:
     """The service's background requests (exports and imports)."""
     return service_state(request, ExportState).requests
@@ -62,3 +75,4 @@ def request_store(request: Request) -> RequestStore:
 ExportsApi = Annotated[Exports, Depends(exports_service)]
 ImportsApi = Annotated[Imports, Depends(imports_service)]
 RestoresApi = Annotated[Restores, Depends(restores_service)]
+DatasetsApi = Annotated[DatasetImports, Depends(datasets_service)]

@@ -15,6 +15,7 @@ from tessera.ingest.frames.router import internal_router as video_frames_router
 from tessera.ingest.frames.router import router as frames_router
 from tessera.ingest.frames.service import MediaReader
 from tessera.ingest.media_files.router import router as media_files_router
+from tessera.ingest.previews.router import router as previews_router
 from tessera.ingest.share.router import router as share_router
 from tessera.ingest.state import IngestState, request_store
 from tessera.ingest.task_data.router import router as task_data_router
@@ -61,6 +62,7 @@ SPEC = ServiceSpec(
     routers=(
         task_data_router,
         frames_router,
+        previews_router,
         video_frames_router,
         media_files_router,
         cloud_storages_router,

@@ -30,7 +30,8 @@ who asked for it:
 
 A backup's restore makes the task or project, changes its jobs' stages and deletes what a
 failed restore made, through the public API with the service token (`create_object`,
-`update_job`, `delete_object`).
+`update_job`, `delete_object`); a project's dataset import also reads and adds the
+project's labels (`project_labels`, `add_project_labels`, `delete_label`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from tessera.platform.contracts.annotations import (
     SnapshotError,
     SnapshotHeader,
     SnapshotKind,
+    SnapshotLabel,
     TaskAccess,
 )
 from tessera.platform.errors import Problem
@@ -234,12 +236,44 @@ class AnnotationsClient:
         if response.status_code != 200:
             raise _problem(response, "changing a job")
 
+    async def project_labels(self, project_id: int) -> list[SnapshotLabel]:
+        """A project's labels, with their attributes and sublabels, in id order (`GET
+        /api/labels?project_id=`, every page), with the service token; 404 for a project
+        that is gone raises as a problem."""
+        params = {"project_id": str(project_id), "page_size": "all"}
+        response = await send_with_retries(
+            lambda: self._http.get("/api/labels", params=params, headers=self._internal), TRIES
+        )
+        if response.status_code != 200:
+            raise _problem(response, "reading a project's labels")
+        return [SnapshotLabel.model_validate(label) for label in response.json()["results"]]
+
+    async def add_project_labels(self, project_id: int, labels: list[dict[str, Any]]) -> None:
+        """Add labels (CVAT's label write bodies) to a project (`PATCH /api/projects/{id}`)
+        with the service token. Not retried: a repeat would refuse the names as taken."""
+        response = await self._http.patch(
+            f"/api/projects/{project_id}", json={"labels": labels}, headers=self._internal
+        )
+        if response.status_code != 200:
+            raise _problem(response, "adding a project's labels")
+
+    async def delete_label(self, label_id: int) -> None:
+        """Delete a label, with its sublabels and the annotations using it, with the
+        service token; one already gone is no error."""
+        response = await send_with_retries(
+            lambda: self._http.delete(f"/api/labels/{label_id}", headers=self._internal), TRIES
+        )
+        if response.status_code not in (204, 404):
+            raise _problem(response, "deleting a label")
+
     @asynccontextmanager
     async def snapshot(
-        self, *, task_id: int | None = None, job_id: int | None = None
+        self, *, task_id: int | None = None, job_id: int | None = None, frame: int | None = None
     ) -> AsyncIterator[Snapshot]:
         """The snapshot of a task's or a job's annotations (one of `task_id`, `job_id`):
-        the stream opened and its header read; iterate it for the objects.
+        the stream opened and its header read; iterate it for the objects. With a task
+        `frame`, only what may show on that frame (its tags and shapes, the tracks that may
+        be visible there, whole) from the jobs that hold it.
 
         The service's refusals (403 for a token that is not an administrator's, 404 for a
         missing task or job) raise as problems; a stream that ends early raises
@@ -247,8 +281,9 @@ class AnnotationsClient:
         """
         path = _scoped("snapshot", TASK_SNAPSHOT_PATH, JOB_SNAPSHOT_PATH, task_id, job_id)
         headers = {**self._internal, "Accept": SNAPSHOT_MEDIA_TYPE}
+        params = {} if frame is None else {"frame": str(frame)}
         async with self._http.stream(
-            "GET", path, headers=headers, timeout=SNAPSHOT_TIMEOUT
+            "GET", path, headers=headers, params=params, timeout=SNAPSHOT_TIMEOUT
         ) as response:
             if response.status_code != 200:
                 await response.aread()

@@ -29,6 +29,11 @@
   does). A stream that fails after its header ends with `{"error": SnapshotError}`
   instead of the `end` line; one cut short has neither: only the `end` line (with
   counts that match the lines read) says that the snapshot is complete.
+  With `?frame=N` (a task frame), the snapshot of what may show on that frame (the
+  export service's render of one frame): the header lists only the jobs that hold the
+  frame (its `version` theirs), and the objects are that frame's tags and shapes and
+  every track that may be visible on it (begun by then and not ended before it by an
+  outside keyframe), whole, for the reader to interpolate.
 
 - `GET /api/internal/tasks/{task_id}/import-target` and
   `GET /api/internal/jobs/{job_id}/import-target` -> `ImportTarget` (administrators only:
@@ -152,6 +157,9 @@ class ProjectAccess(BaseModel):
     owner_id: int | None
     dimension: Literal["2d", "3d"]
     task_ids: list[int]
+    can_change: bool = False
+    """Whether the caller may change the project (and import a dataset into it): its
+    owner or assignee, an organization's maintainer or owner, an administrator."""
 
 
 class CallerContext(BaseModel):

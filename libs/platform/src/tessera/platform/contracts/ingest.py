@@ -21,6 +21,7 @@ cut short is a failure of ingest.
 from __future__ import annotations
 
 import itertools
+import re
 import struct
 from collections.abc import Sequence
 from typing import Literal, Self
@@ -30,7 +31,9 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 TASK_META_PATH = "/api/tasks/{task_id}/data/meta"
 TASK_DATA_PATH = "/api/tasks/{task_id}/data"
 VIDEO_FRAME_NAME = "frame_{:06d}"
-"""The name CVAT gives frame N of a video task (its exports' file names)."""
+"""The name CVAT gives frame N of a video task (its exports' file names), N being the
+frame's number in the video, not in the task (`DataMeta.source_frame`)."""
+_STEP = re.compile(r"step\s*=\s*([1-9]\d*)")
 
 
 class FrameMeta(BaseModel):
@@ -60,17 +63,37 @@ class DataMeta(BaseModel):
     cloud_storage_id: int | None
     chapters: None = None
 
-    def frame_sizes(self, extension: str = "") -> list[FrameMeta]:
+    @property
+    def frame_step(self) -> int:
+        """The step of `frame_filter` (`step=N`), 1 without one (CVAT's
+        `Data.get_frame_step`)."""
+        found = _STEP.search(self.frame_filter)
+        return int(found.group(1)) if found else 1
+
+    def source_frame(self, index: int) -> int:
+        """The number in the media of task frame `index`: `start_frame + index * step`
+        (CVAT's `abs_frame_id`, the frame number its exports write: a video task cut
+        from frame 10 with `step=2` has frames 10, 12, ...). Of a task's data meta; a
+        job's gives the job's frames when they are a range."""
+        return self.start_frame + index * self.frame_step
+
+    def frame_sizes(self, extension: str = "", *, offset: int = 0) -> list[FrameMeta]:
         """Each task frame's name and size, by task frame number: a video's one entry
-        stands for all its frames, named as CVAT names them (`frame_000000`, ...), with
-        `extension` appended (the type its frames are saved as, when they are)."""
+        stands for all its frames, named as CVAT names them, by their number in the video
+        (`frame_000010`, `frame_000012`, ... for a task from frame 10 with `step=2`; with
+        `offset` added, which CVAT adds to a project's later tasks), with `extension`
+        appended (the type its frames are saved as, when they are)."""
         if len(self.frames) == self.size:
             return list(self.frames)
         if len(self.frames) != 1:
             raise ValueError(f"data meta lists {len(self.frames)} frames for {self.size}")
         video = self.frames[0]
         return [
-            video.model_copy(update={"name": VIDEO_FRAME_NAME.format(index) + extension})
+            video.model_copy(
+                update={
+                    "name": VIDEO_FRAME_NAME.format(offset + self.source_frame(index)) + extension
+                }
+            )
             for index in range(self.size)
         ]
 

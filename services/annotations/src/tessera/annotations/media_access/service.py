@@ -41,8 +41,10 @@ async def job_access(session: AsyncSession, ctx: Context, job_id: int) -> JobAcc
 
 
 async def project_access(session: AsyncSession, ctx: Context, project_id: int) -> ProjectAccess:
-    """The project if the caller sees it (404 otherwise), with its tasks in id order."""
+    """The project if the caller sees it (404 otherwise), with its tasks in id order and
+    whether they may change it (as `project_for(change=True)` decides)."""
     project = await project_for(session, ctx, project_id, change=False)
+    can_change = ctx.manages_organization or ctx.user_id in (project.owner_id, project.assignee_id)
     return ProjectAccess(
         project_id=project.id,
         name=project.name,
@@ -51,4 +53,5 @@ async def project_access(session: AsyncSession, ctx: Context, project_id: int) -
         owner_id=project.owner_id,
         dimension="3d" if project.dimension == "3d" else "2d",
         task_ids=await task_repository.project_task_ids(session, project_id),
+        can_change=can_change,
     )

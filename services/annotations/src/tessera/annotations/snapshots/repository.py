@@ -28,6 +28,39 @@ from tessera.platform.contracts.annotations import (
 S = annotations_repository.S
 FETCH_BATCH = annotations_repository.FETCH_BATCH
 
+
+def _narrowed(sql: str, anchor: str, condition: str) -> str:
+    """`sql` (a read of `annotations.repository`) with `condition` added after `anchor`,
+    the end of its WHERE clause."""
+    if sql.count(anchor) != 1:
+        raise AssertionError(f"the read no longer ends its WHERE clause with {anchor!r}")
+    return sql.replace(anchor, anchor + condition)
+
+
+# The top-level tracks that may show on frame $2: begun by then, and not ended before it
+# (a track, or one of a skeleton's element tracks, whose last keyframe is at or after
+# $2, or is not outside). A track whose last keyframe is outside and before $2 shows
+# nothing there; the others are read whole and interpolated by the reader.
+_LIVE_TRACKS = f"""
+    SELECT f.id FROM {S}.tracks f
+    WHERE f.job_id = ANY($1::bigint[]) AND f.parent_id IS NULL AND f.frame <= $2
+      AND EXISTS (
+        SELECT 1 FROM {S}.tracks m
+        CROSS JOIN LATERAL (SELECT k.frame, k.outside FROM {S}.track_shapes k
+                            WHERE k.track_id = m.id ORDER BY k.frame DESC LIMIT 1) AS last
+        WHERE (m.id = f.id OR m.parent_id = f.id) AND (last.frame >= $2 OR NOT last.outside))
+"""
+FRAME_SQL = (
+    _narrowed(annotations_repository.TAGS_SQL, "WHERE t.job_id = ANY($1::bigint[])",
+              " AND t.frame = $2"),
+    _narrowed(annotations_repository.SHAPES_SQL, "AND s.parent_id IS NULL", " AND s.frame = $2"),
+    _narrowed(annotations_repository.TRACKS_SQL, "WHERE t.job_id = ANY($1::bigint[])",
+              f" AND coalesce(t.parent_id, t.id) IN ({_LIVE_TRACKS})"),
+)  # fmt: skip
+"""The reads of tags, shapes and tracks (`$1` the job ids, as theirs) narrowed to what
+may show on one frame (`$2`): the frame's tags and shapes, and the tracks that may be
+visible there, each whole (keyframes and elements)."""
+
 TASK_SQL = f"""
 SELECT t.id, t.name, t.status, t.mode, t.dimension, t.media_type, t.size, t.subset,
        t.bug_tracker, t.project_id, p.name AS project_name, t.organization_id,
@@ -155,9 +188,14 @@ class Cursors:
 
     @classmethod
     async def open(
-        cls, conn: asyncpg.Connection, sqls: Sequence[str], job_ids: Sequence[int]
+        cls,
+        conn: asyncpg.Connection,
+        sqls: Sequence[str],
+        job_ids: Sequence[int],
+        *args: Any,
     ) -> Cursors:
-        """Cursors of `sqls` (the reads of `annotations.repository`) for the jobs.
+        """Cursors of `sqls` (the reads of `annotations.repository`, or `FRAME_SQL` with
+        the frame in `args`) for the jobs.
 
         As `annotations.repository.cursor` does, a single job's cursors are planned with
         sorting priced out, so that they follow the (job_id, frame, id) indexes and
@@ -165,10 +203,10 @@ class Cursors:
         jobs are sorted by frame and job order.
         """
         if len(job_ids) != 1:
-            return cls(conn, [await conn.cursor(sql, list(job_ids)) for sql in sqls])
+            return cls(conn, [await conn.cursor(sql, list(job_ids), *args) for sql in sqls])
         await conn.execute("SET LOCAL enable_sort = off")
         one = annotations_repository.one_job_sql
-        cursors = [await conn.cursor(one(sql), list(job_ids)) for sql in sqls]
+        cursors = [await conn.cursor(one(sql), list(job_ids), *args) for sql in sqls]
         await conn.execute("SET LOCAL enable_sort = on")
         return cls(conn, cursors)
 

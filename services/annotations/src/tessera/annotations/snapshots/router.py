@@ -8,7 +8,7 @@ with `tessera.platform.clients.annotations.AnnotationsClient.snapshot`.
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from tessera.annotations.snapshots import service
@@ -19,6 +19,10 @@ from tessera.platform.errors import Problem
 
 router = APIRouter(prefix=contract.PREFIX, tags=["internal"])
 SnapshotDatabase = Annotated[Database, Depends(get_database)]
+OneFrame = Annotated[
+    int | None,
+    Query(ge=0, le=2**31 - 1, description="Only what may show on this task frame (a render)"),
+]
 
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {
@@ -31,8 +35,10 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _stream(database: Database, scope: service.Scope, id_: int) -> StreamingResponse:
-    lines = service.snapshot(database, scope, id_)
+async def _stream(
+    database: Database, scope: service.Scope, id_: int, frame: int | None
+) -> StreamingResponse:
+    lines = service.snapshot(database, scope, id_, frame)
     header = await anext(lines)  # a missing task or job is a 404, before the stream starts
 
     async def body() -> AsyncIterator[bytes]:
@@ -58,11 +64,12 @@ def _admin_only(principal: CurrentUser) -> None:
     summary="A consistent snapshot of a task's annotations (export service, administrators)",
 )
 async def task_snapshot(
-    task_id: int, principal: CurrentUser, database: SnapshotDatabase
+    task_id: int, principal: CurrentUser, database: SnapshotDatabase, frame: OneFrame = None
 ) -> StreamingResponse:
-    """The task, its labels and annotation jobs, then every object of those jobs."""
+    """The task, its labels and annotation jobs, then every object of those jobs (with a
+    `frame`: the jobs holding it, and what may show on it)."""
     _admin_only(principal)
-    return await _stream(database, "task", task_id)
+    return await _stream(database, "task", task_id, frame)
 
 
 @router.get(
@@ -72,8 +79,9 @@ async def task_snapshot(
     summary="A consistent snapshot of a job's annotations (export service, administrators)",
 )
 async def job_snapshot(
-    job_id: int, principal: CurrentUser, database: SnapshotDatabase
+    job_id: int, principal: CurrentUser, database: SnapshotDatabase, frame: OneFrame = None
 ) -> StreamingResponse:
-    """The job's task, its labels and the job, then every object of the job."""
+    """The job's task, its labels and the job, then every object of the job (with a
+    `frame`: what may show on it, if the job holds it)."""
     _admin_only(principal)
-    return await _stream(database, "job", job_id)
+    return await _stream(database, "job", job_id, frame)

@@ -52,9 +52,12 @@ _SQL = (annotations_repository.TAGS_SQL, annotations_repository.SHAPES_SQL,
         annotations_repository.TRACKS_SQL)  # fmt: skip
 
 
-async def header(conn: Connection, scope: Scope, id_: int) -> tuple[SnapshotHeader, list[JobRange]]:
+async def header(
+    conn: Connection, scope: Scope, id_: int, frame: int | None = None
+) -> tuple[SnapshotHeader, list[JobRange]]:
     """The snapshot's header (the task, its labels, the jobs, the version) and the jobs'
-    frame ranges; NotFound for a missing task or job."""
+    frame ranges; NotFound for a missing task or job. With a `frame`, only the jobs that
+    hold that frame."""
     if scope == "task":
         task = await repo.task(conn, id_)
         if task is None:
@@ -67,6 +70,12 @@ async def header(conn: Connection, scope: Scope, id_: int) -> tuple[SnapshotHead
         jobs = found
         task = await repo.task(conn, jobs.task_id)
         assert task is not None  # a job's task is deleted with it
+    if frame is not None:
+        jobs = repo.SnapshotJobs(
+            jobs.task_id,
+            [job for job, at in zip(jobs.shown, jobs.ranges, strict=True) if at.covers(frame)],
+            [at for at in jobs.ranges if at.covers(frame)],
+        )
     head = SnapshotHeader(
         scope=scope,
         version=sum(job.version for job in jobs.shown),
@@ -201,10 +210,18 @@ async def _merged(sources: Sequence[AsyncIterator[Lines]]) -> AsyncIterator[list
 
 
 async def _objects(
-    conn: Connection, jobs: list[JobRange], catalog: LabelCatalog, counter: _Counter
+    conn: Connection,
+    jobs: list[JobRange],
+    catalog: LabelCatalog,
+    counter: _Counter,
+    frame: int | None = None,
 ) -> AsyncIterator[bytes]:
     for cluster in job_clusters(jobs):
-        cursors = await repo.Cursors.open(conn, _SQL, [job.id for job in cluster])
+        job_ids = [job.id for job in cluster]
+        if frame is None:
+            cursors = await repo.Cursors.open(conn, _SQL, job_ids)
+        else:
+            cursors = await repo.Cursors.open(conn, repo.FRAME_SQL, job_ids, frame)
         sources = (
             _per_frame("tag", cursors.batches(0), catalog, counter),
             _per_frame("shape", cursors.batches(1), catalog, counter),
@@ -219,8 +236,14 @@ def _line(key: str, body: bytes) -> bytes:
     return b'{"%s":%s}\n' % (key.encode(), body)
 
 
-async def snapshot(database: Database, scope: Scope, id_: int) -> AsyncGenerator[bytes]:
+async def snapshot(
+    database: Database, scope: Scope, id_: int, frame: int | None = None
+) -> AsyncGenerator[bytes]:
     """The NDJSON snapshot of a task or a job, in chunks (the header line is the first).
+
+    With a `frame`, the snapshot of what may show on that frame: the jobs that hold it,
+    its tags and shapes, and the tracks that may be visible there (whole, for the reader
+    to interpolate), read through the (job_id, frame) indexes rather than the whole job.
 
     Raises NotFound before the first chunk when the task or job does not exist. A
     failure after the header is logged and ends the stream with an `error` line.
@@ -229,11 +252,11 @@ async def snapshot(database: Database, scope: Scope, id_: int) -> AsyncGenerator
     started = False
     try:
         async with open_reader(database) as reader:
-            head, jobs = await header(reader.conn, scope, id_)
+            head, jobs = await header(reader.conn, scope, id_, frame)
             catalog = await annotations_repository.load_catalog(reader.conn, head.task.id)
             started = True
             yield _line("header", head.model_dump_json().encode())
-            async for chunk in _objects(reader.conn, jobs, catalog, counter):
+            async for chunk in _objects(reader.conn, jobs, catalog, counter, frame):
                 yield chunk
     except Exception as exc:
         if not started:

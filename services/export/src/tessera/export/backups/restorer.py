@@ -2,7 +2,8 @@
 archive, in CVAT's layout (`tessera.export.backups`), made again into a new task or
 project of the user who uploaded it.
 
-The archive is read from the service's bucket into a temporary file. A task is made
+The archive is read into a temporary file: from the service's bucket where it was
+uploaded, or from a cloud storage through ingest (`tessera.export.sources`). A task is made
 through the annotations service (its fields and labels, none in a project, and the
 segment size and overlap of its jobs); its media is the archive's `data/` (the files
 under their names, and the manifest, which ingest checks them against), packed into a
@@ -13,7 +14,8 @@ other kinds, such as ground truth jobs, are left out). A project is made with it
 then each `task_<i>/` in turn, in order of `i`, into it.
 
 A restore that fails deletes what it made, and the request fails saying why; it is not
-tried again. The uploaded archive is deleted once the request has ended.
+tried again. An uploaded archive is deleted once the request has ended; an object of a
+cloud storage is left as it is.
 """
 
 from __future__ import annotations
@@ -31,8 +33,17 @@ from typing import Any, Literal
 
 import orjson
 
+from tessera.export.attach import MediaFailed, attach_and_wait
 from tessera.export.backups import layout
 from tessera.export.backups.layout import BackupInvalid
+from tessera.export.sources import (
+    CloudObject,
+    SourceMissing,
+    Uploaded,
+    fetch,
+    forget,
+    source_of,
+)
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.errors import Problem
@@ -43,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 RestoreKind = Literal["task", "project"]
 _TASK_FOLDER = re.compile(r"task_(\d+)/")
-_POLL_S = 0.5
 _MEDIA_FILES_SKIPPED = frozenset({"index.json"})  # CVAT's index of the manifest, rebuilt
 
 Report = Callable[[float], Awaitable[None]]
@@ -51,11 +61,12 @@ Report = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RestoreParams:
-    """A queued restore: of what kind, the uploaded archive, who asked and where the new
-    object goes (their organization, None: their own workspace)."""
+    """A queued restore: of what kind, where the archive is (uploaded, or an object of a
+    cloud storage), who asked and where the new object goes (their organization, None:
+    their own workspace)."""
 
     kind: RestoreKind
-    object_key: str
+    source: Uploaded | CloudObject
     user_id: int
     organization_id: int | None
 
@@ -80,7 +91,7 @@ class RestoreRunner:
         """Restore, ending the request finished (`result_id`: the new task or project) or
         failed, saying why."""
         params = RestoreParams(
-            payload["kind"], payload["object_key"], payload["actor_id"],
+            payload["kind"], source_of(payload), payload["actor_id"],
             payload.get("organization_id"),
         )  # fmt: skip
         try:
@@ -88,16 +99,24 @@ class RestoreRunner:
             made = await self._restore(rq_id, params)
         except RequestEnded:
             logger.info("restore %s was cancelled", rq_id)
-        except (BackupInvalid, zipfile.BadZipFile, KeyError, orjson.JSONDecodeError) as exc:
+        except (
+            BackupInvalid,
+            SourceMissing,
+            zipfile.BadZipFile,
+            KeyError,
+            orjson.JSONDecodeError,
+        ) as exc:
             await self.requests.fail(rq_id, _reason(exc))
         except Problem as problem:
-            await self.requests.fail(rq_id, _refusal(problem))
+            await self.requests.fail(
+                rq_id, f"The backup could not be restored: {problem.summary()}"
+            )
         except Exception as exc:
             logger.exception("restore %s failed", rq_id)
             await self.requests.fail(rq_id, f"The restore failed: {type(exc).__name__}: {exc}")
         else:
             await self.requests.finish(rq_id, result_id=made)
-        await self.storage.delete(params.object_key)
+        await forget(params.source, self.storage)
 
     async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Nothing to clear: a failed attempt deletes what it made."""
@@ -111,7 +130,7 @@ class RestoreRunner:
 
         with tempfile.TemporaryDirectory(prefix="restore-") as directory:
             path = Path(directory) / "backup.zip"
-            await self.storage.get_file(params.object_key, path)
+            await fetch(params.source, path, storage=self.storage, ingest=self.ingest)
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
                 if ("project.json" in names) != (params.kind == "project"):
@@ -183,9 +202,13 @@ class _Restore:
         try:
             media = await asyncio.to_thread(self._media, folder)
             await self.report(low + 0.1 * share)
-            rq_id = await self.ingest.attach_archive(task_id, media, options)
-            media.unlink()
-            await self._wait(rq_id, low + 0.1 * share, 0.7 * share)
+            try:
+                await attach_and_wait(
+                    self.ingest, task_id, media, options,
+                    lambda done: self.report(low + 0.1 * share + 0.7 * share * done),
+                )  # fmt: skip
+            except MediaFailed as exc:
+                raise BackupInvalid(f"The media could not be restored: {exc}") from None
             await self._jobs(task_id, layout.annotation_jobs(meta), elements, low + 0.8 * share,
                              0.2 * share)  # fmt: skip
         except BaseException:
@@ -212,17 +235,6 @@ class _Restore:
         if not count:
             raise BackupInvalid(f"The backup has no media in {prefix}.")
         return target
-
-    async def _wait(self, rq_id: str, low: float, share: float) -> None:
-        """Wait for ingest's creation of the media, following its progress."""
-        while True:
-            found = await self.ingest.request_status(rq_id)
-            if found.status == "finished":
-                return
-            if found.status == "failed":
-                raise BackupInvalid(f"The media could not be restored: {found.message}")
-            await self.report(low + share * (found.progress or 0.0))
-            await asyncio.sleep(_POLL_S)
 
     async def _jobs(
         self,
@@ -271,9 +283,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, orjson.JSONDecodeError):
         return f"The backup holds malformed JSON: {exc}"
     return str(exc)
-
-
-def _refusal(problem: Problem) -> str:
-    """A service's refusal as the request's message, with the fields it names."""
-    named = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.errors[:5])
-    return f"The backup could not be restored: {problem.detail} {named}".strip()

@@ -1,23 +1,22 @@
 """Backup restores as CVAT 2.80's clients send them (`POST /api/{tasks|projects}/backup/`:
 `Upload-Start`, a TUS upload of the archive, `Upload-Finish` with `?filename=`): who may
-restore, the upload (`tessera.platform.uploads`), and the request that restores it
+restore, the upload (`tessera.platform.uploads`) or, with `?location=cloud_storage&
+cloud_storage_id=&filename=`, the cloud storage object that is the archive
+(`tessera.export.sources`), and the request that restores it
 (`tessera.export.backups.restorer`)."""
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.backups.restorer import RestoreKind
 from tessera.export.queue import RESTORES
+from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
-from tessera.platform.bus import Outbox
-from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.contracts.annotations import CallerContext
-from tessera.platform.db import Database
 from tessera.platform.errors import Problem
-from tessera.platform.requests import Operation, RequestStore
-from tessera.platform.uploads import Uploads
+from tessera.platform.requests import Operation
 
 
 def restore_path(kind: RestoreKind) -> str:
@@ -25,25 +24,8 @@ def restore_path(kind: RestoreKind) -> str:
     return f"/api/{kind}s/backup"
 
 
-class Restores:
+class Restores(FileRequests):
     """Starting backup restores: access, uploads, requests."""
-
-    def __init__(
-        self,
-        database: Database,
-        outbox: Outbox,
-        uploads: Uploads,
-        *,
-        annotations: AnnotationsClient,
-        requests: RequestStore,
-        max_upload_bytes: int,
-    ) -> None:
-        self.database = database
-        self.outbox = outbox
-        self.uploads = uploads
-        self.annotations = annotations
-        self.requests = requests
-        self.max_upload_bytes = max_upload_bytes
 
     async def owner(self, request: Request, principal: Principal, kind: RestoreKind) -> str:
         """The owner of the caller's restore upload (403 unless they may create tasks and
@@ -56,14 +38,6 @@ class Restores:
     async def start(self, session: AsyncSession, owner: str) -> None:
         """Upload-Start: forget what an earlier attempt of the caller left."""
         await self.uploads.start(session, owner)
-
-    async def create_upload(
-        self, request: Request, session: AsyncSession, principal: Principal, owner: str, path: str
-    ) -> Response:
-        """TUS creation of the archive (`201` with its `Location`)."""
-        return await self.uploads.tus_create(
-            request, session, owner, principal.user_id, path, max_length=self.max_upload_bytes
-        )
 
     async def finish(
         self,
@@ -78,20 +52,39 @@ class Restores:
         """Upload-Finish: queue the restore of the caller's uploaded archive; its rq_id
         (422 for a file that was not uploaded)."""
         upload = await self.uploads.file(session, owner, filename, principal.user_id)
-        context = await self.annotations.context(request)
-        operation = Operation(type="import:backup", target=kind)
-        rq_id = await self.requests.create(
-            session, operation, owner_id=principal.user_id,
-            organization_id=context.organization_id,
+        source = Uploaded(object_key=upload.object_key)
+        return await self._queue_restore(request, session, principal, kind, source)
+
+    async def from_cloud_storage(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        *,
+        kind: RestoreKind,
+        cloud_storage_id: int | None,
+        filename: str | None,
+    ) -> str:
+        """`location=cloud_storage`: queue the restore of the archive that is the object
+        `filename` of the cloud storage, which the worker reads; its rq_id (400 for a
+        parameter missing, the caller's 403 or 404 for the storage)."""
+        source = await self.cloud_object(request, cloud_storage_id, filename)
+        return await self._queue_restore(request, session, principal, kind, source)
+
+    async def _queue_restore(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        kind: RestoreKind,
+        source: Uploaded | CloudObject,
+    ) -> str:
+        """Record and queue the restore of `source`; its rq_id."""
+        return await self.queue(
+            request, session, principal, work=RESTORES,
+            operation=Operation(type="import:backup", target=kind), source=source,
+            payload={"kind": kind},
         )  # fmt: skip
-        payload = {
-            "kind": kind,
-            "object_key": upload.object_key,
-            "actor_id": principal.user_id,
-            "organization_id": context.organization_id,
-        }
-        await RESTORES.enqueue(session, self.outbox, rq_id, payload)
-        return rq_id
 
 
 def _require_creation(context: CallerContext, kind: RestoreKind) -> None:

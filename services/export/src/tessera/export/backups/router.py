@@ -2,7 +2,8 @@
 poll at `/api/requests/{rq_id}`) and the download of its result
 (`GET /api/{tasks|projects}/{id}/backup/download?rq_id=`, the request's `result_url`);
 `POST /api/{tasks|projects}/backup/` restores an uploaded backup into a new task or project
-(the request's `result_id`), with the TUS appends under it."""
+(the request's `result_id`), with the TUS appends under it, or one that is an object of a
+cloud storage (`?location=cloud_storage&cloud_storage_id=&filename=`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tessera.export.exports.schemas import ExportCreated, ExportParams, Location
 from tessera.export.state import ExportsApi, RestoresApi, restore_uploads
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
-from tessera.platform.errors import Problem, bad_request
+from tessera.platform.errors import bad_request
 from tessera.platform.uploads import tus_router, upload_step
 
 router = APIRouter(tags=["backup"])
@@ -87,7 +88,7 @@ def _restore_route(kind: RestoreKind) -> None:
     @router.post(
         path,
         status_code=status.HTTP_202_ACCEPTED,
-        summary=f"Restore a {kind} from an uploaded backup",
+        summary=f"Restore a {kind} from an uploaded backup or one in a cloud storage",
         name=f"restore_{kind}_backup",
         responses={201: {"description": "TUS: the upload was created"}},
     )
@@ -97,17 +98,32 @@ def _restore_route(kind: RestoreKind) -> None:
         restores: RestoresApi,
         session: DbSession,
         *,
-        filename: Annotated[str | None, Query()] = None,
+        filename: Annotated[
+            str | None,
+            Query(
+                description="The uploaded archive's name; with location=cloud_storage, the "
+                "object's key"
+            ),
+        ] = None,
         location: Annotated[Location, Query()] = "local",
+        cloud_storage_id: Annotated[
+            int | None, Query(description="With location=cloud_storage: the storage")
+        ] = None,
     ) -> Response:
         """`Upload-Start` (202), TUS creation (`Upload-Length`: 201 and the upload's
         `Location`), then `Upload-Finish` with `filename` (202 `{rq_id}`); poll
-        `/api/requests/{rq_id}`, whose `result_id` is the new {kind} once it has finished."""
-        if location != "local":
-            raise Problem(501, "Restores from a cloud storage are not supported yet; upload "
-                          "the backup instead.")  # fmt: skip
+        `/api/requests/{rq_id}`, whose `result_id` is the new {kind} once it has finished.
+        With `location=cloud_storage`, `cloud_storage_id` and `filename` (the object's
+        key) there is no upload: one POST answers 202 `{rq_id}` and the worker reads the
+        archive from the storage, as CVAT does."""
         files_of = await restores.owner(request, principal, kind)
         step = upload_step(request)
+        if location == "cloud_storage" and step != "create":
+            rq_id = await restores.from_cloud_storage(
+                request, session, principal, kind=kind, cloud_storage_id=cloud_storage_id,
+                filename=filename,
+            )  # fmt: skip
+            return _accepted(rq_id)
         if step == "start":
             await restores.start(session, files_of)
             return Response(status_code=status.HTTP_202_ACCEPTED)
@@ -122,10 +138,15 @@ def _restore_route(kind: RestoreKind) -> None:
         rq_id = await restores.finish(
             request, session, principal, files_of, kind=kind, filename=filename
         )
-        created = ExportCreated(rq_id=rq_id).model_dump_json()
-        return Response(created, status.HTTP_202_ACCEPTED, media_type="application/json")
+        return _accepted(rq_id)
 
     router.include_router(tus_router(path, owner, restore_uploads, tags=("backup",)))
+
+
+def _accepted(rq_id: str) -> Response:
+    """202 with the restore's `{rq_id}`."""
+    created = ExportCreated(rq_id=rq_id).model_dump_json()
+    return Response(created, status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 for _target, _plural in (("project", "projects"), ("task", "tasks")):

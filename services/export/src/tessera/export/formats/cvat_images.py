@@ -3,7 +3,10 @@
 What CVAT does (cvat/apps/dataset_manager/formats/cvat.py, `dump_as_cvat_annotation`;
 cvat/apps/dataset_manager/bindings.py, `CommonData.group_by_frame`), and so this writer:
 - one `<image id name width height>` per frame, empty frames included (`subset` and
-  `task_id` are written only in project exports, which this writer does not make);
+  `task_id` are written only in project exports, which this writer does not make); `id`
+  is the frame's number in the media (`CommonData.Frame.frame`, `abs_frame_id`:
+  `start_frame + index * step`, so 10, 12, ... for a task cut from frame 10 with
+  `step=2`), not its number in the task;
 - in a frame, the shapes sorted by `z_order` (stable), plain shapes before track shapes,
   then the tags;
 - tracks appear as plain shapes on every frame they are visible on (keyframes and
@@ -102,7 +105,7 @@ class _FrameWriter:
             return ""
         frame = item.frame
         out = [
-            f'{indent(1)}<image id="{frame.index}"{attr("name", frame.name)}'
+            f'{indent(1)}<image id="{frame.number}"{attr("name", frame.name)}'
             f' width="{frame.width}" height="{frame.height}">'
         ]
         for shape in shapes:

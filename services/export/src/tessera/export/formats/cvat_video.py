@@ -9,12 +9,15 @@ and `create_xml_dumper`), and so this writer:
   interpolated frames and outside keyframes, as the export's interpolation gives them);
 - a track frame's attributes in CVAT's order: frame, keyframe, outside, occluded (neither
   on skeletons), the geometry as in CVAT for images, rotation (boxes and ellipses, only
-  when not 0), z_order; then its `<attribute name>` children;
+  when not 0), z_order; then its `<attribute name>` children. `frame` is the frame's
+  number in the media (`_export_tracked_shape`'s `abs_frame_id`: `start_frame + index *
+  step`, so 10, 12, ... for a task cut from frame 10 with `step=2`), as `<image id>`;
 - a skeleton frame holds its elements as `<points label keyframe outside occluded points>`
   (label instead of frame, no z_order), then the skeleton's attributes; a skeleton frame
   with no elements is not written at all;
 - a plain shape on frame f becomes a track with the shape as a keyframe on f and, when
-  `f + frame_step <= stop_frame` (a frame follows), an outside keyframe copy on
+  `f + frame_step <= stop_frame` (a frame follows; `stop_frame` of the meta, the number
+  of the task's, or a job's, last frame in the media), an outside keyframe copy on
   `f + frame_step` (a skeleton's elements likewise, each copy outside). CVAT writes the
   copy only when `f + frame_step < stop_frame`, so a shape on the frame before the last
   comes back from CVAT's reader as a track that also covers the last frame; this writer
@@ -34,7 +37,6 @@ holds the open tracks' small buffers and the chunk index, not the frames.
 from __future__ import annotations
 
 import asyncio
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -62,8 +64,6 @@ _TOTAL_BUFFER_CHARS = 1 << 20  # every buffer is spilled past this
 _COPY_BYTES = 1 << 20
 _LENGTH_BYTES = 8
 
-_STEP = re.compile(r"step\s*=\s*(\d+)")
-
 
 async def write_cvat_video(
     dataset: Dataset,
@@ -83,11 +83,7 @@ async def write_cvat_video(
     if task.dimension != "2d":
         raise ValueError("CVAT for video 1.1 is a 2D format; point cloud tasks have no exporter")
     meta = meta or CvatTaskMeta()
-    stop_frame = (
-        meta.stop_frame if meta.stop_frame is not None else meta.start_frame + max(task.size - 1, 0)
-    )
-    step_match = _STEP.search(meta.frame_filter)
-    frame_step = int(step_match.group(1)) if step_match else 1
+    stop_frame, frame_step = meta.last_frame(task), meta.frame_step
     renderer = _Renderer(
         {label_id: label.name for label_id, label in labels_by_id(task.labels).items()}
     )
@@ -105,13 +101,13 @@ async def write_cvat_video(
                 original_size = (frame.width, frame.height)
             for shape in item.shapes:
                 if shape.track_id is None:
-                    record = renderer.plain_track(shape, frame.index, frame_step, stop_frame)
+                    record = renderer.plain_track(shape, frame.number, frame_step, stop_frame)
                     data = record.encode(ENCODING, ENCODING_ERRORS)
                     plain_file.write(len(data).to_bytes(_LENGTH_BYTES, "little"))
                     plain_file.write(data)
                     plain_count += 1
                 else:
-                    chunk = renderer.track_frame(shape, frame.index)
+                    chunk = renderer.track_frame(shape, frame.number)
                     spill.add(shape.track_id, renderer.track_head(shape), chunk)
             seen += 1
             if seen % 256 == 0:

@@ -11,6 +11,7 @@ CVAT's `{:.2f}`, and the meta block follows CVAT's `TaskData.meta_for_task` orde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1<
 FOOTER = "\n</annotations>\n"
 ENCODING = "utf-8"
 ENCODING_ERRORS = "xmlcharrefreplace"  # what XMLGenerator's text writer does
+_STEP = re.compile(r"step\s*=\s*([1-9]\d*)")  # CVAT's Data.get_frame_step
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,18 @@ class CvatTaskMeta:
     original_size: tuple[int, int] | None = None
     source: str | None = None
     dumped: datetime | None = None
+
+    @property
+    def frame_step(self) -> int:
+        """The step of `frame_filter` (`step=N`), 1 without one."""
+        found = _STEP.search(self.frame_filter)
+        return int(found.group(1)) if found else 1
+
+    def last_frame(self, task: TaskInfo) -> int:
+        """`stop_frame`, else the number in the media of the task's last frame."""
+        if self.stop_frame is not None:
+            return self.stop_frame
+        return self.start_frame + max(task.size - 1, 0) * self.frame_step
 
 
 # A meta node: text, or children in order (CVAT's OrderedDict and list cases write alike).
@@ -166,9 +180,7 @@ def task_node(task: TaskInfo, meta: CvatTaskMeta) -> Node:
     """`<task>` in CVAT's order: id, name, size, mode, overlap, bugtracker, created,
     updated, subset, start_frame, stop_frame, frame_filter, segments, owner, assignee,
     labels, then original_size and source for video tasks."""
-    stop_frame = (
-        meta.stop_frame if meta.stop_frame is not None else meta.start_frame + max(task.size - 1, 0)
-    )
+    stop_frame = meta.last_frame(task)
     children: list[Node] = [
         ("id", str(task.id)),
         ("name", task.name),

@@ -21,10 +21,13 @@ default point visibility, empty parents). The rules, and so this writer:
   order a Python set of them iterates, as datumaro writes them}. No mask colormap.
 - items: every frame (only annotated ones with `annotated_only`) in frame order:
   `{id: the file name without its extension, annotations, attr: {frame},
-  point_cloud: {path: ""}}`. The `point_cloud` is what `DeleteImagePath` leaves: its
-  `item.wrap(image=None, point_cloud="", related_images=[])` turns the image into an empty
-  point cloud, so no `image` path or size is written (a known CVAT bug, cvat#5924,
-  cvat#8700, still unfixed there; datumaro reads an empty `point_cloud` path as no media).
+  point_cloud: {path: ""}}`, `frame` being the frame's number in the media
+  (`CommonData.Frame.frame`: `start_frame + index * step`, as the `frame_000010` of a
+  video frame's id; not its number in the task). The `point_cloud` is what
+  `DeleteImagePath` leaves: its `item.wrap(image=None, point_cloud="",
+  related_images=[])` turns the image into an empty point cloud, so no `image` path or
+  size is written (a known CVAT bug, cvat#5924, cvat#8700, still unfixed there; datumaro
+  reads an empty `point_cloud` path as no media).
 - annotations: the tags first, then the shapes in CVAT's order (by `z_order`, plain shapes
   before track shapes; a track's outside frames are left out). Every one has `id` 0,
   `type`, `attributes`, `group`, `label_id` (the index in the label list), then:
@@ -212,7 +215,7 @@ def _item(item: FrameAnnotations, shapes: Sequence[Shape], labels: _Labels) -> E
     return {
         "id": os.path.splitext(frame.name)[0],
         "annotations": annotations,
-        "attr": {"frame": frame.index},
+        "attr": {"frame": frame.number},
         "point_cloud": {"path": ""},
     }
 

@@ -4,11 +4,17 @@ The result is the annotations service's document (CVAT's LabeledData: `tags`, `s
 `tracks` with `label_id` and `spec_id`), which it stores all or nothing, and a report of
 what was left out and why. CVAT's rules:
 
-- frames: a number is the task frame of that number; a name matches the task frame of
-  the same path without its extension, else the one whose file name (without
-  directories and extension) is the same, when only one frame has it, else (CVAT's last
-  resort) the frame of the number the name is (`000005`, `frame_000005`). Deleted
-  frames, and frames outside the job for a job import, match nothing.
+- frames: a number is the frame's number in the media, as CVAT's exports write it
+  (`<image id>`, a track's `frame`): `start_frame + task frame * step` (CVAT's
+  `rel_frame_id`; a number between two frames of the step matches nothing); a
+  `Position` (MOT's frame column) is the task frame of that number, counted from the
+  job's start frame for a job import (CVAT's `instance_data.start`); a name matches the
+  task frame of the same path without its extension (a video's frames are named by
+  their numbers in the video, `frame_000010`, ...), else the one whose file name
+  (without directories and extension) is the same, when only one frame has it, else
+  (CVAT's last resort, `match_dm_item`) the task frame of the number the name is
+  (`000005`, `frame_000005`: CVAT takes it as a number in the task, not in the media).
+  Deleted frames, and frames outside the job for a job import, match nothing.
 - labels by exact name; a skeleton's points by their sublabel's name. A shape type the
   label does not take (a box of a polygon label) is left out.
 - attributes by name in the label's spec; a value the spec refuses is left out (the
@@ -47,6 +53,7 @@ from tessera.export.imports.model import (
     ParsedShape,
     ParsedTag,
     ParsedTrack,
+    Position,
 )
 from tessera.geometry import cvat_mask_to_array, mask_to_polygons
 from tessera.platform.contracts.annotations import SnapshotAttribute, SnapshotLabel
@@ -90,12 +97,19 @@ class Matched:
 @dataclass(frozen=True)
 class TaskFrames:
     """The frames of the import's target: each task frame's name, the frames that take
-    annotations (not deleted; the job's own for a job import), and their sizes."""
+    annotations (not deleted; the job's own for a job import), their sizes, how the
+    media numbers them and where a job's frames start."""
 
     names: Sequence[str]
     allowed: Callable[[int], bool]
     sizes: Sequence[tuple[int, int]]
     """(width, height) of each task frame."""
+    start: int = 0
+    """The number in the media of task frame 0: the task's `DataMeta.start_frame`."""
+    step: int = 1
+    """Between two task frames' numbers in the media: the task's `DataMeta.frame_step`."""
+    first: int = 0
+    """The task frame that `Position(0)` is: the job's `start_frame` for a job import."""
 
 
 class FrameIndex:
@@ -113,8 +127,13 @@ class FrameIndex:
 
     def number(self, ref: FrameRef) -> int | None:
         """The task frame `ref` names, or None."""
+        number: int | None
         if isinstance(ref, int):
-            number: int | None = ref if 0 <= ref < len(self._frames.names) else None
+            frames = self._frames
+            after, between = divmod(ref - frames.start, frames.step)
+            number = None if between else self._in_task(after)
+        elif isinstance(ref, Position):
+            number = self._in_task(self._frames.first + ref.index)
         else:
             path = _without_extension(_normal(ref))
             number = self._by_path.get(path)
@@ -125,6 +144,13 @@ class FrameIndex:
         if number is None or not self._frames.allowed(number):
             return None
         return number
+
+    def takes(self, number: int) -> bool:
+        """Whether task frame `number` is one the import may annotate."""
+        return self._in_task(number) is not None and self._frames.allowed(number)
+
+    def _in_task(self, number: int) -> int | None:
+        return number if 0 <= number < len(self._frames.names) else None
 
     def _numbered(self, stem: str) -> int | None:
         """CVAT's last resort: a name that is a number (`000005`, or `frame_000005` as
@@ -415,7 +441,7 @@ class Matcher:
             previous = (frame, shape)
         if previous is not None and not previous[1].outside:
             after = previous[0] + 1
-            if self._frames.number(after) == after:
+            if self._frames.takes(after):
                 kept.append((after, previous[1], True))
         return kept
 

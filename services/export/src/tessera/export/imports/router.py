@@ -1,6 +1,7 @@
 """CVAT's annotation import endpoint, `POST /api/{tasks|jobs}/{id}/annotations/`, in the
 steps cvat-sdk's `import_annotations` sends (`Upload-Start`, a TUS upload, then
-`Upload-Finish` with `?format=&filename=`), and the TUS appends under it."""
+`Upload-Finish` with `?format=&filename=`), and the TUS appends under it; or, with
+`?location=cloud_storage&cloud_storage_id=&filename=`, from an object of a cloud storage."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from tessera.export.exports.schemas import Location
 from tessera.export.imports.schemas import ImportCreated, ImportMode, ImportParams, ImportTargetKind
 from tessera.export.imports.service import upload_path
 from tessera.export.state import ImportsApi, import_uploads
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
-from tessera.platform.errors import Problem, bad_request
+from tessera.platform.errors import bad_request
 from tessera.platform.uploads import tus_router, upload_step
 
 router = APIRouter(tags=["import"])
@@ -30,7 +32,7 @@ def _import_route(target: ImportTargetKind) -> None:
     @router.post(
         path,
         status_code=status.HTTP_202_ACCEPTED,
-        summary=f"Import annotations into a {target} from an uploaded file",
+        summary=f"Import annotations into a {target} from an uploaded file or a cloud storage",
         name=f"import_{target}_annotations",
         responses={201: {"description": "TUS: the upload was created"}},
     )
@@ -45,44 +47,64 @@ def _import_route(target: ImportTargetKind) -> None:
             str | None,
             Query(description="An importer's name, as listed by /api/server/annotation/formats"),
         ] = None,
-        filename: Annotated[str | None, Query()] = None,
+        filename: Annotated[
+            str | None,
+            Query(
+                description="The uploaded file's name; with location=cloud_storage, the "
+                "object's key"
+            ),
+        ] = None,
         import_mode: Annotated[ImportMode, Query()] = "replace",
         conv_mask_to_poly: Annotated[bool, Query()] = False,
         strict: Annotated[
             bool, Query(description="Fail instead of leaving out what does not match the task")
         ] = False,
-        location: Annotated[str, Query()] = "local",
+        location: Annotated[
+            Location,
+            Query(description="Where the file is: uploaded (`local`) or in a cloud storage"),
+        ] = "local",
+        cloud_storage_id: Annotated[
+            int | None, Query(description="With location=cloud_storage: the storage")
+        ] = None,
     ) -> Response:
         """`Upload-Start` (202), TUS creation (`Upload-Length`: 201 and the upload's
         `Location`), then `Upload-Finish` with `format` and `filename` (202 `{rq_id}`);
         poll `/api/requests/{rq_id}`. The import replaces the annotations (CVAT's
         default) or, with `import_mode=append`, adds to them. While an import of the
-        caller's into the target has not ended, Upload-Start and Upload-Finish answer 409."""
-        if location != "local":
-            raise Problem(501, "Imports from a cloud storage are not supported yet; upload "
-                          "the file instead.")  # fmt: skip
+        caller's into the target has not ended, Upload-Start and Upload-Finish answer 409.
+
+        With `location=cloud_storage`, `cloud_storage_id` and `filename` (the object's
+        key) there is no upload: one POST answers 202 `{rq_id}` and the worker reads the
+        object from the storage, as CVAT does."""
         files_of = await imports.owner(request, principal, target, object_id)
         step = upload_step(request)
-        if step == "start":
-            await imports.start(session, principal, files_of, target, object_id)
-            return Response(status_code=status.HTTP_202_ACCEPTED)
         if step == "create":
             return await imports.create_upload(
                 request, session, principal, files_of, upload_path(target, object_id)
             )
-        if step != "finish":
+        cloud = location == "cloud_storage"
+        if step == "start" and not cloud:
+            await imports.start(session, principal, files_of, target, object_id)
+            return Response(status_code=status.HTTP_202_ACCEPTED)
+        if step != "finish" and not cloud:
             raise bad_request(
                 "Send the file as CVAT's clients do: Upload-Start, a TUS upload, then "
-                "Upload-Finish with format and filename.",
+                "Upload-Finish with format and filename; or name an object of a cloud "
+                "storage with location=cloud_storage, cloud_storage_id and filename.",
                 "header.Upload-Finish",
             )
         if not format:
-            raise bad_request("format names the importer of the uploaded file", "format")
+            raise bad_request("format names the importer of the file", "format")
         params = ImportParams(
             target=target, target_id=object_id, format=format, filename=filename or "",
             mode=import_mode, conv_mask_to_poly=conv_mask_to_poly, strict=strict,
         )  # fmt: skip
-        rq_id = await imports.finish(request, session, principal, files_of, params)
+        if cloud:
+            rq_id = await imports.from_cloud_storage(
+                request, session, principal, files_of, params, cloud_storage_id=cloud_storage_id
+            )
+        else:
+            rq_id = await imports.finish(request, session, principal, files_of, params)
         created = ImportCreated(rq_id=rq_id).model_dump_json()
         return Response(created, status.HTTP_202_ACCEPTED, media_type="application/json")
 

@@ -1,6 +1,7 @@
 """Running annotation imports (the `RequestHandler` of the import work queue).
 
-An import reads the uploaded file from the service's bucket into a temporary file, parses
+An import reads the file (uploaded into the service's bucket, or an object of a cloud
+storage read through ingest: `tessera.export.sources`) into a temporary file, parses
 it completely with the format's reader, matches it to the task (frames by ingest's
 names, labels and attributes by the annotations service's import target) and hands the
 whole document to the annotations service, which stores it all or nothing. Nothing is
@@ -16,7 +17,6 @@ what was stored and what was left out, and why.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import tempfile
 from pathlib import Path
@@ -26,22 +26,17 @@ import httpx
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tessera.export import sources
+from tessera.export.imports import steps
 from tessera.export.imports.files import ImportFailed, ImportFiles
-from tessera.export.imports.matching import Matched, Matcher, TaskFrames
-from tessera.export.imports.registry import (
-    FrameSizes,
-    ReadContext,
-    importer_named,
-    skeleton_points,
-)
+from tessera.export.imports.matching import Matcher
+from tessera.export.imports.registry import ReadContext, importer_named, skeleton_points
 from tessera.export.imports.schemas import ImportParams
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
-from tessera.platform.contracts.annotations import ImportTarget, ImportWritten
-from tessera.platform.contracts.ingest import DataMeta
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestEnded, RequestStore
-from tessera.platform.storage import ObjectNotFound, ObjectStorage
+from tessera.platform.storage import ObjectStorage
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +75,7 @@ class ImportRunner:
         except Problem as problem:
             if problem.status >= 500:
                 raise
-            await self._fail(rq_id, payload, _refusal(problem))
+            await self._fail(rq_id, payload, problem.summary())
             return
         except _TRANSIENT:
             raise  # another attempt, by this worker or another
@@ -101,10 +96,10 @@ class ImportRunner:
         await self.requests.fail(rq_id, message)
 
     async def _forget_file(self, payload: dict[str, Any]) -> None:
-        """Delete the uploaded file before its import ends: once the request has ended,
+        """Delete an uploaded file before its import ends: once the request has ended,
         the caller may upload the next file under the same name (its row goes at the
-        caller's next Upload-Start)."""
-        await self.storage.delete(payload["object_key"])
+        caller's next Upload-Start). A cloud storage's object stays."""
+        await sources.forget(sources.source_of(payload), self.storage)
 
     async def _import(self, rq_id: str, params: ImportParams, payload: dict[str, Any]) -> str:
         importer = importer_named(params.format)
@@ -117,17 +112,15 @@ class ImportRunner:
         meta = await self.ingest.task_meta(target.task_id)
         # Work in proportion to the task or the file runs on a thread, not the event loop
         # (a 200k-frame task's frame index takes seconds).
-        frames = await asyncio.to_thread(_task_frames, target, meta)
-        context = ReadContext(_sizes(frames), skeleton_points(target.labels))
+        frames = await asyncio.to_thread(steps.task_frames, target, meta)
+        context = ReadContext(steps.sizes(frames), skeleton_points(target.labels))
         with tempfile.TemporaryDirectory(prefix="import-") as directory:
             path = Path(directory) / "upload"
+            source = sources.source_of(payload)
             try:
-                await self.storage.get_file(payload["object_key"], path)
-            except ObjectNotFound:
-                raise ImportFailed(
-                    "The uploaded file is gone: an interrupted attempt of this import ended "
-                    "with it; check the annotations and import the file again if needed."
-                ) from None
+                await sources.fetch(source, path, storage=self.storage, ingest=self.ingest)
+            except sources.SourceMissing as missing:
+                raise ImportFailed(str(missing)) from None
             with ImportFiles(path, params.filename) as files:
                 parsed = await asyncio.to_thread(importer.read, files, context)
         await self.requests.progress(rq_id, _READ)
@@ -153,52 +146,4 @@ class ImportRunner:
                     "and import again if needed."
                 ) from problem
             raise
-        return _report(written, matched, params)
-
-
-def _task_frames(target: ImportTarget, meta: DataMeta) -> TaskFrames:
-    """The task's frame names and sizes, and which frames take annotations: not deleted,
-    and the job's own for a job import."""
-    frames = meta.frame_sizes()
-    excluded = frozenset(meta.deleted_frames)
-    own: frozenset[int] | None = None
-    if target.scope == "job":
-        own = frozenset(f for job in target.jobs for f in job.task_frames())
-
-    def allowed(number: int) -> bool:
-        return number not in excluded and (own is None or number in own)
-
-    return TaskFrames(
-        [frame.name for frame in frames], allowed, [(frame.width, frame.height) for frame in frames]
-    )
-
-
-def _sizes(frames: TaskFrames) -> FrameSizes:
-    """Frame sizes by the frame names a file gives, matched as frames are; the index is
-    built when a reader first asks (on its thread; most readers never do)."""
-    index = functools.cache(lambda: Matcher.frame_index(frames))
-
-    def size(name: str) -> tuple[int, int] | None:
-        number = index().number(name)
-        return None if number is None else frames.sizes[number]
-
-    return size
-
-
-def _refusal(problem: Problem) -> str:
-    """A service's refusal as the request's message, with the fields it names."""
-    named = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.errors[:5])
-    return f"{problem.detail} {named}".strip()
-
-
-def _report(written: ImportWritten, matched: Matched, params: ImportParams) -> str:
-    """What the import stored and what it left out, for the request's message."""
-    stored = f"{written.tags} tags, {written.shapes} shapes and {written.tracks} tracks"
-    replaced = f", replacing {written.deleted} objects" if params.mode == "replace" else ""
-    report = f"Imported {stored}{replaced}."
-    if matched.skipped:
-        left = "; ".join(
-            f"{skip.count} x {skip.reason} ({', '.join(skip.examples)})" for skip in matched.skipped
-        )
-        report += f" Left out: {left}."
-    return report
+        return steps.report(written, matched, params.mode)

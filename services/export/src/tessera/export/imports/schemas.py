@@ -11,7 +11,8 @@ ImportTargetKind = Literal["task", "job"]
 
 
 class ImportParams(BaseModel):
-    """One import: into what, from which uploaded file, in which format, how."""
+    """One import: into what, from which file (`filename`: the uploaded file's name, or
+    the key of a cloud storage's object), in which format, how."""
 
     model_config = ConfigDict(frozen=True)
 

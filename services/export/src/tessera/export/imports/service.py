@@ -1,23 +1,21 @@
 """Annotation imports as CVAT 2.80's clients send them: who may import into what, the
-upload of the file (CVAT's upload protocol, `tessera.platform.uploads`), and the request
-that imports it (`tessera.export.imports.runner`)."""
+upload of the file (CVAT's upload protocol, `tessera.platform.uploads`) or the object of
+a cloud storage it is in (`location=cloud_storage`, `tessera.export.sources`), and the
+request that imports it (`tessera.export.imports.runner`)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import Request, Response
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.imports.registry import importer_named
 from tessera.export.imports.schemas import ImportParams, ImportTargetKind
 from tessera.export.queue import IMPORTS
+from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
-from tessera.platform.bus import Outbox
-from tessera.platform.clients.annotations import AnnotationsClient
-from tessera.platform.db import Database
 from tessera.platform.errors import Problem, bad_request
-from tessera.platform.requests import OPEN, Operation, RequestStore
-from tessera.platform.uploads import Uploads
+from tessera.platform.requests import OPEN, Operation
 
 IMPORT_OPERATION = "import:annotations"
 """The `operation.type` of an import request, as CVAT names it."""
@@ -28,25 +26,8 @@ def upload_path(target: ImportTargetKind, target_id: int) -> str:
     return f"/api/{target}s/{target_id}/annotations"
 
 
-class Imports:
+class Imports(FileRequests):
     """Starting annotation imports: access, uploads, requests."""
-
-    def __init__(
-        self,
-        database: Database,
-        outbox: Outbox,
-        uploads: Uploads,
-        *,
-        annotations: AnnotationsClient,
-        requests: RequestStore,
-        max_upload_bytes: int,
-    ) -> None:
-        self.database = database
-        self.outbox = outbox
-        self.uploads = uploads
-        self.annotations = annotations
-        self.requests = requests
-        self.max_upload_bytes = max_upload_bytes
 
     async def owner(
         self, request: Request, principal: Principal, target: ImportTargetKind, target_id: int
@@ -103,19 +84,6 @@ class Imports:
                 f"it (GET /api/requests/{found}) or cancel it, then import again.",
             )
 
-    async def create_upload(
-        self,
-        request: Request,
-        session: AsyncSession,
-        principal: Principal,
-        owner: str,
-        path: str,
-    ) -> Response:
-        """TUS creation of the file to import (`201` with its `Location`)."""
-        return await self.uploads.tus_create(
-            request, session, owner, principal.user_id, path, max_length=self.max_upload_bytes
-        )
-
     async def finish(
         self,
         request: Request,
@@ -127,14 +95,7 @@ class Imports:
         """Upload-Finish: queue the import of the caller's uploaded file; its rq_id (400
         for a format Tessera does not read, 409 while another import of the caller's into
         the target has not ended, 422 for a file that was not uploaded)."""
-        importer = importer_named(params.format)
-        if importer is None:
-            raise bad_request(
-                f"Unknown import format {params.format!r}; GET /api/server/annotation/formats "
-                "lists the importers.",
-                "format",
-            )
-        params = params.model_copy(update={"format": importer.name})
+        params = _known_format(params)
         # until this transaction ends, the caller's next Upload-Start waits, then sees the
         # request and leaves its file alone (`start`)
         await self.uploads.lock(session, owner)
@@ -143,19 +104,59 @@ class Imports:
         )
         upload = await self.uploads.file(session, owner, params.filename, principal.user_id)
         params = params.model_copy(update={"filename": upload.filename})
+        source = Uploaded(object_key=upload.object_key)
+        return await self._queue_import(request, session, principal, params, source)
+
+    async def from_cloud_storage(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        owner: str,
+        params: ImportParams,
+        *,
+        cloud_storage_id: int | None,
+    ) -> str:
+        """`location=cloud_storage`: queue the import of the object `params.filename` of
+        the cloud storage, which the worker reads; its rq_id (400 for a format Tessera
+        does not read or a parameter missing, the caller's 403 or 404 for the storage,
+        409 while another import of the caller's into the target has not ended)."""
+        params = _known_format(params)
+        source = await self.cloud_object(request, cloud_storage_id, params.filename)
+        await self.uploads.lock(session, owner)
+        await self._refuse_a_second_import(
+            session, principal.user_id, params.target, params.target_id
+        )
+        return await self._queue_import(request, session, principal, params, source)
+
+    async def _queue_import(
+        self,
+        request: Request,
+        session: AsyncSession,
+        principal: Principal,
+        params: ImportParams,
+        source: Uploaded | CloudObject,
+    ) -> str:
+        """Record and queue the import of `source`; its rq_id."""
         ids = {f"{params.target}_id": params.target_id}
         operation = Operation(
-            type=IMPORT_OPERATION, target=params.target, format=importer.name, **ids
+            type=IMPORT_OPERATION, target=params.target, format=params.format, **ids
         )
-        context = await self.annotations.context(request)
-        rq_id = await self.requests.create(
-            session, operation, owner_id=principal.user_id,
-            organization_id=context.organization_id,
+        payload = {"params": params.model_dump(mode="json")}
+        return await self.queue(
+            request, session, principal, work=IMPORTS, operation=operation, source=source,
+            payload=payload,
         )  # fmt: skip
-        payload = {
-            "params": params.model_dump(mode="json"),
-            "object_key": upload.object_key,
-            "actor_id": principal.user_id,
-        }
-        await IMPORTS.enqueue(session, self.outbox, rq_id, payload)
-        return rq_id
+
+
+def _known_format(params: ImportParams) -> ImportParams:
+    """The params with the importer's own name for their format (400 naming `format` for
+    one Tessera does not read)."""
+    importer = importer_named(params.format)
+    if importer is None:
+        raise bad_request(
+            f"Unknown import format {params.format!r}; GET /api/server/annotation/formats "
+            "lists the importers.",
+            "format",
+        )
+    return params.model_copy(update={"format": importer.name})

@@ -18,6 +18,8 @@ What is read:
   `keypoints` names its skeleton's points in order (`skeleton` is not needed).
 - images: `id`, `file_name` (the frame ref, as written), `width` and `height` (to check
   masks against).
+- subsets: the `<subset>` of a file's name (none for another name), on its images (each
+  an item of `ParsedAnnotations.items`, annotated or not) and its annotations.
 - annotations: `image_id`, `category_id` (the label), `id` (the group, below),
   `segmentation`, `bbox`, `score` (`ParsedShape.score`), `attributes`, and in keypoints
   files `keypoints`.
@@ -92,6 +94,7 @@ from tessera.export.imports.files import ImportFailed, ImportFiles
 from tessera.export.imports.model import (
     FrameRef,
     ParsedAnnotations,
+    ParsedItem,
     ParsedShape,
     ParsedTag,
     ParsedTrack,
@@ -357,6 +360,12 @@ class Assembler:
         self.result = ParsedAnnotations()
         self._tracks: dict[TrackKey, _Track] = {}
         self._frames = 0
+        self.subset = ""
+        """The subset of the frames and items added next (the file's)."""
+
+    def add_item(self, name: str) -> None:
+        """List an item of the current subset (its frame ref), annotated or not."""
+        self.result.items.append(ParsedItem(name, self.subset))
 
     def add_label(self, name: str) -> None:
         """Declare a label name (once, in order)."""
@@ -370,9 +379,11 @@ class Assembler:
         sizes = Counter(e.group for e in entries if e.group and type(e.annotation) is ParsedShape)
         numbered = sorted(group for group, size in sizes.items() if size > 1)
         groups = {group: index + 1 for index, group in enumerate(numbered)}
+        subset = self.subset
         for entry in entries:
             item = entry.annotation
             group = groups.get(entry.group, 0) if groups else 0
+            item.subset = subset
             if type(item) is ParsedTag:
                 item.group = group
                 self.result.tags.append(item)
@@ -381,6 +392,7 @@ class Assembler:
             item.group = group
             for element in item.elements:
                 element.group = group
+                element.subset = subset
             if entry.track is None:
                 self.result.shapes.append(item)
             else:
@@ -507,6 +519,8 @@ def _read(files: ImportFiles, *, keypoints: bool) -> ParsedAnnotations:
     members = json_members(files, wanted, f"annotations/{prefix}<subset>.json", format_name)
     assembler = Assembler()
     for name in members:
+        stem = posixpath.splitext(posixpath.basename(name))[0]
+        assembler.subset = stem[len(prefix) :] if stem.startswith(prefix) else ""
         _CocoFile(name, load_object(files, name, _KEYS), keypoints).read(assembler)
     return assembler.finish()
 
@@ -597,6 +611,8 @@ class _CocoFile:
         """Add the file's labels and annotations, frame by frame in image order."""
         for label in self._labels:
             assembler.add_label(label)
+        for image in self._images.values():
+            assembler.add_item(image.file_name)
         by_image: dict[int, list[Entry]] = {image_id: [] for image_id in self._images}
         for index, raw in enumerate(self._annotations):
             try:

@@ -13,9 +13,11 @@ The layout (`<annotations>` root, `<version>`, `<meta>`, then `<image>`s or `<tr
 - `<meta>`: the label names of `task/labels`, `project/labels` or `job/labels` go to
   `ParsedAnnotations.labels`; skeleton sublabels (labels with a `<parent>`) are left out,
   as they are matched under their skeleton.
-- `<image id name width height>` (CVAT for images): frame ref is `name` (str), and
-  `frame_names[id] = name`. Its children: `<box xtl ytl xbr ybr>`, `<polygon>`,
-  `<polyline>` and `<points>` (`points="x,y;x,y"`), `<ellipse cx cy rx ry>` (to
+- `<image id name width height subset>` (CVAT for images): frame ref is `name` (str),
+  `frame_names[id] = name`, and an item of `subset` (a project's export gives it; ""
+  without) in `ParsedAnnotations.items`, its shapes and tags of that subset. Its
+  children: `<box xtl ytl xbr ybr>`, `<polygon>`, `<polyline>` and `<points>`
+  (`points="x,y;x,y"`), `<ellipse cx cy rx ry>` (to
   [cx, cy, cx + rx, cy - ry], rounded to 2 decimals as CVAT does), `<cuboid xtl1 ...
   ybr2>` (16 numbers in CVAT's order), `<mask rle left top width height>` (`rle` is
   CVAT's own runs over the box, starting with a 0-run, so points are the runs then
@@ -26,7 +28,9 @@ The layout (`<annotations>` root, `<version>`, `<meta>`, then `<image>`s or `<tr
 - `<track id label group_id source>` (CVAT for video): one child per frame,
   `<box frame keyframe outside occluded ...>` and so on, or `<skeleton frame keyframe>`
   holding `<points label keyframe outside occluded points>` per sublabel. Frame refs are
-  the file's frame numbers (int). As CVAT does, only keyframes are kept (`keyframe="0"`
+  the file's frame numbers (int): numbers in the media, as CVAT writes them (`start_frame
+  + task frame * step`, as `<image id>` is), which the matcher turns into task frames as
+  CVAT's `rel_frame_id` does. As CVAT does, only keyframes are kept (`keyframe="0"`
   frames are the interpolated ones its dumper writes), so every kept shape has
   `keyframe=True`; a skeleton's keyframes and each element's keyframes are kept
   independently (elements become `ParsedTrack.elements`, one track per sublabel, in the
@@ -69,6 +73,7 @@ from tessera.export.imports.files import ImportFailed, ImportFiles
 from tessera.export.imports.model import (
     FrameRef,
     ParsedAnnotations,
+    ParsedItem,
     ParsedShape,
     ParsedTag,
     ParsedTrack,
@@ -146,6 +151,7 @@ class _FileReader:
         self._labels = set(out.labels)
         self._image: str | None = None
         self._image_where = ""
+        self._subset = ""
         self._track: _OpenTrack | None = None
 
     def read(self, events: Iterator[tuple[str, Element]]) -> None:
@@ -181,6 +187,8 @@ class _FileReader:
                 self._fail(where, "<image> has an empty 'name'")
             self._out.frame_names[frame_id] = name
             self._image = name
+            self._subset = element.get("subset", "")
+            self._out.items.append(ParsedItem(name, self._subset))
             self._image_where = f"image {name!r}"
         elif element.tag == "track":
             where = f"track {element.get('id', '?')}"
@@ -224,9 +232,14 @@ class _FileReader:
             if tag in _SHAPES:
                 shape = self._image_shape(element, self._image, self._image_where)
                 if shape is not None:
+                    shape.subset = self._subset
+                    for part in shape.elements:
+                        part.subset = self._subset
                     self._out.shapes.append(shape)
             elif tag == "tag":
-                self._out.tags.append(self._tag(element, self._image, self._image_where))
+                tag_of_image = self._tag(element, self._image, self._image_where)
+                tag_of_image.subset = self._subset
+                self._out.tags.append(tag_of_image)
         elif self._track is not None and tag in _SHAPES:
             self._track_frame(element, self._track)
 

@@ -15,6 +15,8 @@ What is read:
   here). The label list (`ParsedAnnotations.labels`) is the names without a parent; those
   with one are a skeleton's points. `points.items` (`{label_id, labels}`) name a
   skeleton's points in order, for skeletons written as `points` triplets.
+- subsets: a file's name (`annotations/<subset>.json`; none for a lone JSON file), on its
+  items (`ParsedAnnotations.items`, annotated or not) and their annotations.
 - items: `id`, `annotations`, `attr.frame`, `image.path`. The frame ref is the id, with
   the extension of the image's path added when the item has an image (`<id>.jpg` when its
   path is empty), as CVAT matches it; the item's `attr.frame`, when it is an integer, goes
@@ -112,6 +114,8 @@ def read_datumaro(files: ImportFiles) -> ParsedAnnotations:
     members = json_members(files, wanted, "annotations/<subset>.json", "Datumaro 1.0")
     assembler = Assembler()
     for name in members:
+        in_folder = posixpath.basename(posixpath.dirname(name)) == ANNOTATIONS_DIR
+        assembler.subset = posixpath.splitext(posixpath.basename(name))[0] if in_folder else ""
         _DatumaroFile(name, load_object(files, name, _KEYS)).read(assembler)
     return assembler.finish()
 
@@ -180,6 +184,7 @@ class _DatumaroFile:
                 where += f" ({as_str(item_id, 'its id')!r})"
                 frame = self._frame_ref(item, item_id, assembler.result)
                 annotations = as_list(item.get("annotations", []), "its annotations")
+                assembler.add_item(str(frame))
             except Invalid as exc:
                 raise ImportFailed(f"{self._name}: {where}: {exc}") from None
             entries: list[Entry] = []

@@ -16,7 +16,7 @@ datumaro/plugins/mot_format.py, `MotSeqExtractor`) and then builds the tracks it
 - `img1/`, `seqinfo.ini`: images and image facts, not read.
 
 What is read: every line as a rectangle `[x, y, x + w, y + h]` of its class's label on the
-frame number `frame - 1` (an int frame ref), occluded when `visibility <= 0` (the fork's
+frame `Position(frame - 1)`, occluded when `visibility <= 0` (the fork's
 occlusion threshold), with the attributes CVAT gives it: `visibility` (the number as
 Python prints a float, "1.0") and `ignored` ("true" when `not_ignored` is 0, else
 "false"; CVAT writes Python's "True"/"False"). No score: these are ground-truth files.
@@ -28,8 +28,12 @@ the matcher's to add, as it does for every format that lists a track frame by fr
 (`tracks_listed_per_frame`): it knows where the task ends.
 `ParsedAnnotations.labels` are the names of `gt/labels.txt`.
 
-Frame numbers are the task's (0-based): CVAT adds a job's start frame for a job import
-(`instance_data.start`), which is the matcher's business.
+The frame column is a frame's place among the exported frames, counted from 1 (CVAT's
+writer gives `1 + position` to frames not named by a number, as video frames are), not
+its number in the media: CVAT reads it as the task frame `frame - 1`, plus the job's
+start frame for a job import (`int(item.id) - 1 + instance_data.start`, then
+`abs_frame_id`), whatever the task's `start_frame` and step. A `Position` says so; the
+matcher adds the job's start.
 
 Where the reader differs from CVAT:
 - a track with two lines on one frame fails (CVAT stores both keyframes);
@@ -55,7 +59,7 @@ from typing import Final
 
 from tessera.export.imports.files import ImportFailed, ImportFiles
 from tessera.export.imports.formats.yolo import finite, integer, is_metadata, not_found
-from tessera.export.imports.model import ParsedAnnotations, ParsedShape, ParsedTrack
+from tessera.export.imports.model import ParsedAnnotations, ParsedShape, ParsedTrack, Position
 from tessera.geometry import MAX_COORD
 
 FORMAT: Final = "MOT 1.1"
@@ -160,7 +164,7 @@ def _box(fields: list[str], names: list[str], where: str, source: str) -> tuple[
         "rectangle",
         names[index - 1],
         points,
-        frame=frame - 1,
+        frame=Position(frame - 1),
         occluded=visibility <= 0,
         attributes={
             "visibility": str(visibility),
@@ -179,10 +183,15 @@ def _optional(fields: list[str], index: int, where: str, what: str) -> float:
 
 def _keyframes(shapes: list[ParsedShape], gt: str, number: int) -> list[ParsedShape]:
     """A track's lines sorted by frame; ImportFailed for two on one frame."""
-    ordered = sorted(shapes, key=lambda shape: int(shape.frame))
+    ordered = sorted(shapes, key=_position)
     for before, after in itertools.pairwise(ordered):
         if before.frame == after.frame:
             raise ImportFailed(
-                f"{gt}: track {number} has two boxes on frame {int(after.frame) + 1}"
+                f"{gt}: track {number} has two boxes on frame {_position(after) + 1}"
             )
     return ordered
+
+
+def _position(shape: ParsedShape) -> int:
+    frame = shape.frame
+    return frame.index if isinstance(frame, Position) else 0

@@ -35,7 +35,9 @@ Detection, Segmentation, Pose and Oriented Bounding Boxes:
   names (the padding of a smaller skeleton) are left out. Without names for a class, its
   points are named by their position, "0", "1", ... (CVAT, given no task, would call
   them `<label>_point_<i>`).
-- `ParsedAnnotations.labels`: the class names (for Pose, the skeletons').
+- `ParsedAnnotations.labels`: the class names (for Pose, the skeletons');
+  `ParsedAnnotations.items`: the images under `images/<subset>/` (or `<subset>/images/`),
+  their frame refs made as their label files' are; shapes carry their label file's subset.
 
 Classification: folders per subset at the archive's root. A subset with a `labels.json`
 (`{"<id>": {"labels": [<names>], "path": "<label>/<file>"}}`, as CVAT writes it) gives
@@ -91,7 +93,7 @@ from tessera.export.imports.formats.yolo import (
     read_label_file,
     scaled,
 )
-from tessera.export.imports.model import ParsedAnnotations, ParsedShape, ParsedTag
+from tessera.export.imports.model import ParsedAnnotations, ParsedItem, ParsedShape, ParsedTag
 
 DETECTION: Final = "Ultralytics YOLO Detection 1.0"
 SEGMENTATION: Final = "Ultralytics YOLO Segmentation 1.0"
@@ -103,6 +105,7 @@ CONFIG_MEMBER: Final = "data.yaml"
 MAX_CONFIG_BYTES: Final = 4 << 20
 _MAX_CONFIG_DEPTH = 32
 _LABELS_DIR = "labels"
+_IMAGES_DIR = "images"
 _LABELS_EXT = ".txt"
 _NO_LABEL = "no_label"
 _CLASSIFICATION_LABELS = "labels.json"
@@ -237,10 +240,30 @@ def _read(
     for name in files.names():
         if not name.startswith(prefix) or is_metadata(name):
             continue
-        ref = _item_id(name[len(prefix) :])
+        path = name[len(prefix) :]
+        ref = _item_id(path)
         if ref is not None:
-            read_label_file(files, name, ref, read_line=read_line, frame_sizes=frame_sizes, out=out)
+            subset = _placed(path, _LABELS_DIR)[0]
+            read_label_file(
+                files, name, ref, read_line=read_line, frame_sizes=frame_sizes, out=out,
+                subset=subset,
+            )  # fmt: skip
+        elif is_image(path) and _IMAGES_DIR in path.split("/")[:-1]:
+            subset, below = _placed(path, _IMAGES_DIR)
+            out.items.append(ParsedItem(posixpath.splitext(below)[0], subset, name))
     return out
+
+
+def _placed(path: str, folder: str) -> tuple[str, str]:
+    """(subset, path below the subset's folder) of a member under `<folder>/<subset>/` or
+    `<subset>/<folder>/` (`folder` one of its parent folders): the subset "" for a member
+    right under a top-level `folder`."""
+    parts = path.split("/")
+    at = parts.index(folder)
+    rest = parts[at + 1 :]
+    if at == 0 and len(rest) > 1:
+        return rest[0], "/".join(rest[1:])
+    return (parts[at - 1] if at else ""), "/".join(rest)
 
 
 def _item_id(path: str) -> str | None:
@@ -421,19 +444,21 @@ def read_ultralytics_classification(files: ImportFiles) -> ParsedAnnotations:
         listed = _listed_tags(files, f"{subset}/{_CLASSIFICATION_LABELS}")
         if listed:
             found = True
+            out.items += [ParsedItem(ref, subset) for ref in dict.fromkeys(r for r, _ in listed)]
             for ref, label in listed:
                 labels.add(label)
                 if label != _NO_LABEL:
-                    out.tags.append(ParsedTag(label=label, frame=ref))
+                    out.tags.append(ParsedTag(label=label, frame=ref, subset=subset))
             continue
         for rest in members:
             label, _, image = rest.partition("/")
             if not image or not is_image(image):
                 continue
             found = True
+            out.items.append(ParsedItem(image, subset, f"{subset}/{rest}"))
             if label != _NO_LABEL:
                 labels.add(label)
-                out.tags.append(ParsedTag(label=label, frame=image))
+                out.tags.append(ParsedTag(label=label, frame=image, subset=subset))
     if not found:
         raise not_found(
             CLASSIFICATION, f"<subset>/{_CLASSIFICATION_LABELS} or <subset>/<label>/<image>"

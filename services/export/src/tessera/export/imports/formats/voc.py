@@ -48,7 +48,9 @@ read, as there:
   CVAT's bindings keep only the groups of more than one shape on a frame, renumbered 1,
   2, ... there. So a box and a mask of the same object number share a group.
 - Frame refs: the item id plus the extension of the XML's `filename` (or of the image in
-  `JPEGImages/` of that id), else the id alone.
+  `JPEGImages/` of that id), else the id alone. Each item goes to
+  `ParsedAnnotations.items` (with its `JPEGImages/` image, when there is one), its shapes
+  and tags carry its subset.
 - Flat uploads (no `Annotations/` folder under the root, or no root at all): every XML
   is the annotation of an item of subset "train" named by its file name (a repeated
   name fails, as moving the files does in CVAT).
@@ -95,7 +97,13 @@ from PIL import Image
 from tessera.export.formats.coco import round2
 from tessera.export.formats.paint import Rgb, voc_colormap
 from tessera.export.imports.files import ImportFailed, ImportFiles
-from tessera.export.imports.model import ParsedAnnotations, ParsedShape, ParsedTag, ParsedTrack
+from tessera.export.imports.model import (
+    ParsedAnnotations,
+    ParsedItem,
+    ParsedShape,
+    ParsedTag,
+    ParsedTrack,
+)
 from tessera.geometry import MAX_COORD, array_to_cvat_mask
 
 FORMAT: Final = "PASCAL VOC 1.1"
@@ -509,10 +517,14 @@ class _VocReader:
                 shapes += self._masks(item_id, ref, size, xml)
             if "Main" in item.tasks:
                 for label in tags.get((subset, item_id), ()):
-                    self.result.tags.append(ParsedTag(label=label, frame=ref))
+                    self.result.tags.append(ParsedTag(label=label, frame=ref, subset=subset))
             cvat_groups(shapes)
             for shape in shapes:
+                shape.subset = subset
                 self._add(shape)
+            ext = self.images.get(item_id)
+            image = None if ext is None else f"{self.root}JPEGImages/{item_id}{ext}"
+            self.result.items.append(ParsedItem(ref, subset, image))
         self.result.tracks.extend(self.tracks.values())
         return self.result
 

@@ -21,7 +21,9 @@ What is read: for each image listed by a subset (each label file once), its boxe
 rectangles `[(cx - w/2) W, (cy - h/2) H, (cx + w/2) W, (cy + h/2) H]`, on the frame ref
 CVAT's item id gives: the listed path without `data/`, its first folder
 (`obj_train_data/`) and its extension ("seq/img2" for `data/obj_train_data/seq/img2.jpg`).
-`ParsedAnnotations.labels` are the names of `obj.names`.
+`ParsedAnnotations.labels` are the names of `obj.names`; `ParsedAnnotations.items` every
+image a subset lists (its frame ref, the subset, its member), and shapes carry the subset
+of the list that named their image first.
 
 Frame sizes: the normalised numbers need the image's size, which the files do not give
 (CVAT looks each label file's frame up in the task, `image_info`). So every reader of the
@@ -55,7 +57,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final
 
 from tessera.export.imports.files import ImportFailed, ImportFiles
-from tessera.export.imports.model import ParsedAnnotations, ParsedShape
+from tessera.export.imports.model import ParsedAnnotations, ParsedItem, ParsedShape
 from tessera.geometry import MAX_COORD
 
 FORMAT: Final = "YOLO 1.1"
@@ -120,6 +122,7 @@ def read_yolo(files: ImportFiles, frame_sizes: FrameSizes) -> ParsedAnnotations:
                     f"{list_member} line {number}: the image path {line.strip()!r} is absolute "
                     "or leads out of the upload"
                 )
+            out.items.append(ParsedItem(_item_id(image), subset, member_in(root, image)))
             if label_member in seen or label_member not in files:
                 continue
             seen.add(label_member)
@@ -130,6 +133,7 @@ def read_yolo(files: ImportFiles, frame_sizes: FrameSizes) -> ParsedAnnotations:
                 read_line=read_line,
                 frame_sizes=frame_sizes,
                 out=out,
+                subset=subset,
             )
     return out
 
@@ -231,9 +235,10 @@ def read_label_file(
     read_line: LineReader,
     frame_sizes: FrameSizes,
     out: ParsedAnnotations,
+    subset: str = "",
 ) -> None:
-    """Add the shapes of one label file on frame `ref` to `out` (see the module's
-    docstring for a frame without a size)."""
+    """Add the shapes of one label file on frame `ref` (of `subset`) to `out` (see the
+    module's docstring for a frame without a size)."""
     lines = list(label_lines(files, member))
     if not lines:
         return
@@ -244,6 +249,7 @@ def read_label_file(
     if valid:
         for shape in shapes:
             shape.frame = ref
+            shape.subset = subset
         out.shapes.extend(shapes)
 
 
