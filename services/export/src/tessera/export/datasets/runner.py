@@ -44,6 +44,7 @@ from tessera.export.imports.registry import ImportFormat, ReadContext, importer_
 from tessera.export.imports.registry import skeleton_points as skeleton_points_of
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.collector import gc_paused
 from tessera.platform.contracts.annotations import ImportWritten, SnapshotLabel
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestEnded, RequestStore
@@ -144,7 +145,9 @@ class DatasetImportRunner:
                 )
             with ImportFiles(path, params.filename) as files:
                 images = ImageIndex(files)
-                plans, created = await asyncio.to_thread(_read, importer, files, images, labels)
+                plans, created = await asyncio.to_thread(
+                    gc_paused()(_read), importer, files, images, labels
+                )
                 await self.requests.progress(rq_id, _READ, CREATING)
                 made = _Made(self, rq_id)
                 try:
@@ -303,7 +306,7 @@ class _Run:
             target.labels, frames, conv_mask_to_poly=self.params.conv_mask_to_poly,
             tracks_listed_per_frame=self.importer.tracks_listed_per_frame,
         )  # fmt: skip
-        matched = await asyncio.to_thread(matcher.match, plan.annotations)
+        matched = await asyncio.to_thread(gc_paused()(matcher.match), plan.annotations)
         if not any(matched.document.values()):
             return None, matched
         document = await asyncio.to_thread(

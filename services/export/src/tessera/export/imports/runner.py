@@ -34,6 +34,7 @@ from tessera.export.imports.registry import ReadContext, importer_named, skeleto
 from tessera.export.imports.schemas import ImportParams
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.collector import gc_paused
 from tessera.platform.errors import Problem
 from tessera.platform.requests import RequestEnded, RequestStore
 from tessera.platform.storage import ObjectStorage
@@ -122,14 +123,14 @@ class ImportRunner:
             except sources.SourceMissing as missing:
                 raise ImportFailed(str(missing)) from None
             with ImportFiles(path, params.filename) as files:
-                parsed = await asyncio.to_thread(importer.read, files, context)
+                parsed = await asyncio.to_thread(gc_paused()(importer.read), files, context)
         await self.requests.progress(rq_id, _READ)
         matcher = await asyncio.to_thread(
             Matcher, target.labels, frames, conv_mask_to_poly=params.conv_mask_to_poly,
             tracks_listed_per_frame=importer.tracks_listed_per_frame,
         )  # fmt: skip
         matcher.frames_not_found(context.missing)
-        matched = await asyncio.to_thread(matcher.match, parsed, strict=params.strict)
+        matched = await asyncio.to_thread(gc_paused()(matcher.match), parsed, strict=params.strict)
         await self.requests.progress(rq_id, _MATCHED)
         document = await asyncio.to_thread(
             orjson.dumps, {"version": target.version, **matched.document}
