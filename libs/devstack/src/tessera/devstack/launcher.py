@@ -33,6 +33,7 @@ from tessera.devstack.servers import (
     log_tail,
     stop_all,
 )
+from tessera.platform.egress import endpoint_of
 from tessera.platform.migrate import migrate_packages
 from tessera.platform.storage import ObjectStorage
 
@@ -126,6 +127,8 @@ def service_env(
         "TESSERA_NATS_URL": nats.url,
         "TESSERA_NATS_TOKEN": keys.nats_token,
         "TESSERA_S3_ENDPOINT_URL": s3.url,
+        # a bucket of the embedded S3 can be a cloud storage (the README's worked example)
+        "TESSERA_CLOUD_STORAGE_ALLOWED_ENDPOINTS": json.dumps([endpoint_of(s3.url)]),
         "TESSERA_S3_ACCESS_KEY": keys.s3_access_key,
         "TESSERA_S3_SECRET_KEY": keys.s3_secret_key,
         "TESSERA_S3_BUCKET": BUCKET,

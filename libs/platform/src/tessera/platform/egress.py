@@ -45,14 +45,26 @@ def check_address(raw: str, allowed_networks: Sequence[str]) -> None:
         raise EgressRefused(f"refused: its host resolves to the internal address {address}")
 
 
-async def check_public_url(url: str, allowed_networks: Sequence[str]) -> None:
+def endpoint_of(url: str) -> str:
+    """`host:port` of an http(s) URL, the port spelt out (`http://h` is `h:80`)."""
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{parsed.host}:{port}"
+
+
+async def check_public_url(
+    url: str, allowed_networks: Sequence[str], allowed_endpoints: Sequence[str] = ()
+) -> None:
     """EgressRefused unless `url` is http(s) and every address of its host is public (or
-    in `allowed_networks`)."""
+    in `allowed_networks`), or its `host:port` is one of `allowed_endpoints` (a single
+    internal server allowed by name, rather than its whole network and every port)."""
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https"):
         raise EgressRefused("only http and https URLs can be reached")
     if not parsed.host:
         raise EgressRefused("the URL has no host")
+    if endpoint_of(url) in allowed_endpoints:
+        return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(

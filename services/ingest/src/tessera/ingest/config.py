@@ -30,6 +30,9 @@ class IngestSettings(PeerSettings):
     # Remote files (`remote_files`): addresses in these networks may be fetched even though
     # they are loopback, private, link-local or otherwise internal; size and time limits.
     remote_allowed_networks: tuple[str, ...] = ()
+    # Cloud storage endpoints (`host:port` of their `endpoint_url`) allowed although they
+    # are internal: `make run` names its embedded S3, and only it (not all of loopback).
+    cloud_storage_allowed_endpoints: tuple[str, ...] = ()
     remote_max_bytes: int = 4 * 2**30
     remote_timeout_s: float = 60.0
     # Chunks made on first request (`use_cache`) are kept until their total passes this.

@@ -339,7 +339,11 @@ class CloudStorages:
         endpoint = attributes.get("endpoint_url")
         if endpoint:
             try:
-                await check_public_url(endpoint, self._settings.remote_allowed_networks)
+                await check_public_url(
+                    endpoint,
+                    self._settings.remote_allowed_networks,
+                    self._settings.cloud_storage_allowed_endpoints,
+                )
             except EgressRefused as exc:
                 raise unprocessable([("body.specific_attributes", f"endpoint_url {exc}")]) from exc
         return BucketConfig(
