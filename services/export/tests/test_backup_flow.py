@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from tessera.devstack.testing import Stack
 from tessera.export.backups import layout
@@ -772,3 +773,211 @@ def test_annotations_of_other_jobs_are_left_out_and_names_must_match() -> None:
                                                                    "value": "red"}]}]},
             ids,
         )  # fmt: skip
+
+
+# -- context images and deleted frames ---------------------------------------------------
+
+
+def _jpeg_bytes(seed: int, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, seed * 30 % 256, 50)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _colour(image: bytes) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """An image's size and the colour of its pixel (3, 3)."""
+    decoded = Image.open(io.BytesIO(image)).convert("RGB")
+    pixel = decoded.getpixel((3, 3))
+    assert isinstance(pixel, tuple)
+    return decoded.size, tuple(int(value) for value in pixel)
+
+
+async def _served_context_images(fleet: ExportFleet, task_id: int, number: int) -> dict[str, bytes]:
+    """Frame `number`'s context images as ingest serves them (CVAT's `type=context_image`)."""
+    served = await fleet.ingest.get(
+        f"/api/tasks/{task_id}/data", params={"type": "context_image", "number": number}
+    )
+    assert served.status_code == 200, served.text
+    with zipfile.ZipFile(io.BytesIO(served.content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+async def test_context_images_and_deleted_frames_back_up_and_restore(
+    export_fleet: ExportFleet,
+) -> None:
+    created = await export_fleet.annotations.post(
+        "/api/tasks", json={"name": "with context", "labels": LABELS, "segment_size": 2}
+    )
+    assert created.status_code == 201, created.text
+    task_id: int = created.json()["id"]
+    folder = f"ctx{task_id}"
+    frames = {f"{folder}/f{index}.png": png_bytes(index, (40, 30)) for index in range(3)}
+    related = {
+        f"{folder}/related_images/f0_png/left.png": png_bytes(7, (20, 10)),
+        f"{folder}/related_images/f0_png/right.jpg": _jpeg_bytes(1, (16, 16)),
+        f"{folder}/related_images/f2_png/top.png": png_bytes(9, (10, 20)),
+    }
+    for name, content in {**frames, **related}.items():
+        (export_fleet.share / name).parent.mkdir(parents=True, exist_ok=True)
+        (export_fleet.share / name).write_bytes(content)
+    sent = await export_fleet.ingest.post(
+        f"/api/tasks/{task_id}/data/", json={"image_quality": 70, "server_files": [f"{folder}/"]}
+    )
+    assert sent.status_code == 202, sent.text
+    made = await export_fleet.wait(export_fleet.ingest, sent.json()["rq_id"])
+    assert made["status"] == "finished", made
+    label_ids, spec_ids = _ids(await _labels(export_fleet, task_id=task_id))
+    await export_fleet.put_annotations(task_id, _annotations(label_ids, spec_ids))
+    deleted = await export_fleet.ingest.patch(
+        f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [1]}
+    )
+    assert deleted.status_code == 200, deleted.text
+
+    _, downloaded, original = await _backup(export_fleet, "tasks", task_id)
+
+    # CVAT's layout: each image's context images in its related_images/<name>_<ext>/
+    # folder, as they were given, listed in the manifest; the deleted frames in task.json
+    assert original.namelist() == [
+        f"data/{folder}/f0.png",
+        f"data/{folder}/related_images/f0_png/left.png",
+        f"data/{folder}/related_images/f0_png/right.jpg",
+        f"data/{folder}/f1.png",
+        f"data/{folder}/f2.png",
+        f"data/{folder}/related_images/f2_png/top.png",
+        "data/manifest.jsonl", "task.json", "annotations.json",
+    ]  # fmt: skip
+    for name, content in {**frames, **related}.items():
+        assert original.read(f"data/{name}") == content
+    manifest = [orjson.loads(line) for line in original.read("data/manifest.jsonl").splitlines()]
+    assert [line.get("meta") for line in manifest[2:]] == [
+        {"related_images": list(related)[:2]},
+        None,
+        {"related_images": list(related)[2:]},
+    ]
+    assert orjson.loads(original.read("task.json"))["data"]["deleted_frames"] == [1]
+
+    ended = await _restore(export_fleet, "tasks", downloaded.content)
+
+    assert ended["status"] == "finished", ended
+    assert ended["message"] == ""  # nothing left out
+    restored_id = ended["result_id"]
+    meta = (await export_fleet.ingest.get(f"/api/tasks/{restored_id}/data/meta")).json()
+    assert meta["deleted_frames"] == [1]
+    assert [frame["related_files"] for frame in meta["frames"]] == [2, 0, 1]
+    for number in (0, 2):
+        restored_images = await _served_context_images(export_fleet, restored_id, number)
+        assert restored_images == await _served_context_images(export_fleet, task_id, number)
+    assert sorted(await _served_context_images(export_fleet, restored_id, 0)) == [
+        "left.png.jpg", "right.jpg.jpg"
+    ]  # fmt: skip
+    # the same files, manifest, deleted frames, jobs and annotations (frame 1's too)
+    _, _, again = await _backup(export_fleet, "tasks", restored_id)
+    assert _members(again) == _members(original)
+    first_job = orjson.loads(again.read("annotations.json"))[0]
+    assert {shape["frame"] for shape in first_job["shapes"]} == {0, 1}  # 1 is deleted
+
+
+def _cvat_backup_with_context_and_ground_truth() -> tuple[bytes, dict[str, bytes]]:
+    """A backup as CVAT 2.x writes it of an image task with context images (its upload
+    folder's `related_images/`, listed in the manifest's `meta`), deleted frames, a ground
+    truth job of frames 0 and 2 (CVAT's `validation_mode: "gt"`: its own job, after the
+    annotation jobs) and an annotation guide; and the context images by path in `data/`."""
+    related = {
+        "related_images/img_0_png/cam_left.png": png_bytes(11, (24, 12)),
+        "related_images/img_0_png/cam_right.png": png_bytes(12, (12, 24)),
+        "related_images/img_2_png/cam_left.jpg": _jpeg_bytes(3, (20, 20)),
+    }
+    task = {
+        "name": "cvat with context", "bug_tracker": "", "status": "annotation", "subset": "",
+        "labels": CVAT_LABELS, "version": "1.0",
+        "data": {"chunk_size": 72, "image_quality": 70, "start_frame": 0, "stop_frame": 3,
+                 "storage_method": "cache", "sorting_method": "lexicographical",
+                 "chunk_type": "imageset", "deleted_frames": [3, 1], "storage": "local"},
+        "jobs": [
+            {"status": "annotation", "type": "annotation", "start_frame": 0, "stop_frame": 1},
+            {"status": "completed", "type": "annotation", "start_frame": 2, "stop_frame": 3},
+            {"status": "annotation", "type": "ground_truth", "start_frame": 0,
+             "stop_frame": 2, "frames": [0, 2]},
+        ],
+    }  # fmt: skip
+    by_image = {0: list(related)[:2], 2: list(related)[2:]}
+    manifest = [{"version": "1.1"}, {"type": "images"}] + [
+        {"name": f"img_{i}", "extension": ".png", "width": 40, "height": 30,
+         **({"meta": {"related_images": by_image[i]}} if i in by_image else {})}
+        for i in range(4)
+    ]  # fmt: skip
+    ground_truth = {"version": 0, "tags": [
+        {"frame": 2, "group": 0, "source": "manual", "attributes": [], "label": "weather"}
+    ], "shapes": [], "tracks": []}  # fmt: skip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(4):
+            archive.writestr(f"data/img_{index}.png", png_bytes(index, (40, 30)))
+            for name in by_image.get(index, []):
+                archive.writestr(f"data/{name}", related[name])
+        archive.writestr("data/manifest.jsonl", b"\n".join(map(orjson.dumps, manifest)) + b"\n")
+        archive.writestr("data/index.json", b'{"0":31,"1":97,"2":163,"3":229}')
+        archive.writestr("task.json", orjson.dumps(task))
+        archive.writestr("annotations.json", orjson.dumps([*_cvat_annotations(), ground_truth]))
+        archive.writestr("annotation_guide.md", b"# Cars\n![](assets/cars.png)\n")
+        archive.writestr("assets/cars.png", png_bytes(20))
+    return buffer.getvalue(), related
+
+
+async def test_a_cvat_backup_restores_its_context_images_and_deleted_frames(
+    export_fleet: ExportFleet,
+) -> None:
+    data, related = _cvat_backup_with_context_and_ground_truth()
+
+    ended = await _restore(export_fleet, "tasks", data)
+
+    assert ended["status"] == "finished", ended
+    assert ended["message"] == (
+        "Restored without what Tessera does not have: the ground truth job of frames 0, 2 "
+        "with 1 annotation; the annotation guide annotation_guide.md with 1 asset."
+    )
+    task_id = ended["result_id"]
+    meta = (await export_fleet.ingest.get(f"/api/tasks/{task_id}/data/meta")).json()
+    assert meta["deleted_frames"] == [1, 3]
+    assert [frame["related_files"] for frame in meta["frames"]] == [2, 0, 1, 0]
+    jobs = (await export_fleet.annotations.get("/api/jobs", params={"task_id": task_id})).json()
+    assert [job["type"] for job in jobs["results"]] == ["annotation", "annotation"]
+    for job in jobs["results"]:
+        job_meta = await export_fleet.ingest.get(f"/api/jobs/{job['id']}/data/meta")
+        assert job_meta.json()["deleted_frames"] == [job["stop_frame"]]  # 1, then 3
+    served = await _served_context_images(export_fleet, task_id, 0)
+    assert sorted(served) == ["cam_left.png.jpg", "cam_right.png.jpg"]
+    for name, image in served.items():  # JPEGs of the given images (CVAT's re-encoding)
+        given = _colour(related[f"related_images/img_0_png/{name.removesuffix('.jpg')}"])
+        assert _colour(image)[0] == given[0]
+        assert max(abs(a - b) for a, b in zip(_colour(image)[1], given[1], strict=True)) <= 3
+    _, _, backup = await _backup(export_fleet, "tasks", task_id)
+    for name, content in related.items():
+        assert backup.read(f"data/{name}") == content
+    given_manifest = zipfile.ZipFile(io.BytesIO(data)).read("data/manifest.jsonl")
+    assert backup.read("data/manifest.jsonl").splitlines() == given_manifest.splitlines()
+    meta_json = orjson.loads(backup.read("task.json"))
+    assert meta_json["data"]["deleted_frames"] == [1, 3]
+    assert [job["type"] for job in meta_json["jobs"]] == ["annotation", "annotation"]
+    restored = [{**job, "version": None} for job in orjson.loads(backup.read("annotations.json"))]
+    assert restored == [{**job, "version": None} for job in _cvat_annotations()]
+
+
+def test_deleted_frames_and_what_is_left_out_are_read_from_task_json() -> None:
+    assert layout.deleted_frames({"deleted_frames": [4, 2, 4]}) == [2, 4]
+    assert layout.deleted_frames({}) == []
+    for bad in ([1, "2"], [-1], [True], "1"):
+        with pytest.raises(layout.BackupInvalid, match="deleted_frames"):
+            layout.deleted_frames({"deleted_frames": bad})
+    task = {"jobs": [
+        {"type": "annotation"},
+        {"type": "consensus_replica", "start_frame": 0, "stop_frame": 9},
+        {"type": "ground_truth", "start_frame": 0, "stop_frame": 40, "frames": list(range(12))},
+    ]}  # fmt: skip
+    elements = [{"tags": [1]}, {"tags": [1], "shapes": [2, 3]}, {}]
+    assert layout.left_out(task, elements, {"task_1/annotation_guide.md"}, "task_1/") == [
+        "task_1/the consensus replica job of frames 0-9 with 3 annotations",
+        "task_1/the ground truth job of frames 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (12 frames) "
+        "with 0 annotations",
+        "the annotation guide task_1/annotation_guide.md with 0 assets",
+    ]

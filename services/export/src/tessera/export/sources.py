@@ -8,9 +8,10 @@ says which as its `source` (`FileSource`); the worker copies the file into a loc
 (`fetch`) and, once the request has ended, deletes it if it was uploaded (`forget`): an
 object of a cloud storage is the caller's, and stays.
 
-`FileRequests` is what the services that start such requests (`Imports`, `Restores`)
-share: their dependencies, the TUS creation of an upload, the cloud storage object a
-request names, and the request recorded and queued with its source.
+`FileRequests` is what the services that start such requests (`Imports`, `Restores`,
+`DatasetImports`) share: their dependencies, the TUS creation of an upload, the cloud
+storage object a request names, and the request recorded and queued with its source.
+`FileRequestRunner` is what their workers share.
 """
 
 from __future__ import annotations
@@ -188,3 +189,22 @@ class FileRequests:
         }
         await work.enqueue(session, self.outbox, rq_id, body)
         return rq_id
+
+
+class FileRequestRunner:
+    """The base of the workers that run requests on a caller's file (imports, dataset
+    imports, restores): the bucket the uploads are in, the services they write through,
+    and the request store they report to."""
+
+    def __init__(
+        self,
+        storage: ObjectStorage,
+        *,
+        annotations: AnnotationsClient,
+        ingest: IngestClient,
+        requests: RequestStore,
+    ) -> None:
+        self.storage = storage
+        self.annotations = annotations
+        self.ingest = ingest
+        self.requests = requests

@@ -60,8 +60,10 @@ SPEC = ServiceSpec(
     description="Task media: uploads, cloud storage, URLs, shares, frames, chunks and segments.",
     migrations=migrations.LOCATION,
     routers=(
-        task_data_router,
+        # Before the TUS routes of task data: `PATCH /api/tasks/{id}/data/meta` would
+        # otherwise be taken for a TUS append to an upload named "meta".
         frames_router,
+        task_data_router,
         previews_router,
         video_frames_router,
         media_files_router,

@@ -34,6 +34,8 @@ task_media = sa.Table(
     sa.Column("video_keyframes", pg.ARRAY(sa.BigInteger)),
     sa.Column("manifest_key", sa.Text),
     sa.Column("created_date", sa.DateTime(timezone=True), nullable=False),
+    # Task frame numbers, sorted (CVAT's `Data.deleted_frames`); set by PATCH data/meta.
+    sa.Column("deleted_frames", pg.ARRAY(sa.Integer), nullable=False, server_default="{}"),
 )
 
 frames = sa.Table(

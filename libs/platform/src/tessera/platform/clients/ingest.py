@@ -1,7 +1,7 @@
 """The client of the ingest service (`tessera.platform.contracts.ingest`), for the
 services that read a task's frames (their names and sizes, their original media, a video
-task's frames in one stream, a point cloud's context images) and write into cloud
-storages."""
+task's frames in one stream, a frame's context images), set a restored task's deleted
+frames and write into cloud storages."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tessera.platform.contracts.ingest import (
     CLOUD_OBJECT_PATH,
     CLOUD_STORAGE_PATH,
     FRAME_RECORD,
+    MEDIA_CONTEXT_IMAGES_PATH,
     MEDIA_FILES_PATH,
     MEDIA_MANIFEST_PATH,
     MEDIA_VIDEO_PATH,
@@ -28,6 +29,7 @@ from tessera.platform.contracts.ingest import (
     VIDEO_FRAMES_PATH,
     CloudObjectWritten,
     DataMeta,
+    DataMetaWrite,
     FrameFormat,
     MediaFiles,
     VideoFramesRequest,
@@ -56,6 +58,20 @@ class IngestClient:
         response = await self._get(TASK_META_PATH.format(task_id=task_id), {}, "frame names")
         return DataMeta.model_validate_json(response.content)
 
+    async def set_deleted_frames(self, task_id: int, frames: Sequence[int]) -> DataMeta:
+        """Make `frames` (task frame numbers) the task's deleted frames, all of them (CVAT's
+        `PATCH /api/tasks/{id}/data/meta`); the task's changed meta. A refusal raises as
+        ingest answered it (404 for a task without media, 422 for a frame outside it)."""
+        body = DataMetaWrite(deleted_frames=list(frames)).model_dump_json()
+        path = TASK_META_PATH.format(task_id=task_id)
+        headers = {**self._headers, "Content-Type": "application/json"}
+        response = await send_with_retries(
+            lambda: self._http.patch(path, content=body, headers=headers), TRIES
+        )
+        if response.status_code != 200:
+            raise _problem(response, "deleted frames")
+        return DataMeta.model_validate_json(response.content)
+
     async def original_frame(self, task_id: int, number: int) -> tuple[bytes, str]:
         """The original file of an image frame (a decoded frame of a video), and its type."""
         params = {"type": "frame", "number": str(number), "quality": "original"}
@@ -70,6 +86,20 @@ class IngestClient:
         params = {"type": "context_image", "number": str(number)}
         path = TASK_DATA_PATH.format(task_id=task_id)
         response = await self._get(path, params, "context images")
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            return sorted(
+                (info.filename, archive.read(info))
+                for info in archive.infolist()
+                if not info.is_dir()
+            )
+
+    async def original_context_images(self, task_id: int, number: int) -> list[tuple[str, bytes]]:
+        """The context images of task frame `number` as they were given (for a task
+        backup): `(path among the task's files, data)`, such as
+        `("related_images/img1_png/left.png", ...)`, sorted by path. A frame without
+        context images is a 404 problem."""
+        path = MEDIA_CONTEXT_IMAGES_PATH.format(task_id=task_id)
+        response = await self._get(path, {"number": str(number)}, "context images")
         with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
             return sorted(
                 (info.filename, archive.read(info))

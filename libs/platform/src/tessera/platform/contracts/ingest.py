@@ -6,7 +6,8 @@ quality=original`, with the service token: CVAT's public endpoints, answered wit
 models here. It checks that a caller sees a cloud storage with `GET /api/cloudstorages/{id}`
 (the caller's own credentials) and writes an archive into it with the internal
 `PUT /api/internal/cloudstorages/{id}/objects?key=` (the service token; the body is the
-object), so that the storage's credentials never leave ingest.
+object), so that the storage's credentials never leave ingest. A restored backup's deleted
+frames are set with CVAT's `PATCH /api/tasks/{id}/data/meta` (`DataMetaWrite`).
 
 To put a video task's frames into an archive, it asks the internal
 `POST /api/internal/tasks/{id}/frames` (the service token) for the frames it needs
@@ -24,7 +25,7 @@ import itertools
 import re
 import struct
 from collections.abc import Sequence
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
@@ -96,6 +97,14 @@ class DataMeta(BaseModel):
             )
             for index in range(self.size)
         ]
+
+
+class DataMetaWrite(BaseModel):
+    """`PATCH /api/{tasks|jobs}/{id}/data/meta`: CVAT's `DataMetaWriteRequest`, the frames
+    to mark deleted (task frame numbers). A task's replace all of its deleted frames; a
+    job's, those among the job's frames. The answer is the changed `DataMeta`."""
+
+    deleted_frames: list[Annotated[int, Field(ge=0)]]
 
 
 CLOUD_OBJECT_PATH = "/api/internal/cloudstorages/{storage_id}/objects"
@@ -185,6 +194,7 @@ class VideoFramesRequest(BaseModel):
 MEDIA_FILES_PATH = "/api/internal/tasks/{task_id}/media"
 MEDIA_MANIFEST_PATH = "/api/internal/tasks/{task_id}/media/manifest"
 MEDIA_VIDEO_PATH = "/api/internal/tasks/{task_id}/media/video"
+MEDIA_CONTEXT_IMAGES_PATH = "/api/internal/tasks/{task_id}/media/context_images"
 
 
 class MediaFiles(BaseModel):
@@ -192,7 +202,10 @@ class MediaFiles(BaseModel):
     prepared, beyond `DataMeta`, as a task backup records it (CVAT's `task.json` `data`).
 
     With it, a backup reads the files the media came from: an image task's originals
-    (`GET /api/tasks/{id}/data?type=frame&quality=original`, by frame), a video task's
+    (`GET /api/tasks/{id}/data?type=frame&quality=original`, by frame), each frame's
+    context images as they were given (`GET MEDIA_CONTEXT_IMAGES_PATH?number=`: a zip
+    archive, stored, of the files under their paths among the task's files, such as
+    `related_images/img1_png/left.png`; 404 for a frame without any), a video task's
     video file (`GET MEDIA_VIDEO_PATH`, streamed), and the task's `manifest.jsonl` as
     ingest wrote it (`GET MEDIA_MANIFEST_PATH`, CVAT's format).
     """

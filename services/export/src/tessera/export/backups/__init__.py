@@ -17,9 +17,17 @@ The layout is CVAT's, as `cvat/apps/engine/backup.py` (`_TaskBackupBase`, `TaskE
     data/<file>            the media the task was made from, under the names it was made
                            with: each image (relative path, e.g. `folder/img1.jpg`), or
                            the one video file; stored as they are
+    data/<dir>/related_images/<file with its last "." made "_">/<image>
+                           the context images of the image `<dir>/<file>` as they were
+                           given (`folder/related_images/img1_jpg/left.png`): CVAT's
+                           backup holds the task's upload folder, where they lie so, and
+                           its task creation finds them so (`detect_related_images` in
+                           `utils/dataset_manifest/utils.py`)
     data/manifest.jsonl    the media's manifest (`utils/dataset_manifest/core.py`):
                            `{"version":"1.1"}`, `{"type":"images"}`, then one line per
-                           image `{"name","extension","width","height"}`; or for video
+                           image `{"name","extension","width","height"}`, with
+                           `"meta":{"related_images":[<path>, ...]}` for an image with
+                           context images (their paths in `data/`); or for video
                            `{"type":"video"}`, `{"properties":{"name","resolution",
                            "length"}}`, then `{"number","pts","checksum"}` per key frame.
                            Never `index.json` (CVAT leaves it out, and rebuilds it).
@@ -45,7 +53,7 @@ task backup's members; the tasks' `task.json` carry the project's labels.
      "data": {"chunk_size", "image_quality", "start_frame", "stop_frame",
               "frame_filter" (left out when empty), "storage_method" ("cache" |
               "file_system"), "sorting_method", "chunk_type" (the compressed chunks'),
-              "deleted_frames", "storage": "local"},
+              "deleted_frames" (task frame numbers), "storage": "local"},
      "jobs": [{"status", "type", "start_frame", "stop_frame",
                "frames" (only for a job of chosen frames)}]}
 
@@ -68,10 +76,13 @@ annotation guides, so writes no `annotation_guide.md` and `assets/`.
 
 A restore reads the same layout, as CVAT's `TaskImporter` does: a backup made by CVAT 2.x
 (a `data/index.json` is left out; a missing job `type` is `annotation`) or by Tessera.
-What Tessera does not have is not restored: ground truth and consensus jobs (with their
-annotations), `deleted_frames`, an annotation guide; a lightweight backup (`storage`
-other than `local`) and one whose jobs are made of chosen files (`custom_segments`,
-`validation_layout`) are refused.
+Context images come back with the files (ingest finds them by the same layout), and
+`deleted_frames` is set on the new task once it has media, as CVAT's `_import_task`
+does. What Tessera does not have is left out, and the finished request's message names
+each thing: ground truth and consensus replica jobs (with their annotations), an
+annotation guide. A lightweight backup (`storage` other than `local`) and one whose jobs
+are made of chosen files (`custom_segments`, or a `validation_layout`: a pool of ground
+truth frames mixed into the annotation jobs) are refused.
 """
 
 BACKUP_FORMAT = "CVAT backup 1.0"

@@ -5,7 +5,7 @@ and the objects of the annotations service, as CVAT's `backup.py` writes them.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from tessera.export.backups import BACKUP_VERSION
@@ -239,6 +239,67 @@ def job_annotations(task: Mapping[str, Any], annotations: Sequence[Any]) -> list
         for job, element in zip(jobs, annotations, strict=True)
         if job.get("type", "annotation") == "annotation"
     ]
+
+
+def deleted_frames(data: Mapping[str, Any]) -> list[int]:
+    """A backup's deleted frames (`data.deleted_frames`: task frame numbers, none in a
+    backup made before CVAT had them), which the restored task takes once it has media."""
+    found = data.get("deleted_frames") or []
+    if not isinstance(found, list) or not all(
+        isinstance(frame, int) and not isinstance(frame, bool) and frame >= 0 for frame in found
+    ):
+        raise BackupInvalid("task.json: data.deleted_frames must be a list of frame numbers.")
+    return sorted(set(found))
+
+
+_OTHER_JOBS = {"ground_truth": "ground truth", "consensus_replica": "consensus replica"}
+
+
+def left_out(
+    task: Mapping[str, Any], annotations: Sequence[Any], members: Collection[str], folder: str
+) -> list[str]:
+    """What a task's part of a backup (`folder`: `""` or `task_<i>/`) holds that Tessera
+    does not restore, one phrase each: its jobs of other kinds than annotation (CVAT's
+    ground truth and consensus replica jobs, which Tessera does not have; their elements
+    of `annotations.json` go with them), and an annotation guide (`annotation_guide.md`
+    and its `assets/`). `annotations` is `annotations.json`, in step with `task.json`'s
+    jobs (`job_annotations` checks it)."""
+    said = []
+    for job, element in zip(task.get("jobs", []), annotations, strict=False):
+        kind = job.get("type", "annotation")
+        if kind == "annotation":
+            continue
+        found = element if isinstance(element, Mapping) else {}
+        count = sum(len(found.get(key) or []) for key in ("tags", "shapes", "tracks"))
+        said.append(
+            f"{folder}the {_OTHER_JOBS.get(kind, repr(kind))} job of frames {_frames_of(job)} "
+            f"with {_counted(count, 'annotation')}"
+        )
+    guide = annotation_guide(members, folder)
+    if guide:
+        said.append(guide)
+    return said
+
+
+def annotation_guide(members: Collection[str], folder: str) -> str | None:
+    """The annotation guide at `folder` of a backup's `members`, as a phrase (None without
+    one): Tessera has no annotation guides."""
+    if f"{folder}annotation_guide.md" not in members:
+        return None
+    assets = sum(1 for name in members if name.startswith(f"{folder}assets/"))
+    return f"the annotation guide {folder}annotation_guide.md with {_counted(assets, 'asset')}"
+
+
+def _frames_of(job: Mapping[str, Any]) -> str:
+    frames = job.get("frames")
+    if not frames:
+        return f"{job.get('start_frame')}-{job.get('stop_frame')}"
+    shown = ", ".join(map(str, frames[:10]))
+    return shown + (f", ... ({len(frames)} frames)" if len(frames) > 10 else "")
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def data_options(data: Mapping[str, Any]) -> dict[str, str]:

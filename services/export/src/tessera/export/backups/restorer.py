@@ -6,12 +6,15 @@ The archive is read into a temporary file: from the service's bucket where it wa
 uploaded, or from a cloud storage through ingest (`tessera.export.sources`). A task is made
 through the annotations service (its fields and labels, none in a project, and the
 segment size and overlap of its jobs); its media is the archive's `data/` (the files
-under their names, and the manifest, which ingest checks them against), packed into a
-zip that ingest unpacks as CVAT unpacks an uploaded archive, with the data options of
-`task.json`. Once ingest has made the media and the jobs, each job takes the status and
-the annotations of its backed-up counterpart (in id order, as CVAT pairs them; jobs of
-other kinds, such as ground truth jobs, are left out). A project is made with its labels,
-then each `task_<i>/` in turn, in order of `i`, into it.
+under their names, context images in their `related_images/` folders, and the manifest,
+which ingest checks them against), packed into a zip that ingest unpacks as CVAT unpacks
+an uploaded archive, with the data options of `task.json`. Once ingest has made the media
+and the jobs, the task takes the backup's deleted frames (`PATCH data/meta`, as CVAT's
+restore sets them after making the media), and each job the status and the annotations
+of its backed-up counterpart (in id order, as CVAT pairs them). Jobs of other kinds
+(CVAT's ground truth and consensus replica jobs, which Tessera does not have) and an
+annotation guide are left out, and the finished request's message names each. A project
+is made with its labels, then each `task_<i>/` in turn, in order of `i`, into it.
 
 A restore that fails deletes what it made, and the request fails saying why; it is not
 tried again. An uploaded archive is deleted once the request has ended; an object of a
@@ -38,17 +41,15 @@ from tessera.export.backups import layout
 from tessera.export.backups.layout import BackupInvalid
 from tessera.export.sources import (
     CloudObject,
+    FileRequestRunner,
     SourceMissing,
     Uploaded,
     fetch,
     forget,
     source_of,
 )
-from tessera.platform.clients.annotations import AnnotationsClient
-from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.errors import Problem
-from tessera.platform.requests import RequestEnded, RequestStore
-from tessera.platform.storage import ObjectStorage
+from tessera.platform.requests import RequestEnded
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +72,8 @@ class RestoreParams:
     organization_id: int | None
 
 
-class RestoreRunner:
+class RestoreRunner(FileRequestRunner):
     """Runs restore requests."""
-
-    def __init__(
-        self,
-        storage: ObjectStorage,
-        *,
-        annotations: AnnotationsClient,
-        ingest: IngestClient,
-        requests: RequestStore,
-    ) -> None:
-        self.storage = storage
-        self.annotations = annotations
-        self.ingest = ingest
-        self.requests = requests
 
     async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Restore, ending the request finished (`result_id`: the new task or project) or
@@ -96,7 +84,7 @@ class RestoreRunner:
         )  # fmt: skip
         try:
             await self.requests.start(rq_id)
-            made = await self._restore(rq_id, params)
+            made, message = await self._restore(rq_id, params)
         except RequestEnded:
             logger.info("restore %s was cancelled", rq_id)
         except (
@@ -115,15 +103,16 @@ class RestoreRunner:
             logger.exception("restore %s failed", rq_id)
             await self.requests.fail(rq_id, f"The restore failed: {type(exc).__name__}: {exc}")
         else:
-            await self.requests.finish(rq_id, result_id=made)
+            await self.requests.finish(rq_id, result_id=made, message=message)
         await forget(params.source, self.storage)
 
     async def clear(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Nothing to clear: a failed attempt deletes what it made."""
         del rq_id, payload
 
-    async def _restore(self, rq_id: str, params: RestoreParams) -> int:
-        """Make the backed-up object again; its id."""
+    async def _restore(self, rq_id: str, params: RestoreParams) -> tuple[int, str]:
+        """Make the backed-up object again; its id, and what the request's message says of
+        what was left out ("" for nothing)."""
 
         async def report(fraction: float) -> None:
             await self.requests.progress(rq_id, fraction)
@@ -141,8 +130,10 @@ class RestoreRunner:
                     )
                 restore = _Restore(self, archive, Path(directory), params, report)
                 if params.kind == "project":
-                    return await restore.project()
-                return await restore.task("", None, 0.0, 1.0)
+                    made = await restore.project()
+                else:
+                    made = await restore.task("", None, 0.0, 1.0)
+                return made, restore.report_left_out()
 
 
 class _Restore:
@@ -162,6 +153,13 @@ class _Restore:
         self.scratch = scratch
         self.params = params
         self.report = report
+        self.left_out: list[str] = []
+
+    def report_left_out(self) -> str:
+        """The request's message: what of the backup was not restored ("" for nothing)."""
+        if not self.left_out:
+            return ""
+        return "Restored without what Tessera does not have: " + "; ".join(self.left_out) + "."
 
     def _json(self, member: str) -> Any:
         try:
@@ -174,6 +172,8 @@ class _Restore:
         meta = self._json("project.json")
         layout.check_version(meta, "project.json")
         body = layout.project_to_create(meta, self.params.user_id)
+        guide = layout.annotation_guide(set(self.archive.namelist()), "")
+        self.left_out += [guide] if guide else []
         project_id = await self.annotations.create_object(
             "project", body, self.params.organization_id
         )
@@ -195,9 +195,12 @@ class _Restore:
         id. Progress goes from `low` by `share`."""
         meta = self._json(f"{folder}task.json")
         layout.check_version(meta, f"{folder}task.json")
-        elements = layout.job_annotations(meta, self._json(f"{folder}annotations.json"))
+        backed_up = self._json(f"{folder}annotations.json")
+        elements = layout.job_annotations(meta, backed_up)
         options = layout.data_options(meta.get("data", {}))
+        deleted = layout.deleted_frames(meta.get("data", {}))
         body = layout.task_to_create(meta, self.params.user_id, project_id)
+        left_out = layout.left_out(meta, backed_up, set(self.archive.namelist()), folder)
         task_id = await self.annotations.create_object("task", body, self.params.organization_id)
         try:
             media = await asyncio.to_thread(self._media, folder)
@@ -209,11 +212,14 @@ class _Restore:
                 )  # fmt: skip
             except MediaFailed as exc:
                 raise BackupInvalid(f"The media could not be restored: {exc}") from None
+            if deleted:
+                await self.ingest.set_deleted_frames(task_id, deleted)
             await self._jobs(task_id, layout.annotation_jobs(meta), elements, low + 0.8 * share,
                              0.2 * share)  # fmt: skip
         except BaseException:
             await _quietly(self.annotations.delete_object("task", task_id))
             raise
+        self.left_out += left_out
         return task_id
 
     def _media(self, folder: str) -> Path:

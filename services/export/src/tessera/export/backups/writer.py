@@ -3,14 +3,18 @@ annotations and ingest services, then its members, written straight into the exp
 upload (`tessera.export.archive.stream_archive`).
 
 A task's header (its fields, labels and jobs) comes from its snapshot, its media's meta
-and preparation from ingest. The media is copied as it is: each image's original file
-(ingest's `quality=original` frame), or the video file streamed from ingest, then the
-manifest ingest wrote. `annotations.json` is read one job at a time from the job's
-snapshot (as CVAT reads each job's data), each kind of object spooled to a temporary
-file (in memory up to `SPOOL_BYTES`) so that the job's element is written as CVAT's
-`{"version", "tags", "shapes", "tracks"}` without holding the job's objects. Progress is
-the share of media files and jobs written; a request cancelled meanwhile stops the
-backup at its next report.
+(deleted frames included) and preparation from ingest. The media is copied as it is: each
+image's original file (ingest's `quality=original` frame) followed by its context images
+as they were given, under their paths among the task's files (CVAT's
+`related_images/<image with _ for its last .>/...`), or the video file streamed from
+ingest, then the manifest ingest wrote (listing a frame's context images in its
+`meta.related_images`, as CVAT's does, for media made since ingest lists them).
+`annotations.json` is read one job at a time from the job's snapshot (as CVAT reads each
+job's data), each kind of object spooled to a temporary file (in memory up to
+`SPOOL_BYTES`) so that the job's element is written as CVAT's `{"version", "tags",
+"shapes", "tracks"}` without holding the job's objects. Progress is the share of media
+files and jobs written; a request cancelled meanwhile stops the backup at its next
+report.
 """
 
 from __future__ import annotations
@@ -175,9 +179,18 @@ class BackupWriter:
             await self._copy_video(archive, bridge, task, data + task.meta.frames[0].name)
             await step()
         else:
+            written: set[str] = set()
             for number, frame in enumerate(task.meta.frames):
                 content, _ = await bridge.call(self.ingest.original_frame(task.task_id, number))
                 _store(archive, data + frame.name, content)
+                if frame.related_files:
+                    images = await bridge.call(
+                        self.ingest.original_context_images(task.task_id, number)
+                    )
+                    for name, image in images:
+                        if name not in written:  # a 3D task's frames may share one
+                            written.add(name)
+                            _store(archive, data + name, image)
                 await step()
         manifest = await bridge.call(self.ingest.media_manifest(task.task_id))
         archive.writestr(data + "manifest.jsonl", manifest)

@@ -42,13 +42,11 @@ from tessera.export.imports.matching import Matched, Matcher
 from tessera.export.imports.model import ParsedAnnotations
 from tessera.export.imports.registry import ImportFormat, ReadContext, importer_named
 from tessera.export.imports.registry import skeleton_points as skeleton_points_of
-from tessera.platform.clients.annotations import AnnotationsClient
-from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.collector import gc_paused
 from tessera.platform.contracts.annotations import ImportWritten, SnapshotLabel
 from tessera.platform.errors import Problem
-from tessera.platform.requests import RequestEnded, RequestStore
-from tessera.platform.storage import ObjectNotFound, ObjectStorage
+from tessera.platform.requests import RequestEnded
+from tessera.platform.storage import ObjectNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -70,21 +68,8 @@ _READ = 0.1  # of the progress, once the archive is read and planned
 _MEDIA, _ANNOTATIONS = 0.8, 0.2  # of a subset's share
 
 
-class DatasetImportRunner:
+class DatasetImportRunner(sources.FileRequestRunner):
     """Runs dataset import requests."""
-
-    def __init__(
-        self,
-        storage: ObjectStorage,
-        *,
-        annotations: AnnotationsClient,
-        ingest: IngestClient,
-        requests: RequestStore,
-    ) -> None:
-        self.storage = storage
-        self.annotations = annotations
-        self.ingest = ingest
-        self.requests = requests
 
     async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Import, ending the request finished (with its report) or failed, saying why."""

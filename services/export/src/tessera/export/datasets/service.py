@@ -11,11 +11,11 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.datasets.schemas import DatasetImportParams, ProjectFacts
-from tessera.export.imports.registry import importer_named
+from tessera.export.imports.registry import known_format
 from tessera.export.queue import DATASETS
 from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
-from tessera.platform.errors import Problem, bad_request
+from tessera.platform.errors import Problem
 from tessera.platform.requests import OPEN, Operation
 
 DATASET_OPERATION = "import:dataset"
@@ -80,7 +80,7 @@ class DatasetImports(FileRequests):
         """Upload-Finish: queue the import of the caller's uploaded archive; its rq_id (400
         for a format Tessera does not read, 409 while another dataset import into the
         project has not ended, 422 for a file that was not uploaded)."""
-        params = _known_format(params)
+        params = params.model_copy(update={"format": known_format(params.format)})
         await self.uploads.lock(session, owner)
         await self._refuse_a_second_import(session, params.project_id)
         upload = await self.uploads.file(session, owner, params.filename, principal.user_id)
@@ -102,7 +102,7 @@ class DatasetImports(FileRequests):
         cloud storage, which the worker reads; its rq_id (400 for a format Tessera does not
         read or a parameter missing, the caller's 403 or 404 for the storage, 409 while
         another dataset import into the project has not ended)."""
-        params = _known_format(params)
+        params = params.model_copy(update={"format": known_format(params.format)})
         source = await self.cloud_object(request, cloud_storage_id, params.filename)
         await self.uploads.lock(session, owner)
         await self._refuse_a_second_import(session, params.project_id)
@@ -131,16 +131,3 @@ class DatasetImports(FileRequests):
             request, session, principal, work=DATASETS, operation=operation, source=source,
             payload=payload,
         )  # fmt: skip
-
-
-def _known_format(params: DatasetImportParams) -> DatasetImportParams:
-    """The params with the importer's own name for their format (400 naming `format` for
-    one Tessera does not read)."""
-    importer = importer_named(params.format)
-    if importer is None:
-        raise bad_request(
-            f"Unknown import format {params.format!r}; GET /api/server/annotation/formats "
-            "lists the importers.",
-            "format",
-        )
-    return params.model_copy(update={"format": importer.name})

@@ -33,6 +33,7 @@ from tessera.export.imports.formats import (
 from tessera.export.imports.model import ParsedAnnotations
 from tessera.export.snapshot_dataset import convert_label
 from tessera.platform.contracts.annotations import SnapshotLabel
+from tessera.platform.errors import bad_request
 
 Dimension = Literal["2d", "3d"]
 FrameSizes = Callable[[str], tuple[int, int] | None]
@@ -143,3 +144,16 @@ _BY_NAME = {importer.name.casefold(): importer for importer in IMPORTERS}
 def importer_named(name: str) -> ImportFormat | None:
     """The importer of that name (case-insensitive), if Tessera has it."""
     return _BY_NAME.get(name.strip().casefold())
+
+
+def known_format(name: str) -> str:
+    """The importer's own name for the format a request names (400 naming `format` for
+    one Tessera does not read)."""
+    importer = importer_named(name)
+    if importer is None:
+        raise bad_request(
+            f"Unknown import format {name!r}; GET /api/server/annotation/formats lists the "
+            "importers.",
+            "format",
+        )
+    return importer.name

@@ -32,12 +32,9 @@ from tessera.export.imports.files import ImportFailed, ImportFiles
 from tessera.export.imports.matching import Matcher
 from tessera.export.imports.registry import ReadContext, importer_named, skeleton_points
 from tessera.export.imports.schemas import ImportParams
-from tessera.platform.clients.annotations import AnnotationsClient
-from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.collector import gc_paused
 from tessera.platform.errors import Problem
-from tessera.platform.requests import RequestEnded, RequestStore
-from tessera.platform.storage import ObjectStorage
+from tessera.platform.requests import RequestEnded
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +42,8 @@ _TRANSIENT = (httpx.HTTPError, BotoCoreError, ClientError, OSError)
 _READ, _MATCHED = 0.5, 0.7  # of the progress, once the file is read and matched
 
 
-class ImportRunner:
+class ImportRunner(sources.FileRequestRunner):
     """Runs import requests."""
-
-    def __init__(
-        self,
-        storage: ObjectStorage,
-        *,
-        annotations: AnnotationsClient,
-        ingest: IngestClient,
-        requests: RequestStore,
-    ) -> None:
-        self.storage = storage
-        self.annotations = annotations
-        self.ingest = ingest
-        self.requests = requests
 
     async def run(self, rq_id: str, payload: dict[str, Any]) -> None:
         """Import, ending the request finished (with its report) or failed, saying why."""

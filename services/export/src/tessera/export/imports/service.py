@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.export.imports.registry import importer_named
+from tessera.export.imports.registry import known_format
 from tessera.export.imports.schemas import ImportParams, ImportTargetKind
 from tessera.export.queue import IMPORTS
 from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
-from tessera.platform.errors import Problem, bad_request
+from tessera.platform.errors import Problem
 from tessera.platform.requests import OPEN, Operation
 
 IMPORT_OPERATION = "import:annotations"
@@ -95,7 +95,7 @@ class Imports(FileRequests):
         """Upload-Finish: queue the import of the caller's uploaded file; its rq_id (400
         for a format Tessera does not read, 409 while another import of the caller's into
         the target has not ended, 422 for a file that was not uploaded)."""
-        params = _known_format(params)
+        params = params.model_copy(update={"format": known_format(params.format)})
         # until this transaction ends, the caller's next Upload-Start waits, then sees the
         # request and leaves its file alone (`start`)
         await self.uploads.lock(session, owner)
@@ -121,7 +121,7 @@ class Imports(FileRequests):
         the cloud storage, which the worker reads; its rq_id (400 for a format Tessera
         does not read or a parameter missing, the caller's 403 or 404 for the storage,
         409 while another import of the caller's into the target has not ended)."""
-        params = _known_format(params)
+        params = params.model_copy(update={"format": known_format(params.format)})
         source = await self.cloud_object(request, cloud_storage_id, params.filename)
         await self.uploads.lock(session, owner)
         await self._refuse_a_second_import(
@@ -147,16 +147,3 @@ class Imports(FileRequests):
             request, session, principal, work=IMPORTS, operation=operation, source=source,
             payload=payload,
         )  # fmt: skip
-
-
-def _known_format(params: ImportParams) -> ImportParams:
-    """The params with the importer's own name for their format (400 naming `format` for
-    one Tessera does not read)."""
-    importer = importer_named(params.format)
-    if importer is None:
-        raise bad_request(
-            f"Unknown import format {params.format!r}; GET /api/server/annotation/formats "
-            "lists the importers.",
-            "format",
-        )
-    return params.model_copy(update={"format": importer.name})

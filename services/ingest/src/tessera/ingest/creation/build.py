@@ -429,13 +429,21 @@ def zip_chunk(paths: Sequence[Path], quality: int | None, dimension: str) -> byt
 async def _write_image_manifest(
     task_id: int, frames: list[FrameRecord], storage: ObjectStorage
 ) -> str:
+    """CVAT's image manifest of the frames: a frame with context images lists them, by
+    their paths among the task's files, in `meta.related_images` (as CVAT's task creation
+    links them)."""
     lines = [orjson.dumps({"version": "1.1"}), orjson.dumps({"type": "images"})]
+    prefix = related_prefix(task_id)
     for frame in frames:
         stem, dot, extension = frame.name.rpartition(".")
-        lines.append(orjson.dumps({
+        line: dict[str, Any] = {
             "name": stem if dot else frame.name, "extension": f".{extension}" if dot else "",
             "width": frame.width, "height": frame.height,
-        }))  # fmt: skip
+        }  # fmt: skip
+        if frame.related_keys:
+            related = [key.removeprefix(prefix) for key in frame.related_keys]
+            line["meta"] = {"related_images": related}
+        lines.append(orjson.dumps(line))
     key = f"{media_prefix(task_id)}manifest.jsonl"
     await storage.put(key, b"\n".join(lines) + b"\n", content_type="application/jsonl")
     return key

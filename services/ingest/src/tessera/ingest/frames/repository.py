@@ -22,6 +22,27 @@ async def ready_media(session: AsyncSession, task_id: int) -> sa.Row[Any] | None
     ).first()
 
 
+async def set_deleted_frames(
+    session: AsyncSession, task_id: int, replace: list[int] | None, deleted: list[int]
+) -> list[int] | None:
+    """Change the deleted frames of the task's ready media, locked meanwhile: those in
+    `replace` (None: all of them) give way to `deleted`. The new list, sorted; None when
+    the task has no ready media."""
+    current = await session.scalar(
+        sa.select(task_media.c.deleted_frames)
+        .where(task_media.c.task_id == task_id, task_media.c.status == "ready")
+        .with_for_update()
+    )
+    if current is None:
+        return None
+    kept = set() if replace is None else set(current) - set(replace)
+    changed = sorted(kept | set(deleted))
+    await session.execute(
+        task_media.update().where(task_media.c.task_id == task_id).values(deleted_frames=changed)
+    )
+    return changed
+
+
 async def frame_rows(
     session: AsyncSession, task_id: int, numbers: list[int] | None = None
 ) -> list[sa.Row[Any]]:

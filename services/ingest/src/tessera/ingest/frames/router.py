@@ -1,5 +1,6 @@
-"""`GET /api/{tasks|jobs}/{id}/data` (frames, chunks, context images) and `data/meta`, and
-the internal stream of a video task's frames that the export service reads."""
+"""`GET /api/{tasks|jobs}/{id}/data` (frames, chunks, context images), `data/meta` and its
+`PATCH` (deleted frames), and the internal stream of a video task's frames that the export
+service reads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tessera.platform.auth import CurrentUser
 from tessera.platform.contracts.ingest import (
     VIDEO_FRAMES_MEDIA_TYPE,
     DataMeta,
+    DataMetaWrite,
     VideoFramesRequest,
 )
 from tessera.platform.db import DbSession
@@ -61,6 +63,25 @@ async def task_meta(
     return await reader.meta(session, task_id, None)
 
 
+@router.patch("/api/tasks/{task_id}/data/meta", summary="Mark frames of a task deleted")
+async def patch_task_meta(
+    task_id: int,
+    body: DataMetaWrite,
+    request: Request,
+    session: DbSession,
+    *,
+    client: AnnotationsApi,
+    reader: Reader,
+) -> DataMeta:
+    """`deleted_frames` become the task's deleted frames (task frame numbers, all of them:
+    an empty list restores every frame), as CVAT's `PATCH data/meta`; for those who may
+    change the task."""
+    access = await client.task_access(request, task_id)
+    if not access.can_change:
+        raise Problem(403, f"You are not allowed to change the data of task {task_id}.")
+    return await reader.set_deleted_frames(session, task_id, None, body.deleted_frames)
+
+
 @router.get("/api/jobs/{job_id}/data", summary="A frame, chunk or context image of a job")
 async def job_data(
     job_id: int,
@@ -98,6 +119,25 @@ async def job_meta(
     """The job's frames, frame range and chunk size."""
     job = await client.job_access(request, job_id)
     return await reader.meta(session, job.task_id, job)
+
+
+@router.patch("/api/jobs/{job_id}/data/meta", summary="Mark frames of a job deleted")
+async def patch_job_meta(
+    job_id: int,
+    body: DataMetaWrite,
+    request: Request,
+    session: DbSession,
+    *,
+    client: AnnotationsApi,
+    reader: Reader,
+) -> DataMeta:
+    """`deleted_frames` (task frame numbers, all among the job's) become the deleted frames
+    of the job's frames, the task's others staying, as CVAT's `PATCH data/meta` of a job;
+    for those who may change the job's annotations."""
+    job = await client.job_access(request, job_id)
+    if not job.can_change:
+        raise Problem(403, f"You are not allowed to change the data of job {job_id}.")
+    return await reader.set_deleted_frames(session, job.task_id, job, body.deleted_frames)
 
 
 internal_router = APIRouter(prefix="/api/internal/tasks", tags=["internal"])

@@ -93,21 +93,45 @@ class MediaReader:
                             has_related_context=bool(r.related_keys)) for r in rows]  # fmt: skip
         step = _step(media.frame_filter)
         size, start, stop, included = media.size, media.start_frame, media.stop_frame, None
+        deleted = list(media.deleted_frames)
         if job is not None:
             task_frames = job.task_frames()
             size = len(task_frames)
             start = media.start_frame + job.start_frame * step
             stop = min(media.stop_frame, media.start_frame + job.stop_frame * step)
             included = list(job.frames) if job.frames is not None else None
+            deleted = sorted(set(deleted).intersection(task_frames))
             if media.media_type == "image":
                 frames = [frames[i] for i in task_frames]
         return DataMeta(
             chunks_updated_date=media.created_date.isoformat(), chunk_size=media.chunk_size,
             size=size, image_quality=media.image_quality, start_frame=start, stop_frame=stop,
-            frame_filter=media.frame_filter, frames=frames, deleted_frames=[],
+            frame_filter=media.frame_filter, frames=frames, deleted_frames=deleted,
             included_frames=included, storage=media.storage,
             cloud_storage_id=media.cloud_storage_id,
         )  # fmt: skip
+
+    async def set_deleted_frames(
+        self, session: AsyncSession, task_id: int, job: JobAccess | None, frames: list[int]
+    ) -> DataMeta:
+        """Mark `frames` (task frame numbers) deleted, as CVAT's `PATCH data/meta` does: for
+        a task, they are all its deleted frames; for a job, those among the job's frames
+        (the task's others stay). 422 naming `body.deleted_frames` for a frame outside the
+        task or job; the changed `data/meta` of the task or job."""
+        media = await media_of(session, task_id)
+        if job is None:
+            allowed: set[int] | range = range(media.size)
+            within, where = None, f"task {task_id} (frames 0..{media.size - 1})"
+        else:
+            within = job.task_frames()
+            allowed, where = set(within), f"job {job.job_id}"
+        outside = sorted({frame for frame in frames if frame not in allowed})
+        if outside:
+            shown = ", ".join(map(str, outside[:10])) + (", ..." if len(outside) > 10 else "")
+            raise unprocessable([("body.deleted_frames", f"{shown}: not frames of {where}")])
+        if await repo.set_deleted_frames(session, task_id, within, frames) is None:
+            raise NotFound(f"Task {task_id} has no data yet.")
+        return await self.meta(session, task_id, job)
 
     async def frame(
         self, session: AsyncSession, task_id: int, number: int, quality: str

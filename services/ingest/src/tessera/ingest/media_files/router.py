@@ -3,13 +3,16 @@ export service's task backups (administrators only: the service token)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from tessera.ingest.media_files import service
 from tessera.ingest.state import Reader
 from tessera.platform.auth import CurrentUser, Principal
 from tessera.platform.contracts.ingest import (
+    MEDIA_CONTEXT_IMAGES_PATH,
     MEDIA_FILES_PATH,
     MEDIA_MANIFEST_PATH,
     MEDIA_VIDEO_PATH,
@@ -50,6 +53,27 @@ async def media_manifest(
     """The manifest ingest wrote for the task's media, in CVAT's format."""
     _admin_only(principal)
     return _send(await service.manifest(session, reader.storage, task_id), "application/jsonl")
+
+
+@router.get(
+    MEDIA_CONTEXT_IMAGES_PATH,
+    summary="A frame's context images as they were given (export service)",
+    response_class=Response,
+)
+async def media_context_images(
+    task_id: int,
+    principal: CurrentUser,
+    session: DbSession,
+    reader: Reader,
+    number: Annotated[int, Query(description="The task frame")],
+) -> Response:
+    """A zip archive of the frame's context image files under their paths among the
+    task's files (CVAT's `related_images/<frame file with _ for its last .>/...`)."""
+    _admin_only(principal)
+    data = await service.context_images(
+        session, reader.storage, task_id, number, reader.settings.scratch_dir
+    )
+    return Response(data, media_type="application/zip")
 
 
 @router.get(
