@@ -5,11 +5,19 @@ import pytest
 from tessera.devstack.testing import OpenService
 
 SERVICES = ["annotations", "ingest", "export", "inference"]
+# Dependencies a service's readiness asks besides the database, NATS and object storage.
+OWN_CHECKS = {"inference": {"triton": "ok", "triton:ppocr_v4_det": "ok"}}
 
 
 @pytest.mark.parametrize("service", SERVICES)
-async def test_service_skeleton(open_service: OpenService, service: str) -> None:
-    async with open_service(service) as svc:
+async def test_service_skeleton(
+    open_service: OpenService, service: str, request: pytest.FixtureRequest
+) -> None:
+    # The inference service is ready once Triton serves its functions' models.
+    overrides = (
+        {"triton_url": request.getfixturevalue("triton").url} if service == "inference" else {}
+    )
+    async with open_service(service, **overrides) as svc:
         health = await svc.anonymous.get("/healthz")
         ready = await svc.anonymous.get("/readyz")
         await svc.client.get("/api/anything")
@@ -19,7 +27,12 @@ async def test_service_skeleton(open_service: OpenService, service: str) -> None
         authenticated_unknown = await svc.client.get("/api/anything")
     assert health.json() == {"status": "ok", "service": service}
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "nats": "ok", "storage": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "nats": "ok",
+        "storage": "ok",
+        **OWN_CHECKS.get(service, {}),
+    }
     assert health.headers["x-tessera-service"] == service
     labels = f'method="GET",route="/healthz",service="{service}",status="200"'
     counter = f"tessera_http_requests_total{{{labels}}}"

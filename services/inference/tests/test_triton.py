@@ -196,6 +196,27 @@ async def test_inputs_are_checked_before_they_are_sent(client: TritonClient) -> 
         await client.infer(DETECTOR, {"images": np.zeros((1, 50, 70, 3), np.uint8)})
 
 
+async def test_readiness_is_asked_each_time_and_each_request_is_observed(
+    client: TritonClient,
+) -> None:
+    assert await client.model_ready(DETECTOR)
+    assert not await client.model_ready("no_such_model")
+    assert not await client.model_ready(DETECTOR, "7")
+    seen: list[tuple[str, int, float, str]] = []
+    client.on_request = lambda *request: seen.append(request)
+    await client.infer(DETECTOR, {"images": np.zeros((2, 64, 64, 3), np.uint8)})
+    with pytest.raises(InferenceFailed):
+        await client.infer(DETECTOR, {"images": np.zeros((1, 50, 70, 3), np.uint8)})
+    assert [(model, batch, outcome) for model, batch, _, outcome in seen] == [
+        (DETECTOR, 2, "ok"),
+        (DETECTOR, 1, "InferenceFailed"),
+    ]
+    assert all(seconds > 0 for _, _, seconds, _ in seen)
+    async with TritonClient(f"127.0.0.1:{free_port()}", retries=0) as nowhere:
+        with pytest.raises(TritonUnavailable):
+            await nowhere.model_ready(DETECTOR)
+
+
 async def test_a_slow_answer_times_out(client: TritonClient) -> None:
     image = np.zeros((1, 640, 640, 3), np.uint8)
     with pytest.raises(TritonTimeout, match=r"did not answer an inference .* within 0.001 s"):

@@ -8,18 +8,21 @@ installs problem+json errors, the telemetry middleware, `/healthz`, `/readyz`,
 
 What a service holds besides the platform (its clients of other services, its workers)
 is one typed object that its `ServiceSpec.lifespan` yields; the app keeps it for the
-requests, which receive its parts as typed FastAPI dependencies (`service_state`).
+requests, which receive its parts as typed FastAPI dependencies (`service_state`). When
+that object has a `readiness_checks()` method (`HasReadinessChecks`), `/readyz` asks
+those dependencies too (the inference service's Triton and models); the service's own
+Prometheus collectors go in `platform.metrics.registry`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -53,9 +56,24 @@ class Platform:
     bus: Bus
     storage: ObjectStorage
     outbox: Outbox
+    # The service's Prometheus registry (served at `/metrics`), for its own collectors.
+    metrics: Metrics
 
 
 Hook = Callable[[Platform], Awaitable[None]]
+# A readiness check: returns when the dependency answers, raises saying why otherwise.
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@runtime_checkable
+class HasReadinessChecks(Protocol):
+    """A service state whose dependencies `/readyz` asks besides the platform's."""
+
+    def readiness_checks(self) -> Mapping[str, ReadinessCheck]:
+        """The checks by name, as `/readyz` reports them."""
+        ...
+
+
 ServiceLifespan = Callable[[Platform], AbstractAsyncContextManager[object]]
 State = TypeVar("State")
 
@@ -91,12 +109,16 @@ def service_state(request: Request, kind: type[State]) -> State:
     return state
 
 
-async def check_readiness(platform: Platform) -> dict[str, str]:
-    """Ask each dependency in parallel; `"ok"` or the error for each."""
-    checks: dict[str, Callable[[], Awaitable[None]]] = {
+async def check_readiness(
+    platform: Platform, extra: Mapping[str, ReadinessCheck] | None = None
+) -> dict[str, str]:
+    """Ask each dependency (the platform's, then `extra`) in parallel; `"ok"` or the
+    error for each."""
+    checks: dict[str, ReadinessCheck] = {
         "database": platform.database.ping,
         "nats": platform.bus.ping,
         "storage": platform.storage.ping,
+        **(extra or {}),
     }
 
     async def run(check: Callable[[], Awaitable[None]]) -> str:
@@ -118,10 +140,16 @@ def _health_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": spec.name}
 
-    @router.get("/readyz", summary="Readiness: the database, NATS and object storage answer")
+    @router.get(
+        "/readyz",
+        summary="Readiness: the database, NATS, object storage and the service's own "
+        "dependencies answer",
+    )
     async def readyz(request: Request) -> JSONResponse:
+        state = getattr(request.app.state, "service", None)
+        extra = state.readiness_checks() if isinstance(state, HasReadinessChecks) else None
         return readiness_response(
-            request, spec.name, await check_readiness(request.app.state.platform)
+            request, spec.name, await check_readiness(request.app.state.platform, extra)
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -131,7 +159,9 @@ def _health_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
     return router
 
 
-def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAPI], Any]:
+def _lifespan(
+    spec: ServiceSpec, settings: PlatformSettings, metrics: Metrics
+) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database_url = settings.database_url.get_secret_value()
@@ -165,7 +195,9 @@ def _lifespan(spec: ServiceSpec, settings: PlatformSettings) -> Callable[[FastAP
             outbox = Outbox(database, bus, spec.schema)
             outbox.start()
             stack.push_async_callback(outbox.stop)
-            platform = Platform(spec.name, spec.schema, settings, database, bus, storage, outbox)
+            platform = Platform(
+                spec.name, spec.schema, settings, database, bus, storage, outbox, metrics
+            )
             app.state.platform = platform
             for hook in spec.on_start:
                 await hook(platform)
@@ -186,15 +218,15 @@ def create_service_app(spec: ServiceSpec, settings: PlatformSettings) -> FastAPI
     from `settings.trusted_proxies`.
     """
     configure_logging(spec.name, settings.log_level, settings.log_json)
+    metrics = Metrics(spec.name)
     app = FastAPI(
         title=f"Tessera {spec.name}",
         version=spec.version,
         description=spec.description,
-        lifespan=_lifespan(spec, settings),
+        lifespan=_lifespan(spec, settings, metrics),
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    metrics = Metrics(spec.name)
     app.include_router(_health_router(spec, metrics))
     for router in spec.routers:
         app.include_router(router)

@@ -81,6 +81,11 @@ class FrameBatcher:
         self._max_batch_size: int | None = None
         self._closed = False
 
+    @property
+    def pending(self) -> int:
+        """Items waiting to be sent (a queue depth, for metrics)."""
+        return sum(1 for item in self._pending if not item.future.done())
+
     async def max_batch_size(self) -> int:
         """The largest batch this batcher sends: the model's, or the lower one asked for."""
         if self._max_batch_size is None:

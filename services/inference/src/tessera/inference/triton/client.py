@@ -16,7 +16,9 @@ chart's `<release>-tessera-triton:8001`), `http://host:port` or `https://...` fo
   reset, gRPC UNAVAILABLE or RESOURCE_EXHAUSTED, HTTP 502/503/504) are retried
   `retries` times with exponential backoff and jitter. A timeout is not retried: the
   server may still be working on it.
-- `stats` counts requests, items, retries and failures (for metrics and tests).
+- `stats` counts requests, items, retries and failures (for tests); `on_request`, when
+  given, hears of every inference request as it ends (model, batch size, seconds and
+  `"ok"` or the error's class name), for metrics.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from tessera.inference.triton.errors import (
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Hears of each inference request as it ends: (model, batch size, seconds, outcome), the
+# outcome "ok" or the class name of the error it raised.
+RequestObserver = Callable[[str, int, float, str], None]
 
 TRANSIENT_GRPC = {"StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED"}
 TRANSIENT_HTTP = {"502", "503", "504"}
@@ -349,6 +354,7 @@ class TritonClient:
         retries: int = 3,
         backoff_s: float = 0.1,
         max_backoff_s: float = 2.0,
+        on_request: RequestObserver | None = None,
     ) -> None:
         parse_url(url)  # a malformed URL fails here, not at the first call
         self.url = url
@@ -357,6 +363,7 @@ class TritonClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.stats = ClientStats()
+        self.on_request = on_request
         self._transport: _Transport | None = None
         self._models: dict[tuple[str, str], ModelInfo] = {}
         self._model_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -452,6 +459,18 @@ class TritonClient:
             self._models[key] = info
             return info
 
+    async def model_ready(self, name: str, version: str = "") -> bool:
+        """Whether Triton says the model can take requests now (asked every time, not
+        kept: for readiness probes). Raises `TritonUnavailable` or `TritonTimeout` when
+        Triton cannot be asked."""
+        transport = self.transport
+        try:
+            return await self._call(
+                f"whether {name!r} is ready", lambda t: transport.model_ready(name, version, t)
+            )
+        except InferenceServerException:
+            return False
+
     def forget(self, name: str, version: str = "") -> None:
         """Drop what is known about a model, so that its next use checks it again."""
         self._models.pop((name, version), None)
@@ -528,10 +547,17 @@ class TritonClient:
                 marker in message.lower() for marker in MODEL_GONE_MARKERS
             ):
                 self.forget(model, version)
-                raise ModelNotReady(model, message, version=version, url=self.url) from exc
-            raise InferenceFailed(
-                f"Triton rejected an inference of {model!r}: {message}", url=self.url
-            ) from exc
+                error: TritonError = ModelNotReady(model, message, version=version, url=self.url)
+            else:
+                error = InferenceFailed(
+                    f"Triton rejected an inference of {model!r}: {message}", url=self.url
+                )
+            self._observe(model, batch, started, type(error).__name__)
+            raise error from exc
+        except Exception as exc:
+            self._observe(model, batch, started, type(exc).__name__)
+            raise
+        self._observe(model, batch, started, "ok")
         self.stats.requests += 1
         self.stats.items += batch
         self.stats.batch_sizes[batch] = self.stats.batch_sizes.get(batch, 0) + 1
@@ -539,6 +565,15 @@ class TritonClient:
             "Triton %s: %s x%d in %.3f s", self.url, model, batch, time.perf_counter() - started
         )
         return result
+
+    def _observe(self, model: str, batch: int, started: float, outcome: str) -> None:
+        """Tell `on_request` how an inference request ended; its failures are logged."""
+        if self.on_request is None:
+            return
+        try:
+            self.on_request(model, batch, time.perf_counter() - started, outcome)
+        except Exception:
+            logger.exception("Triton %s: the request observer failed", self.url)
 
     @staticmethod
     def _check_inputs(info: ModelInfo, inputs: Mapping[str, np.ndarray]) -> int:

@@ -1,0 +1,1 @@
+"""Detector functions: the code around a detection model (pre- and post-processing)."""

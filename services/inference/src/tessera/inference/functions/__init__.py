@@ -1,0 +1,2 @@
+"""CVAT's lambda functions: the registry, `GET /api/lambda/functions[/{id}]` and online
+calls `POST /api/lambda/functions/{id}`."""
