@@ -61,6 +61,7 @@ from tessera.export.imports.registry import ReadContext, importer_named, skeleto
 from tessera.export.imports.steps import sizes, task_frames
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.collector import gc_paused
 from tessera.platform.migrate import migrate_packages
 
 COMMAND = ".venv/bin/python -m benchmarks.run import"
@@ -522,13 +523,14 @@ async def runner_steps(
         frames = task_frames(target, await ingest.task_meta(target.task_id))
         context = ReadContext(sizes(frames), skeleton_points(target.labels))
         steps.target, start = _lap(start)
-        with ImportFiles(path, filename) as files:
+        with ImportFiles(path, filename) as files, gc_paused():
             parsed = importer.read(files, context)
         steps.read, start = _lap(start)
         matcher = Matcher(target.labels, frames,
                           tracks_listed_per_frame=importer.tracks_listed_per_frame)  # fmt: skip
         matcher.frames_not_found(context.missing)
-        matched = matcher.match(parsed)
+        with gc_paused():
+            matched = matcher.match(parsed)
         steps.match, start = _lap(start)
         document = orjson.dumps({"version": target.version, **matched.document})
         steps.serialise, start = _lap(start)
