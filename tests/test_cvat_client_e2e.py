@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3  # type: ignore[import-untyped]
 import datumaro as dm  # type: ignore[import-untyped]
 import httpx
 import numpy as np
@@ -1534,6 +1536,58 @@ def test_previews_are_jpeg_thumbnails_of_the_first_frames(
             difference = np.abs(np.asarray(got.convert("RGB"), dtype=np.int16)
                                 - np.asarray(sent.convert("RGB"), dtype=np.int16))  # fmt: skip
             assert difference.mean() < 12, source.name
+
+
+def test_a_bucket_of_the_fleets_s3_feeds_a_task_and_an_import(
+    sdk: Any, fleet: Launcher, import_images: list[Path], tmp_path: Path
+) -> None:
+    """The fleet of `make run` lets a bucket of its own S3 (its banner's address and keys)
+    be a cloud storage: a task from the bucket's images, then `location=cloud_storage`
+    imports of a COCO file in the bucket, as cvat-sdk's low-level API sends them."""
+    banner = re.search(r"s3 +(http://127\.0\.0\.1:\d+)", fleet.output.read_text())
+    assert banner is not None
+    keys = json.loads((fleet.state_dir / "secrets.json").read_text())
+    bucket = boto3.client(
+        "s3", endpoint_url=banner[1], region_name="us-east-1",
+        aws_access_key_id=keys["s3_access_key"], aws_secret_access_key=keys["s3_secret_key"],
+    )  # fmt: skip
+    bucket.create_bucket(Bucket="samples")
+    for path in import_images:
+        bucket.put_object(Bucket="samples", Key=f"images/{path.name}", Body=path.read_bytes())
+    bucket.put_object(Bucket="samples", Key="labels/coco.json",
+                      Body=write_coco(tmp_path / "coco.json").read_bytes())  # fmt: skip
+    storage, _ = sdk.api_client.cloudstorages_api.create(
+        models.CloudStorageWriteRequest(
+            provider_type="AWS_S3_BUCKET", resource="samples", display_name="samples",
+            credentials_type="KEY_SECRET_KEY_PAIR", key=keys["s3_access_key"],
+            secret_key=keys["s3_secret_key"],
+            specific_attributes=f"endpoint_url={banner[1]}&region=us-east-1",
+        )
+    )  # fmt: skip
+    task = sdk.tasks.create_from_data(
+        spec=models.TaskWriteRequest(name="from the bucket", labels=import_labels()),
+        resource_type=ResourceType.SHARE,
+        resources=[f"images/{path.name}" for path in import_images],
+        data_params={"cloud_storage_id": storage.id, "image_quality": 80},
+    )
+    assert [f.name for f in task.get_meta().frames] == [
+        f"images/{path.name}" for path in import_images
+    ]
+    _, response = sdk.api_client.tasks_api.create_annotations(
+        task.id, format="COCO 1.0", location="cloud_storage", cloud_storage_id=storage.id,
+        filename="labels/coco.json", _parse_response=False,
+    )  # fmt: skip
+    assert response.status == 202
+    rq_id = json.loads(response.data)["rq_id"]
+    for _ in range(240):
+        status, _ = sdk.api_client.requests_api.retrieve(rq_id)
+        if str(status.status.value) in ("finished", "failed"):
+            break
+        time.sleep(0.25)
+    assert str(status.status.value) == "finished", status.message
+    wanted = sorted(coco_expected(), key=in_order)
+    assert narrowed_all(wanted, read_annotations(task)["shapes"]) == wanted
+    assert bucket.get_object(Bucket="samples", Key="labels/coco.json")["ContentLength"] > 0
 
 
 def test_cvat_cli_exports_a_dataset_into_a_folder(

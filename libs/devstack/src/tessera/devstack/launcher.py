@@ -164,6 +164,7 @@ class Fleet:
         self.keys = Secrets.load_or_create(self.state_dir / "secrets.json")
         self.started: list[ChildProcess] = []
         self.triton: Triton | None = None
+        self.s3: S3 | None = None
 
     def _start(self, server: ChildProcess) -> None:
         self._spawn(server)
@@ -199,6 +200,7 @@ class Fleet:
                 secret_key=self.keys.s3_secret_key,
             )
             self._start(s3)
+            self.s3 = s3
             print("  migrating", flush=True)
             asyncio.run(migrate_packages(postgres.url(), MIGRATIONS))
             asyncio.run(_create_bucket(s3))
@@ -270,6 +272,11 @@ class Fleet:
                 f"  triton    {self.triton.http_url} (gRPC {self.triton.url})"
                 if self.triton
                 else "  triton    not started",
+                f"  s3        {self.s3.url}  (key {self.keys.s3_access_key}, secret "
+                f"{self.keys.s3_secret_key}; make buckets of your own for cloud storages, "
+                f"{BUCKET} is Tessera's)"
+                if self.s3
+                else "  s3        not started",
                 f"  state     {self.state_dir}  (logs in {self.state_dir / 'logs'})",
                 "Press Ctrl-C to stop.",
             ]
