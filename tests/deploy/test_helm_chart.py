@@ -334,6 +334,11 @@ def test_rendered_workloads(manifests: list[dict[str, Any]]) -> None:
             assert "TESSERA_S3_SECRET_KEY" not in env, (
                 "no static keys: the IRSA role signs S3 calls"
             )
+    inference = find(manifests, "Deployment", "rel-tessera-inference")["spec"]["template"]
+    (container,) = inference["spec"]["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    signing = env["TESSERA_TRACKER_STATE_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert signing == {"name": "tessera-tracker-state", "key": "signing-key"}
     hpas = {m["metadata"]["name"] for m in manifests if m["kind"] == "HorizontalPodAutoscaler"}
     assert hpas == {"rel-tessera-export", "rel-tessera-inference"}
     export = find(manifests, "Deployment", "rel-tessera-export")["spec"]["template"]["spec"]

@@ -29,6 +29,8 @@ from tessera.inference.app import create_app as create_inference
 from .conftest import InferenceFleet, iou, png, text_image
 
 DETECTOR = "ppocr_v4_det"
+INTERACTOR = "opencv_grabcut"
+TRACKER = "opencv_template_tracker"
 CALL = f"/api/lambda/functions/{DETECTOR}"
 PROBLEM = "application/problem+json"
 
@@ -52,7 +54,8 @@ async def test_functions_are_listed_as_cvat_lists_them(
         anonymous = await svc.anonymous.get("/api/lambda/functions")
         ready = await svc.anonymous.get("/readyz")
     assert listed.status_code == 200, listed.text
-    assert listed.json() == [one.json()]
+    assert [function["id"] for function in listed.json()] == [DETECTOR, INTERACTOR, TRACKER]
+    assert listed.json()[0] == one.json()
     assert one.json() == {
         "id": DETECTOR,
         "kind": "detector",
@@ -62,6 +65,34 @@ async def test_functions_are_listed_as_cvat_lists_them(
         "version": 1,
     }
     assert "text" in one.json()["description"]
+    grabcut, tracker = listed.json()[1:]
+    # CVAT's fields for each kind (`LambdaFunction.to_dict()`); version 2 on, CVAT's UI
+    # reads an interactor's answer as {mask, points, bounds} without warning.
+    assert grabcut == {
+        "id": INTERACTOR,
+        "kind": "interactor",
+        "labels_v2": [],
+        "description": grabcut["description"],
+        "name": "GrabCut (OpenCV)",
+        "version": 2,
+        "min_pos_points": 1,
+        "min_neg_points": -1,
+        "startswith_box": False,
+        "startswith_box_optional": True,
+        "help_message": grabcut["help_message"],
+        "animated_gif": "",
+    }
+    assert "GrabCut" in grabcut["description"]
+    assert "click" in grabcut["help_message"]
+    assert tracker == {
+        "id": TRACKER,
+        "kind": "tracker",
+        "labels_v2": [],
+        "description": tracker["description"],
+        "name": "Template tracker (OpenCV)",
+        "version": 1,
+        "supported_shape_types": ["rectangle"],
+    }
     assert missing.status_code == 404
     assert fields(missing) == []
     assert anonymous.status_code == 401
@@ -270,7 +301,7 @@ async def test_cvat_sdk_lists_and_calls_the_detector_through_the_gateway(
                     return json.loads(listed.data), json.loads(one.data), json.loads(called.data)
 
             listed, one, called = await asyncio.to_thread(use_sdk)
-    assert [function["id"] for function in listed] == [DETECTOR]
+    assert [function["id"] for function in listed] == [DETECTOR, INTERACTOR, TRACKER]
     assert one == listed[0]
     (shape,) = called["shapes"]
     assert shape["label_id"] == (await fleet.labels(task_id))["text"]

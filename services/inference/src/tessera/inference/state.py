@@ -9,20 +9,23 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tessera.inference.auto_annotation.service import AutoAnnotations
 from tessera.inference.functions.registry import FunctionRegistry
 from tessera.inference.functions.service import Functions
 from tessera.inference.metrics import InferenceMetrics
 from tessera.inference.triton import FrameBatcher, TritonClient
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
+from tessera.platform.requests import RequestStore
 from tessera.platform.service import ReadinessCheck, service_state
+from tessera.platform.workqueue import WorkerPool
 
 
 @dataclass(frozen=True)
 class InferenceState:
     """The Triton client and one batcher per model (name, version) the functions run,
-    the clients of annotations and ingest, the function registry and its service, and
-    the service's metrics."""
+    the clients of annotations and ingest, the function registry and its service, the
+    service's metrics, and the auto-annotation requests and workers."""
 
     triton: TritonClient
     batchers: Mapping[tuple[str, str], FrameBatcher]
@@ -31,6 +34,11 @@ class InferenceState:
     registry: FunctionRegistry
     functions: Functions
     metrics: InferenceMetrics
+    # Auto-annotation requests: their store, the service that takes them, and this
+    # replica's workers (None when it runs none).
+    requests: RequestStore
+    auto_annotations: AutoAnnotations
+    auto_annotation_workers: WorkerPool | None
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         """For `/readyz`: Triton (`triton`), and each model the functions run

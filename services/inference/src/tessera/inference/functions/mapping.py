@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
+from tessera.inference.detectors.detection import ShapeType
 from tessera.inference.functions.registry import LabelSpec
 from tessera.inference.functions.schemas import LabelMappingEntry, SublabelMappingEntry
+from tessera.inference.problems import body_field
 from tessera.platform.contracts.annotations import SnapshotAttribute, SnapshotLabel
 from tessera.platform.errors import Problem
 
@@ -147,3 +150,23 @@ def attribute_value_fits(value: str, spec: SnapshotAttribute) -> bool:
 def _wrong(where: str, message: str) -> Problem:
     return Problem(400, f"Invalid mapping: {message}.", errors=[{"field": where,
                                                                  "message": message}])  # fmt: skip
+
+
+def shape_type_for(
+    offered: Sequence[ShapeType], asked: ShapeType | None, targets: Mapping[str, LabelTarget]
+) -> ShapeType:
+    """The shape type a call's detections get: the one asked for, else the one the mapped
+    task labels take when the detector gives it, else the detector's first."""
+    label_types = {target.label.type for target in targets.values()} - {"any"}
+    if asked is not None:
+        if asked not in offered:
+            raise body_field(400, "shape_type", f"this function gives {', '.join(offered)} shapes")
+        if label_types - {asked}:
+            raise body_field(
+                400, "shape_type",
+                f"the mapped task labels take {', '.join(sorted(label_types))} shapes",
+            )  # fmt: skip
+        return asked
+    if len(label_types) == 1 and (only := next(iter(label_types))) in offered:
+        return cast(ShapeType, only)
+    return offered[0]

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from tessera.inference.functions.schemas import DetectorResult, OnlineCall
+from tessera.inference.functions.schemas import (
+    DetectorResult,
+    InteractorAnswer,
+    OnlineCall,
+    TrackerAnswer,
+)
 from tessera.inference.state import FunctionsApi
 from tessera.platform.auth import CurrentUser
 
@@ -15,11 +20,13 @@ router = APIRouter(tags=["lambda"])
 
 _CALL_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A field of the call is wrong (named in `errors`): no frame, a frame "
-          "outside the task or job, a mapping to labels the task lacks."},
+          "outside the task or job, a mapping to labels the task lacks, points outside the "
+          "frame, a tracker state that was altered, expired or made for another function "
+          "(`errors[].problem` says which)."},
     403: {"description": "The caller may not see the task or job."},
     404: {"description": "No such function, task or job (or one the caller may not see)."},
     422: {"description": "The frame is not a decodable image, or the body is malformed."},
-    501: {"description": "The function's kind has no online calls yet."},
+    501: {"description": "The function's kind (reid) has no online calls."},
     503: {"description": "Triton cannot be reached, or the function's model is not ready."},
 }  # fmt: skip
 
@@ -48,6 +55,7 @@ async def retrieve_function(
 @router.post(
     "/api/lambda/functions/{func_id}",
     summary="Run a function on one frame now (an online call)",
+    response_model=DetectorResult | InteractorAnswer | TrackerAnswer,
     responses=_CALL_ERRORS,
 )
 async def call_function(
@@ -56,8 +64,11 @@ async def call_function(
     request: Request,
     principal: CurrentUser,
     functions: FunctionsApi,
-) -> DetectorResult:
-    """A detector on task frame `frame` of `task` (or of `job`'s task): the objects it
-    finds as CVAT's annotations body, in the task's labels (`mapping`), `source` "auto",
-    each shape's confidence as its `score`. Nothing is stored."""
+) -> DetectorResult | Response:
+    """The function on task frame `frame` of `task` (or of `job`'s task). A detector
+    answers the objects it finds as CVAT's annotations body, in the task's labels
+    (`mapping`), `source` "auto", each shape's confidence as its `score`; an interactor
+    the object at `pos_points` (not at `neg_points`, inside `obj_bbox`) as a mask and a
+    polygon; a tracker each of `shapes` on this frame and its new signed state (give
+    `states` back on the next frame's call). Nothing is stored."""
     return await functions.call(request, func_id, body)

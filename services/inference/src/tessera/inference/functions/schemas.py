@@ -6,7 +6,8 @@
 - `POST /api/lambda/functions/{id}` (an online call): `OnlineCall` in, and for a
   detector `DetectorResult`: the frame's objects as CVAT's annotations body (`tags`,
   `shapes`, `tracks`), with the task's label and attribute ids, `source` "auto", and each
-  shape's confidence as its `score`.
+  shape's confidence as its `score`; for an interactor `InteractorAnswer`, for a tracker
+  `TrackerAnswer`.
 """
 
 from __future__ import annotations
@@ -50,8 +51,15 @@ class OnlineCall(BaseModel):
     one of them (the text detector: `rectangle`, the default, or `polygon`, a rotated
     box); without it, the mapped task label's type decides when the detector can give
     that type. `roi` ([xtl, ytl, xbr, ybr], in the frame's pixels) runs the detector on
-    that part of the frame only. Other fields (an interactor's or a tracker's, CVAT's
-    UI's `type`) are taken and not used by detectors.
+    that part of the frame only. Other fields (CVAT's UI's `type`, `quality`) are taken
+    and not used.
+
+    An interactor takes `pos_points` and `neg_points` ([[x, y], ...] in the frame's
+    pixels) and `obj_bbox` (its two corners [[x1, y1], [x2, y2]], optional); a tracker
+    `shapes` (a rectangle's [x1, y1, x2, y2] per object) and `states` (the `states` of
+    its previous answer, one per shape, null for an object whose track starts here).
+    Their form is checked by the function itself, which names the field at fault (a
+    400, as CVAT's server answers), so they are not typed here. Neither takes `mapping`.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -65,6 +73,11 @@ class OnlineCall(BaseModel):
     conv_mask_to_poly: bool = False
     shape_type: ShapeType | None = None
     roi: list[float] | None = Field(default=None, min_length=4, max_length=4)
+    pos_points: Any = Field(default=None, description="Interactors: [[x, y], ...] on the object.")
+    neg_points: Any = Field(default=None, description="Interactors: [[x, y], ...] off it.")
+    obj_bbox: Any = Field(default=None, description="Interactors: [[x1, y1], [x2, y2]] around it.")
+    shapes: Any = Field(default=None, description="Trackers: [[x1, y1, x2, y2], ...].")
+    states: Any = Field(default=None, description="Trackers: the previous answer's states.")
 
 
 class AttributeValue(BaseModel):
@@ -110,3 +123,21 @@ class DetectorResult(BaseModel):
     tags: list[DetectedTag] = Field(default_factory=list)
     shapes: list[DetectedShape] = Field(default_factory=list)
     tracks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InteractorAnswer(BaseModel):
+    """An interactor's answer (CVAT's interactors of version 2 on): the object's mask
+    over `bounds` (rows of 0 and 1), its outline as a polygon, and `bounds`, the mask's
+    inclusive box [left, top, right, bottom] in the frame's pixels."""
+
+    mask: list[list[int]]
+    points: list[list[float]]
+    bounds: list[int] = Field(min_length=4, max_length=4)
+
+
+class TrackerAnswer(BaseModel):
+    """A tracker's answer: each object's box on the frame ([x1, y1, x2, y2], in the order
+    of the call's `shapes`) and its new state, signed by the server, for the next call."""
+
+    shapes: list[list[float]]
+    states: list[str]
