@@ -7,6 +7,14 @@ from tessera.devstack.testing import OpenService
 SERVICES = ["annotations", "ingest", "export", "inference"]
 # Dependencies a service's readiness asks besides the database, NATS and object storage.
 OWN_CHECKS = {"inference": {"triton": "ok", "triton:ppocr_v4_det": "ok"}}
+# The work queues (stream, durable consumer) whose depth a service reports at `/metrics`
+# (the chart's README, "Scaling signals").
+QUEUES = {
+    "ingest": [("INGEST", "ingest-creation")],
+    "export": [("EXPORT", "export-dataset"), ("EXPORT", "import-annotations"),
+               ("EXPORT", "restore-backups"), ("EXPORT", "import-datasets")],
+    "inference": [("INFERENCE", "inference-annotate")],
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -38,6 +46,9 @@ async def test_service_skeleton(
     counter = f"tessera_http_requests_total{{{labels}}}"
     assert f"{counter} 1.0" in metrics.text
     assert "tessera_http_request_duration_seconds_bucket" in metrics.text
+    for stream, consumer in QUEUES.get(service, []):
+        depth = f'tessera_workqueue_pending_messages{{consumer="{consumer}",stream="{stream}"}}'
+        assert depth in metrics.text, depth
     assert schema.json()["info"]["title"] == f"Tessera {service}"
     assert unauthenticated.status_code == 401
     assert unauthenticated.headers["content-type"] == "application/problem+json"

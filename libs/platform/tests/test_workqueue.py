@@ -18,7 +18,8 @@ from tessera.platform.auth import actor_scope
 from tessera.platform.bus import ACTOR_KEY, Bus, Outbox, outbox_table
 from tessera.platform.db import Database
 from tessera.platform.requests import Operation, OutboxEvents, RequestStore, requests_table
-from tessera.platform.workqueue import FailureEvents, WorkerPool, WorkQueue
+from tessera.platform.telemetry import Metrics
+from tessera.platform.workqueue import FailureEvents, QueueMetrics, WorkerPool, WorkQueue
 
 SCHEMA = "workqueue_test"
 STREAMS = {"WORKQUEUE_TEST": ("workqueue.>",)}
@@ -291,3 +292,52 @@ async def test_a_request_interrupted_max_deliveries_times_fails_without_another_
     assert request.message.startswith("The request was interrupted 2 times")
     assert second.calls == [("clear", rq_id), ("run", rq_id), ("cancelled", rq_id)]
     assert third.calls == [("clear", rq_id)]
+
+
+def _gauges(metrics: Metrics, queue: WorkQueue = QUEUE) -> dict[str, float]:
+    """The queue's `tessera_workqueue_*` samples by name, as `/metrics` exposes them."""
+    labels = f'{{consumer="{queue.durable}",stream="{queue.stream}"}} '
+    text = bytes(metrics.render().body).decode()
+    return {
+        line.split("{", 1)[0].removeprefix("tessera_workqueue_"): float(line.split(" ")[-1])
+        for line in text.splitlines()
+        if line.startswith("tessera_workqueue_") and labels in line
+    }
+
+
+async def test_queue_metrics_report_the_depth_and_the_running_requests(env: Env) -> None:
+    """Requests queued with no worker anywhere are pending on the consumer (made by the
+    metrics if no worker made it yet); a replica's workers take them and report them."""
+    metrics = Metrics("workqueue")
+    bus = Bus(env.stack.nats.url, token=env.stack.nats.token, name="metrics")
+    await bus.start(streams=STREAMS)
+    queue_metrics = QueueMetrics(metrics, bus)
+    queue_metrics.watch(QUEUE)
+    rq_ids = [await env.submit(n) for n in range(3)]
+
+    async def pending(wanted: dict[str, float]) -> bool:
+        await metrics.refresh()
+        return _gauges(metrics) == wanted
+
+    await _eventually(lambda: pending({"pending_messages": 3, "ack_pending_messages": 0}))
+
+    handler = Handler(env.requests)
+    handler.hold = True
+    async with env.replica(handler, workers=2) as pool:
+        queue_metrics.watch(QUEUE, pool)
+        await _eventually(lambda: handler.running == 2)
+        await _eventually(lambda: pending({
+            "pending_messages": 1, "ack_pending_messages": 2,
+            "running_requests": 2, "workers": 2,
+        }))  # fmt: skip
+        handler.release.set()
+        await _eventually(lambda: env.ended(*rq_ids))
+        await _eventually(lambda: pending({
+            "pending_messages": 0, "ack_pending_messages": 0,
+            "running_requests": 0, "workers": 2,
+        }))  # fmt: skip
+
+    # NATS gone: the depth is left out rather than reported stale.
+    await bus.close()
+    await metrics.refresh()
+    assert "pending_messages" not in _gauges(metrics)

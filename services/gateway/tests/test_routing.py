@@ -32,6 +32,9 @@ from tessera.gateway.routing import RoutingTable, routing_table
         ("/api/tasks/1/annotations", {"format": "COCO 1.0"}, "export"),
         ("/api/jobs/1/annotations/", {"format": "CVAT for images 1.1"}, "export"),
         ("/api/tasks/1/annotations", {}, "annotations"),
+        # The review list (Tessera's own), even with a `format` in its query.
+        ("/api/jobs/1/annotations/shapes", {"source": "auto", "sort": "score"}, "annotations"),
+        ("/api/tasks/1/annotations/shapes", {"format": "COCO 1.0"}, "annotations"),
         ("/api/requests", {}, "export"),
         ("/api/requests/abc-def", {}, "export"),
         ("/api/requests/ingest-abc-def", {}, "ingest"),

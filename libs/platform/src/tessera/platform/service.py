@@ -154,6 +154,7 @@ def _health_router(spec: ServiceSpec, metrics: Metrics) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus() -> Response:
+        await metrics.refresh()
         return metrics.render()
 
     return router

@@ -8,12 +8,13 @@ restored from them on the other side.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -111,10 +112,21 @@ def http_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(event_hooks=hooks, **kwargs)
 
 
+Refresher = Callable[[], Awaitable[None]]
+REFRESH_TIMEOUT_S = 2.0
+
+
 class Metrics:
-    """The Prometheus collectors of one service, in a registry of its own."""
+    """The Prometheus collectors of one service, in a registry of its own.
+
+    Collectors whose values live elsewhere (a JetStream consumer's pending messages) are
+    read at each scrape: `on_scrape` registers an async refresher, and `/metrics` awaits
+    `refresh()` (every refresher at once, each cut off after REFRESH_TIMEOUT_S; one that
+    fails or is late is logged and leaves its collectors as it set them) before `render()`.
+    """
 
     def __init__(self, service: str) -> None:
+        self._refreshers: list[Refresher] = []
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tessera_http_requests_total",
@@ -129,6 +141,24 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+
+    def on_scrape(self, refresher: Refresher) -> None:
+        """Await `refresher` before each scrape's exposition."""
+        self._refreshers.append(refresher)
+
+    async def refresh(self) -> None:
+        """Run every refresher (see the class doc)."""
+
+        async def run(refresher: Refresher) -> None:
+            try:
+                async with asyncio.timeout(REFRESH_TIMEOUT_S):
+                    await refresher()
+            except Exception:
+                logging.getLogger(__name__).warning(
+                    "a metrics refresher failed; its values stay as they were", exc_info=True
+                )
+
+        await asyncio.gather(*(run(refresher) for refresher in self._refreshers))
 
     def render(self) -> Response:
         """The text exposition of every collector."""

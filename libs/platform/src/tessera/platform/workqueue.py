@@ -15,6 +15,10 @@ running anything, so a redelivery never redoes finished work.
 
 The work runs with the message's request id and actor (the caller who asked for it), so
 the events it publishes carry them as the asking request's own events do.
+
+`QueueMetrics` reports the queues' depth (read from the consumers at each scrape) and the
+requests each replica runs, in the service's Prometheus registry: the signal an
+autoscaler scales the workers on.
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.platform.auth import actor_scope
 from tessera.platform.bus import ACTOR_HEADER, Bus, Outbox, PullLoop
 from tessera.platform.requests import OutboxEvents, RequestStore
-from tessera.platform.telemetry import REQUEST_ID_HEADER, request_id_scope
+from tessera.platform.telemetry import REQUEST_ID_HEADER, Metrics, request_id_scope
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +83,17 @@ class WorkQueue:
         """
         await outbox.add(session, self.subject, {**payload, "rq_id": rq_id})
 
+    def consumer_config(self) -> ConsumerConfig:
+        """The durable consumer's settings, as every replica (and `QueueMetrics`) makes it."""
+        return ConsumerConfig(
+            name=self.durable,
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliveries + 1,
+            filter_subject=self.subject,
+        )
+
 
 FailureEvents = Callable[[str, dict[str, Any], str], OutboxEvents]
 """`(rq_id, payload, message)`: the events to publish with a request the pool fails."""
@@ -108,14 +125,13 @@ class WorkerPool(PullLoop):
         self.failure_events = failure_events
         self.stream, self.subject, self.durable = queue.stream, queue.subject, queue.durable
         self.task_name = f"workers-{queue.durable}"
-        self.consumer_config = ConsumerConfig(
-            durable_name=queue.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=queue.ack_wait_s,
-            max_deliver=queue.max_deliveries + 1,
-            filter_subject=queue.subject,
-        )
+        self.consumer_config = queue.consumer_config()
         self._working: set[asyncio.Task[None]] = set()
+
+    @property
+    def busy(self) -> int:
+        """Requests this pool is running now."""
+        return len(self._working)
 
     async def stop(self) -> None:
         """Stop pulling, and hand the requests still running back to the queue."""
@@ -191,3 +207,91 @@ class WorkerPool(PullLoop):
             await asyncio.sleep(self.queue.heartbeat_s)
             with contextlib.suppress(Exception):
                 await msg.in_progress()
+
+
+class QueueMetrics:
+    """Prometheus gauges of a service's work queues, the scaling signal of its workers.
+
+    Read from each queue's durable consumer at every scrape (`Metrics.on_scrape`), so every
+    replica reports the same fleet-wide values (take their `max`, not their `sum`):
+
+    - `tessera_workqueue_pending_messages{stream, consumer}`: requests queued that no
+      worker has taken yet (the consumer's `num_pending`);
+    - `tessera_workqueue_ack_pending_messages{stream, consumer}`: requests a worker took
+      and has not acknowledged yet: running, or handed back and waiting for their retry
+      (`num_ack_pending`);
+
+    and per replica, for the pools it runs (sum them over the replicas):
+
+    - `tessera_workqueue_running_requests{stream, consumer}`: requests its workers run now;
+    - `tessera_workqueue_workers{stream, consumer}`: how many it may run at once.
+
+    A consumer that does not exist yet (no worker has started since the stream was made)
+    is created, with the queue's own settings, so that the depth is there to read (here
+    and for an autoscaler that reads the consumer) before any worker runs; its messages
+    are all delivered once workers start. When NATS does not answer, the two depth series
+    are left out of the scrape rather than reported stale.
+    """
+
+    def __init__(self, metrics: Metrics, bus: Bus, *, timeout_s: float = 1.0) -> None:
+        self.bus = bus
+        self.timeout_s = timeout_s
+        self.queues: dict[tuple[str, str], WorkQueue] = {}
+        labels = ["stream", "consumer"]
+        registry = metrics.registry
+        self.pending = Gauge(
+            "tessera_workqueue_pending_messages",
+            "Requests queued that no worker has taken yet (the consumer's num_pending)",
+            labels,
+            registry=registry,
+        )
+        self.ack_pending = Gauge(
+            "tessera_workqueue_ack_pending_messages",
+            "Requests taken by a worker and not acknowledged yet (num_ack_pending)",
+            labels,
+            registry=registry,
+        )
+        self.running = Gauge(
+            "tessera_workqueue_running_requests",
+            "Requests this replica's workers run now",
+            labels,
+            registry=registry,
+        )
+        self.workers = Gauge(
+            "tessera_workqueue_workers",
+            "Requests this replica's workers may run at once",
+            labels,
+            registry=registry,
+        )
+        metrics.on_scrape(self.refresh)
+
+    def watch(self, queue: WorkQueue, pool: WorkerPool | None = None) -> None:
+        """Report `queue`'s depth, and `pool`'s running requests when this replica runs one."""
+        key = (queue.stream, queue.durable)
+        self.queues[key] = queue
+        if pool is not None:
+            self.running.labels(*key).set_function(lambda: pool.busy)
+            self.workers.labels(*key).set(pool.workers)
+
+    async def refresh(self) -> None:
+        """Read every watched queue's consumer."""
+        await asyncio.gather(*(self._read(queue) for queue in self.queues.values()))
+
+    async def _read(self, queue: WorkQueue) -> None:
+        key = (queue.stream, queue.durable)
+        try:
+            js = self.bus.jetstream
+            try:
+                info = await js.consumer_info(queue.stream, queue.durable, timeout=self.timeout_s)
+            except NotFoundError:
+                info = await js.add_consumer(
+                    queue.stream, queue.consumer_config(), timeout=self.timeout_s
+                )
+        except Exception as exc:
+            logger.warning("queue %s/%s: no consumer info (%s)", *key, exc)
+            for gauge in (self.pending, self.ack_pending):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*key)
+            return
+        self.pending.labels(*key).set(info.num_pending or 0)
+        self.ack_pending.labels(*key).set(info.num_ack_pending or 0)

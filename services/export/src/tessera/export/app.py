@@ -31,7 +31,7 @@ from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
 from tessera.platform.uploads import Uploads
-from tessera.platform.workqueue import WorkerPool
+from tessera.platform.workqueue import QueueMetrics, WorkerPool
 
 
 @asynccontextmanager
@@ -94,6 +94,10 @@ async def _running(platform: Platform) -> AsyncIterator[ExportState]:
     dataset_workers = WorkerPool(
         DATASETS, platform.bus, requests, dataset_importer, workers=settings.dataset_workers
     )
+    queue_metrics = QueueMetrics(platform.metrics, platform.bus)
+    for queue, pool in ((EXPORTS, workers), (IMPORTS, import_workers),
+                        (RESTORES, restore_workers), (DATASETS, dataset_workers)):  # fmt: skip
+        queue_metrics.watch(queue, pool)
     expiry = ExpiredExports(platform.database, platform.storage, settings.expiry_interval_s)
     workers.start()
     import_workers.start()

@@ -24,14 +24,15 @@ from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
-from tessera.platform.workqueue import WorkerPool
+from tessera.platform.workqueue import QueueMetrics, WorkerPool
 
 
 @asynccontextmanager
 async def _running(platform: Platform) -> AsyncIterator[InferenceState]:
     """The service's lifespan: the function registry and each function's code, the Triton
     client with a batcher per model, the clients of annotations and ingest, and the
-    metrics. Nothing here waits for Triton: a model is checked at its first use (and by
+    metrics (the auto-annotation queue's depth among them, with or without workers here).
+    Nothing here waits for Triton: a model is checked at its first use (and by
     `/readyz`)."""
     settings = platform.settings
     assert isinstance(settings, InferenceSettings)
@@ -96,6 +97,7 @@ async def _running(platform: Platform) -> AsyncIterator[InferenceState]:
             queue, platform.bus, requests, runner, workers=settings.auto_annotation_workers
         )
         workers.start()
+    QueueMetrics(platform.metrics, platform.bus).watch(queue, workers)
     try:
         yield InferenceState(
             triton, batchers, annotations, ingest, registry, functions, metrics,

@@ -9,6 +9,11 @@ In the service's registry (served at `/metrics` with the platform's HTTP metrics
   `rate(tessera_inference_images_total[1m])`.
 - `tessera_inference_pending_frames{model}`: frames waiting in this replica's batcher
   for a batch (a queue depth in front of Triton).
+
+The auto-annotation queue's depth and this replica's running requests are the platform's
+`tessera_workqueue_*` gauges (`tessera.platform.workqueue.QueueMetrics`, labels
+`stream="INFERENCE"`, `consumer="inference-annotate"`), registered by the app; the chart's
+README ("Scaling signals") lists them with the streams and consumers an autoscaler reads.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.requests import RequestStore, requests_router
 from tessera.platform.service import Platform, ServiceSpec, create_service_app
 from tessera.platform.uploads import Uploads
-from tessera.platform.workqueue import WorkerPool
+from tessera.platform.workqueue import QueueMetrics, WorkerPool
 
 
 @asynccontextmanager
@@ -44,6 +44,7 @@ async def _running(platform: Platform) -> AsyncIterator[IngestState]:
     )  # fmt: skip
     queue = WorkerPool(CREATION, platform.bus, requests, runner, workers=settings.creation_workers)
     queue.start()
+    QueueMetrics(platform.metrics, platform.bus).watch(CREATION, queue)
     try:
         yield IngestState(annotations, clouds, requests, uploads, reader, creation=queue)
     finally:

@@ -18,7 +18,12 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from tessera.annotations.annotations.validation import AttributeSpec, LabelCatalog, LabelSpec
+from tessera.annotations.annotations.validation import (
+    SOURCES,
+    AttributeSpec,
+    LabelCatalog,
+    LabelSpec,
+)
 
 S = "annotations"
 Connection = asyncpg.Connection
@@ -130,6 +135,38 @@ LEFT JOIN {S}.tracks p ON p.id = t.parent_id
 WHERE t.job_id = ANY($1::bigint[])
 ORDER BY coalesce(p.frame, t.frame), array_position($1::bigint[], t.job_id),
          coalesce(t.parent_id, t.id), t.parent_id IS NOT NULL, t.id, s.frame
+"""
+
+# The review list (`review_shapes`): top-level shapes with the columns SHAPES_SQL reads,
+# filtered and ordered by score; ties go by id in the same direction, so that `-score`
+# is exactly the reverse of `score`. `$1` holds the job ids, `$2` the sources, `$3` how
+# many rows a page needs (offset + limit; null for every row), `$4` and `$5` the page;
+# `/*where*/` the other conditions and `/*order*/` the direction. Each (job, source) pair is
+# read off the (job_id, source, score, id) index in order, at most `$3` rows of it, and
+# only the page's rows are turned into text: a page of the least certain shapes of a
+# task costs about the same whatever the number of its shapes (one ordered scan over all
+# the task's jobs and sources would sort every matching shape first).
+REVIEW_SQL = f"""
+WITH page AS (
+    SELECT c.id, c.score
+    FROM unnest($1::bigint[]) AS j(id) CROSS JOIN unnest($2::text[]) AS src(name)
+    CROSS JOIN LATERAL (
+        SELECT s.id, s.score FROM {S}.shapes s
+        WHERE s.job_id = j.id AND s.source = src.name AND s.parent_id IS NULL /*where*/
+        ORDER BY s.score /*order*/, s.id /*order*/ LIMIT $3::bigint
+    ) AS c
+    ORDER BY c.score /*order*/, c.id /*order*/ LIMIT $4::bigint OFFSET $5::bigint
+)
+SELECT s.job_id, s.frame, s.label_id,
+       CASE WHEN s.type = 'skeleton' THEN -1 ELSE cardinality(s.attr_ids) END,
+       coalesce(s.doc, {_shape_text("s", _ELEMENTS)})
+FROM page JOIN {S}.shapes s ON s.id = page.id
+ORDER BY page.score /*order*/, page.id /*order*/
+"""
+REVIEW_COUNT_SQL = f"""
+SELECT count(*) FROM {S}.shapes s
+WHERE s.job_id = ANY($1::bigint[]) AND s.source = ANY($2::text[]) AND s.parent_id IS NULL
+      /*where*/
 """
 
 
@@ -439,3 +476,63 @@ async def settle(conn: asyncpg.Connection) -> None:
         await asyncio.wait({pending})
         if not pending.cancelled():
             pending.exception()  # retrieved: the reader is gone, and so is its error
+
+
+@dataclass(frozen=True)
+class ShapeFilter:
+    """Which top-level shapes the review list holds, and in which order.
+
+    `sources` None: every source; `frames` and `scores` are inclusive (low, high) bounds,
+    None where open.
+    """
+
+    sources: tuple[str, ...] | None = None
+    label_id: int | None = None
+    frames: tuple[int | None, int | None] = (None, None)
+    scores: tuple[float | None, float | None] = (None, None)
+    descending: bool = False
+
+
+def _review_where(wanted: ShapeFilter, first: int) -> tuple[str, list[Any]]:
+    """`AND ...` for the label, frames and scores `wanted` bounds, with its arguments
+    numbered from `$first`."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    if wanted.label_id is not None:
+        args.append(wanted.label_id)
+        conditions.append(f"s.label_id = ${first + len(args) - 1}::bigint")
+    for column, (low, high), cast in (("frame", wanted.frames, "integer"),
+                                      ("score", wanted.scores, "float8")):  # fmt: skip
+        for bound, operator in ((low, ">="), (high, "<=")):
+            if bound is not None:
+                args.append(bound)
+                conditions.append(f"s.{column} {operator} ${first + len(args) - 1}::{cast}")
+    return "".join(f" AND {c}" for c in conditions), args
+
+
+async def review_shapes(
+    conn: asyncpg.Connection,
+    job_ids: Sequence[int],
+    wanted: ShapeFilter,
+    *,
+    offset: int,
+    limit: int | None,
+) -> tuple[int, list[asyncpg.Record]]:
+    """How many top-level shapes of the jobs `wanted` holds, and the page of them from
+    `offset` (at most `limit`; every one when None) by score, then id, as rows of
+    (job_id, frame, label_id, stored attribute count, JSON text) like SHAPES_SQL's."""
+    if not job_ids:
+        return 0, []
+    sources = list(wanted.sources) if wanted.sources is not None else sorted(SOURCES)
+    where, args = _review_where(wanted, 3)
+    count: int = await conn.fetchval(
+        REVIEW_COUNT_SQL.replace("/*where*/", where), list(job_ids), sources, *args
+    )
+    if count <= offset:
+        return count, []
+    where, args = _review_where(wanted, 6)
+    order = "DESC" if wanted.descending else "ASC"
+    sql = REVIEW_SQL.replace("/*where*/", where).replace("/*order*/", order)
+    needed = None if limit is None else offset + limit
+    rows = await conn.fetch(sql, list(job_ids), sources, needed, limit, offset, *args)
+    return count, rows

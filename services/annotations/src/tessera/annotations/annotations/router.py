@@ -2,23 +2,29 @@
 
 GET streams `{version, tags, shapes, tracks}`; PUT replaces; PATCH `?action=create|
 update|delete` edits; DELETE clears (204). Semantics in service.py.
+
+Beyond CVAT, `GET /api/{jobs|tasks}/{id}/annotations/shapes` is the review list: the
+top-level shapes of some sources, least certain first (`sort=score`, or `-score`),
+paginated as CVAT's lists are (`page`, `page_size`), each with its `job_id`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from tessera.annotations.access import RequestContext
 from tessera.annotations.annotations import service
-from tessera.annotations.annotations.schemas import LabeledData
+from tessera.annotations.annotations.repository import ShapeFilter
+from tessera.annotations.annotations.schemas import LabeledData, ReviewShape
 from tessera.annotations.annotations.service import Action
 from tessera.annotations.visibility import job_for, task_for
 from tessera.platform.bus import Outbox
 from tessera.platform.db import DbSession
+from tessera.platform.pagination import Page, PageParams, page_params
 
 router = APIRouter(tags=["annotations"])
 
@@ -39,6 +45,50 @@ def _outbox(request: Request) -> Outbox:
 
 def _json(document: dict[str, Any]) -> Response:
     return Response(orjson.dumps(document), media_type="application/json")
+
+
+_REVIEW: dict[int | str, dict[str, Any]] = {
+    200: {"model": Page[ReviewShape]},
+    400: {"description": "A malformed parameter (problem+json naming it)."},
+}
+_SOURCES = "manual, semi-auto, auto, file, consensus"
+
+
+def review_query(
+    *,
+    source: Annotated[
+        list[str] | None,
+        Query(
+            description=f"Only shapes of these sources ({_SOURCES}): repeat the parameter "
+            "or separate them with commas. Every source when absent."
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            description="`score` (the default: least certain first) or `-score`; "
+            "ties by shape id, in the same direction."
+        ),
+    ] = None,
+    label_id: Annotated[str | None, Query(description="Only shapes of this label.")] = None,
+    min_frame: Annotated[
+        str | None, Query(description="Only shapes on this frame or later.")
+    ] = None,
+    max_frame: Annotated[
+        str | None, Query(description="Only shapes on this frame or earlier.")
+    ] = None,
+    min_score: Annotated[
+        str | None, Query(description="Only shapes scored at least this (0 to 1).")
+    ] = None,
+    max_score: Annotated[
+        str | None, Query(description="Only shapes scored at most this (0 to 1).")
+    ] = None,
+) -> ShapeFilter:
+    """FastAPI dependency: the review list's parameters (400 naming a malformed one)."""
+    return service.shape_filter(
+        source=source or (), sort=sort, label_id=label_id, min_frame=min_frame,
+        max_frame=max_frame, min_score=min_score, max_score=max_score,
+    )  # fmt: skip
 
 
 @router.get("/api/jobs/{job_id}/annotations", responses=_DATA, summary="Get job annotations")
@@ -169,3 +219,44 @@ async def delete_task_annotations(
     """Remove every tag, shape and track of every job of the task."""
     await service.clear_task(session, ctx, _outbox(request), task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/api/jobs/{job_id}/annotations/shapes",
+    responses=_REVIEW,
+    summary="List job shapes by source and score (review)",
+)
+async def review_job_shapes(
+    job_id: int,
+    *,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    wanted: Annotated[ShapeFilter, Depends(review_query)],
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Response:
+    """The job's shapes (skeletons with their elements) of the chosen sources, least
+    certain first: a reviewer's worklist. Each is as GET annotations gives it, plus
+    `job_id`."""
+    count, results = await service.review_job_shapes(session, ctx, job_id, wanted, page)
+    return _json(Page[Any].build(request, page, count, results).model_dump())
+
+
+@router.get(
+    "/api/tasks/{task_id}/annotations/shapes",
+    responses=_REVIEW,
+    summary="List task shapes by source and score (review)",
+)
+async def review_task_shapes(
+    task_id: int,
+    *,
+    request: Request,
+    ctx: RequestContext,
+    session: DbSession,
+    wanted: Annotated[ShapeFilter, Depends(review_query)],
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Response:
+    """The shapes of every job of the task, as the job's list gives them. A shape on a
+    frame two jobs share is stored in each and listed once per job."""
+    count, results = await service.review_task_shapes(session, ctx, task_id, wanted, page)
+    return _json(Page[Any].build(request, page, count, results).model_dump())

@@ -117,3 +117,9 @@ class LabeledData(BaseModel):
     shapes: list[LabeledShape] = Field(default_factory=list)
     tracks: list[LabeledTrack] = Field(default_factory=list)
     intervals: list[LabeledInterval] = Field(default_factory=list)
+
+
+class ReviewShape(LabeledShape):
+    """A shape of the review list: as GET annotations gives it, with the job holding it."""
+
+    job_id: int

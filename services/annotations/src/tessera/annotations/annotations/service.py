@@ -35,6 +35,11 @@ service reads the internal snapshot (`tessera.annotations.snapshots`): the same 
 the same kind of transaction, unmerged, as NDJSON in frame order. Its imports write
 through `apply_to_task` and `apply_to_job` (`tessera.annotations.imports`): the writes
 of `write_task` and `write_job` without their response documents.
+
+The review list (`review_job_shapes`, `review_task_shapes`) reads a page of a job's or
+task's top-level shapes filtered by source, label, frames and score, ordered by score
+(then id), with the SQL of `repository.review_shapes`; each comes as the GET gives it,
+with its `job_id`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import bisect
 import copy
 import itertools
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -65,6 +71,7 @@ from tessera.annotations.annotations.codec import (
 )
 from tessera.annotations.annotations.repository import Connection, JobRange
 from tessera.annotations.annotations.validation import (
+    SOURCES,
     Document,
     LabelCatalog,
     Validator,
@@ -73,7 +80,8 @@ from tessera.annotations.visibility import job_for, task_for
 from tessera.platform.bus import Outbox
 from tessera.platform.collector import gc_paused
 from tessera.platform.db import Database
-from tessera.platform.errors import Problem, unprocessable
+from tessera.platform.errors import Problem, bad_request, unprocessable
+from tessera.platform.pagination import PageParams
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -361,6 +369,113 @@ async def json_stream(database: Database, *, job_id: int | None = None,
             stream = await reader.task(task_id)
         async for chunk in stream.json():
             yield chunk
+
+
+# -- the review list --------------------------------------------------------------------
+
+REVIEW_SORTS = {"score": False, "-score": True}
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
+
+
+def _integer(name: str, value: str | None, *, least: int, most: int) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = least - 1
+    if not least <= number <= most:
+        raise bad_request(f"{name}: {value!r} is not an integer from {least} to {most}", name)
+    return number
+
+
+def _score(name: str, value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number <= 1:
+        raise bad_request(f"{name}: {value!r} is not a number in [0, 1]", name)
+    return number
+
+
+def shape_filter(
+    *,
+    source: Sequence[str] = (),
+    sort: str | None = None,
+    label_id: str | None = None,
+    min_frame: str | None = None,
+    max_frame: str | None = None,
+    min_score: str | None = None,
+    max_score: str | None = None,
+) -> repo.ShapeFilter:
+    """The review list's query parameters, checked (400 naming the parameter at fault).
+
+    `source` may repeat and may list several sources separated by commas.
+    """
+    sources = [part.strip() for value in source for part in value.split(",")]
+    unknown = [name for name in sources if name not in SOURCES]
+    if unknown or (source and not sources):
+        raise bad_request(
+            f"source: {', '.join(map(repr, unknown or ['']))} is not one of "
+            f"{', '.join(sorted(SOURCES))}",
+            "source",
+        )
+    key = (sort or "score").strip()
+    if key not in REVIEW_SORTS:
+        raise bad_request(f"sort: {sort!r} is not one of {', '.join(REVIEW_SORTS)}", "sort")
+    return repo.ShapeFilter(
+        sources=tuple(dict.fromkeys(sources)) if sources else None,
+        label_id=_integer("label_id", label_id, least=1, most=BIGINT_MAX),
+        frames=(
+            _integer("min_frame", min_frame, least=0, most=INTEGER_MAX),
+            _integer("max_frame", max_frame, least=0, most=INTEGER_MAX),
+        ),
+        scores=(_score("min_score", min_score), _score("max_score", max_score)),
+        descending=REVIEW_SORTS[key],
+    )
+
+
+async def _review(
+    session: AsyncSession, jobs: Sequence[JobRange], task_id: int, wanted: repo.ShapeFilter,
+    page: PageParams,
+) -> tuple[int, list[Obj]]:  # fmt: skip
+    conn = await repo.driver_connection(session)
+    count, rows = await repo.review_shapes(
+        conn, [j.id for j in jobs], wanted, offset=page.offset, limit=page.limit
+    )
+    if not rows:
+        return count, []
+    catalog = await repo.load_catalog(conn, task_id)
+    items = complete_all(rows, catalog)
+    return count, [
+        {**as_object(item), "job_id": row[0]} for row, item in zip(rows, items, strict=True)
+    ]
+
+
+async def review_job_shapes(
+    session: AsyncSession, ctx: Context, job_id: int, wanted: repo.ShapeFilter, page: PageParams
+) -> tuple[int, list[Obj]]:
+    """The job's top-level shapes that `wanted` selects, by score then id: how many, and
+    the page of them (each as GET annotations gives it, with its `job_id`)."""
+    await job_for(session, ctx, job_id, change=False)
+    job = await repo.job_range(await repo.driver_connection(session), job_id)
+    assert job is not None
+    return await _review(session, [job], job.task_id, wanted, page)
+
+
+async def review_task_shapes(
+    session: AsyncSession, ctx: Context, task_id: int, wanted: repo.ShapeFilter, page: PageParams
+) -> tuple[int, list[Obj]]:
+    """`review_job_shapes` over every annotation job of the task. A shape on a frame that
+    two jobs share is stored in each, and listed once per job (unlike the task's GET,
+    which merges them)."""
+    await task_for(session, ctx, task_id, change=False)
+    jobs = await repo.task_jobs(await repo.driver_connection(session), task_id, lock=False)
+    return await _review(session, jobs, task_id, wanted, page)
 
 
 # -- writing ----------------------------------------------------------------------------
