@@ -219,6 +219,13 @@ class _Base:
         self.organization = organization
         self._headers = _headers(token, organization, headers)
 
+    @classmethod
+    def from_config(cls, **kwargs: Any) -> Self:
+        """A client on the URL and token of `tessera login` (`TESSERA_URL` and
+        `TESSERA_TOKEN` take precedence)."""
+        url, token = resolve_credentials()
+        return cls(url, token, **kwargs)
+
 
 class Client(_Base):
     """Tessera's API over blocking httpx (`with Client(url, token) as client: ...`).
@@ -250,13 +257,6 @@ class Client(_Base):
             verify=verify,
             follow_redirects=False,
         )
-
-    @classmethod
-    def from_config(cls, **kwargs: Any) -> Client:
-        """A client on the URL and token of `tessera login` (`TESSERA_URL` and
-        `TESSERA_TOKEN` take precedence)."""
-        url, token = resolve_credentials()
-        return cls(url, token, **kwargs)
 
     def __enter__(self) -> Self:
         return self
@@ -419,13 +419,6 @@ class AsyncClient(_Base):
             verify=verify,
             follow_redirects=False,
         )
-
-    @classmethod
-    def from_config(cls, **kwargs: Any) -> AsyncClient:
-        """A client on the URL and token of `tessera login` (`TESSERA_URL` and
-        `TESSERA_TOKEN` take precedence)."""
-        url, token = resolve_credentials()
-        return cls(url, token, **kwargs)
 
     async def __aenter__(self) -> Self:
         return self
