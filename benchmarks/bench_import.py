@@ -53,8 +53,8 @@ import orjson
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from tessera.devstack.launcher import MIGRATIONS, Uvicorn
-from tessera.devstack.servers import S3, ChildProcess, Nats, Postgres, free_port, stop_all
+from benchmarks.services import started_services
+from tessera.devstack.launcher import Uvicorn
 from tessera.export.imports.files import ImportFiles
 from tessera.export.imports.matching import Matcher
 from tessera.export.imports.registry import ReadContext, importer_named, skeleton_points
@@ -62,7 +62,6 @@ from tessera.export.imports.steps import sizes, task_frames
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 from tessera.platform.collector import gc_paused
-from tessera.platform.migrate import migrate_packages
 
 COMMAND = ".venv/bin/python -m benchmarks.run import"
 TOKEN = "tsr_bench-" + uuid.uuid4().hex
@@ -301,44 +300,9 @@ class Stack:
 def stack(base: Path) -> Iterator[Stack]:
     """PostgreSQL (fsync off, as in tests), NATS, S3 and the annotations, ingest and
     export services as uvicorn processes; the ingest share at base/share."""
-    servers: list[ChildProcess] = []
-    try:
-        postgres = Postgres(base / "pg", port=free_port(), password=uuid.uuid4().hex, durable=False)
-        servers.append(postgres.start())
-        nats = Nats(base / "nats", port=free_port(), token=uuid.uuid4().hex)
-        servers.append(nats.start())
-        s3 = S3(base / "s3", port=free_port(), access_key="bench", secret_key=uuid.uuid4().hex)
-        servers.append(s3.start())
-        postgres.ensure_database("tessera")
-        asyncio.run(migrate_packages(postgres.url(), MIGRATIONS))
-        share = base / "share"
-        share.mkdir()
-        env = {
-            "TESSERA_ENV": "dev", "TESSERA_LOG_LEVEL": "WARNING",
-            "TESSERA_DATABASE_URL": postgres.url(), "TESSERA_NATS_URL": nats.url,
-            "TESSERA_NATS_TOKEN": nats.token, "TESSERA_S3_ENDPOINT_URL": s3.url,
-            "TESSERA_S3_ACCESS_KEY": s3.access_key, "TESSERA_S3_SECRET_KEY": s3.secret_key,
-            "TESSERA_S3_CREATE_BUCKET": "true", "TESSERA_MIGRATE_ON_START": "false",
-            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD": uuid.uuid4().hex,
-            "TESSERA_BOOTSTRAP_ADMIN_TOKEN": TOKEN,
-            "TESSERA_SCRATCH_DIR": str(base / "scratch"),
-            "TESSERA_SHARE_ROOT": str(share),
-            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(base / "numba")),
-        }  # fmt: skip
-        annotations = Uvicorn(base / "annotations", name="annotations", port=free_port(),
-                              env=env, factory="tessera.annotations.app:create_app")  # fmt: skip
-        servers.append(annotations.start())
-        env["TESSERA_ANNOTATIONS_URL"] = annotations.url
-        ingest = Uvicorn(base / "ingest", name="ingest", port=free_port(), env=env,
-                         factory="tessera.ingest.app:create_app")  # fmt: skip
-        servers.append(ingest.start())
-        env["TESSERA_INGEST_URL"] = ingest.url
-        export = Uvicorn(base / "export", name="export", port=free_port(), env=env,
-                         factory="tessera.export.app:create_app")  # fmt: skip
-        servers.append(export.start())
-        yield Stack(annotations, ingest, export, share)
-    finally:
-        stop_all(servers)
+    with started_services(base, ("annotations", "ingest", "export"), token=TOKEN) as started:
+        p = started.processes
+        yield Stack(p["annotations"], p["ingest"], p["export"], started.share)
 
 
 @dataclass

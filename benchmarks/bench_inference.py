@@ -52,14 +52,14 @@ import cv2
 import httpx
 import numpy as np
 
-from tessera.devstack.launcher import MIGRATIONS, Uvicorn
-from tessera.devstack.servers import S3, ChildProcess, Nats, Postgres, Triton, free_port, stop_all
+from benchmarks.services import started_services
+from tessera.devstack.launcher import Uvicorn
+from tessera.devstack.servers import Triton, free_port
 from tessera.inference.config import InferenceSettings
 from tessera.inference.detectors.text import canvas_for, pad_to, scale_to_fit
 from tessera.inference.images import decode_rgb
 from tessera.inference.triton.batcher import FrameBatcher
 from tessera.inference.triton.client import TritonClient
-from tessera.platform.migrate import migrate_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = ".venv/bin/python -m benchmarks.run inference"
@@ -440,42 +440,11 @@ def services(base: Path, triton_url: str) -> Iterator[Services]:
     """PostgreSQL (fsync off, as in tests), NATS and S3, and the annotations, ingest and
     inference services as uvicorn processes (inference with its defaults: one worker of
     the auto-annotation queue) on the given Triton; the ingest share at base/share."""
-    servers: list[ChildProcess] = []
-    try:
-        postgres = Postgres(base / "pg", port=free_port(), password=uuid.uuid4().hex, durable=False)
-        servers.append(postgres.start())
-        nats = Nats(base / "nats", port=free_port(), token=uuid.uuid4().hex)
-        servers.append(nats.start())
-        s3 = S3(base / "s3", port=free_port(), access_key="bench", secret_key=uuid.uuid4().hex)
-        servers.append(s3.start())
-        postgres.ensure_database("tessera")
-        asyncio.run(migrate_packages(postgres.url(), MIGRATIONS))
-        share = base / "share"
-        share.mkdir()
-        env = {
-            "TESSERA_ENV": "dev", "TESSERA_LOG_LEVEL": "WARNING",
-            "TESSERA_DATABASE_URL": postgres.url(), "TESSERA_NATS_URL": nats.url,
-            "TESSERA_NATS_TOKEN": nats.token, "TESSERA_S3_ENDPOINT_URL": s3.url,
-            "TESSERA_S3_ACCESS_KEY": s3.access_key, "TESSERA_S3_SECRET_KEY": s3.secret_key,
-            "TESSERA_S3_CREATE_BUCKET": "true", "TESSERA_MIGRATE_ON_START": "false",
-            "TESSERA_BOOTSTRAP_ADMIN_PASSWORD": uuid.uuid4().hex,
-            "TESSERA_BOOTSTRAP_ADMIN_TOKEN": TOKEN,
-            "TESSERA_SCRATCH_DIR": str(base / "scratch"),
-            "TESSERA_SHARE_ROOT": str(share),
-            "TESSERA_TRITON_URL": triton_url,
-            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(base / "numba")),
-        }  # fmt: skip
-        processes = {}
-        for name in ("annotations", "ingest", "inference"):
-            process = Uvicorn(base / name, name=name, port=free_port(), env=env,
-                              factory=f"tessera.{name}.app:create_app")  # fmt: skip
-            servers.append(process.start())
-            processes[name] = process
-            env[f"TESSERA_{name.upper()}_URL"] = process.url
-        yield Services(processes["annotations"], processes["ingest"], processes["inference"],
-                       share)  # fmt: skip
-    finally:
-        stop_all(servers)
+    names = ("annotations", "ingest", "inference")
+    env = {"TESSERA_TRITON_URL": triton_url}
+    with started_services(base, names, token=TOKEN, env=env) as started:
+        p = started.processes
+        yield Services(p["annotations"], p["ingest"], p["inference"], started.share)
 
 
 @dataclass
