@@ -19,6 +19,10 @@ HELM := $(HELM_DIR)/helm
 TRITON_VENV := .venv-triton
 TRITON_DIR := services/inference/triton
 MODEL_REPOSITORY := services/inference/models
+# checkov (Terraform and rendered-chart policy checks) pins its own dependencies, some
+# older than the workspace's, so it lives in a virtual environment of its own too.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_DIR := deploy/checkov
 TRITON_MODELS := $(patsubst %/config.pbtxt,%/1/model.onnx,$(wildcard $(MODEL_REPOSITORY)/*/config.pbtxt))
 
 .DEFAULT_GOAL := help
@@ -41,11 +45,16 @@ $(TRITON_VENV)/.installed: $(UV) $(TRITON_DIR)/requirements.txt $(TRITON_DIR)/mo
 	$(UV) pip install --quiet --python $(TRITON_VENV)/bin/python --no-deps -r $(TRITON_DIR)/models.txt
 	@touch $@
 
+$(CHECKOV_VENV)/.installed: $(UV) $(CHECKOV_DIR)/requirements.txt
+	$(UV) venv --quiet --clear --python $(PYTHON) $(CHECKOV_VENV)
+	$(UV) pip sync --quiet --python $(CHECKOV_VENV)/bin/python $(CHECKOV_DIR)/requirements.txt
+	@touch $@
+
 $(MODEL_REPOSITORY)/%/1/model.onnx: $(MODEL_REPOSITORY)/%/config.pbtxt $(TRITON_DIR)/build_models.py $(TRITON_VENV)/.installed
 	$(TRITON_VENV)/bin/python $(TRITON_DIR)/build_models.py --model $*
 	@touch $@
 
-install: $(VENV)/.installed $(TRITON_VENV)/.installed $(TRITON_MODELS) ## Create the virtual environments (workspace, local Triton) and build the models
+install: $(VENV)/.installed $(TRITON_VENV)/.installed $(CHECKOV_VENV)/.installed $(TRITON_MODELS) ## Create the virtual environments (workspace, local Triton, checkov) and build the models
 
 $(HELM): | $(UV)
 	@if command -v npm >/dev/null; then \
@@ -84,6 +93,8 @@ lock: $(UV) ## Refresh uv.lock (and the local Triton's pins) after changing a py
 	$(UV) lock --python $(PYTHON)
 	$(UV) pip compile --quiet --python $(PYTHON) --custom-compile-command "make lock" \
 		$(TRITON_DIR)/requirements.in -o $(TRITON_DIR)/requirements.txt
+	$(UV) pip compile --quiet --python $(PYTHON) --custom-compile-command "make lock" \
+		$(CHECKOV_DIR)/requirements.in -o $(CHECKOV_DIR)/requirements.txt
 
 clean: ## Remove the virtual environments, built models and caches (keeps .tessera/ data)
-	rm -rf $(VENV) $(TRITON_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(TRITON_MODELS)
+	rm -rf $(VENV) $(TRITON_VENV) $(CHECKOV_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache $(TRITON_MODELS)
