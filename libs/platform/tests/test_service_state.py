@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import Counter
 
 from tessera.devstack.testing import run_app
@@ -71,3 +72,34 @@ async def test_readiness_asks_the_service_dependencies_and_metrics_show_its_own(
     assert down.json()["checks"]["engine"] == "ConnectionError: the engine does not answer"
     assert "engine" in down.json()["detail"]
     assert "probe_calls_total 3.0" in metrics.text
+
+
+async def test_a_service_without_storage_needs_no_bucket_to_be_ready(
+    service_settings: dict[str, Any],
+) -> None:
+    seen: list[Platform] = []
+
+    @asynccontextmanager
+    async def running(platform: Platform) -> AsyncIterator[None]:
+        seen.append(platform)
+        yield None
+
+    spec = ServiceSpec(
+        name="probe",
+        schema="probe",
+        version="0",
+        description="a service that keeps nothing in the bucket",
+        migrations=Path(__file__).parent,
+        lifespan=running,
+        uses_storage=False,
+    )
+    # An S3 endpoint where nothing listens, and no keys: as annotations runs on EKS.
+    settings = {**service_settings, "s3_endpoint_url": "http://127.0.0.1:9", "s3_access_key": None}
+    async with run_app(create_service_app(spec, PlatformSettings(**settings))) as svc:
+        ready = await svc.anonymous.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "nats": "ok"}
+    (platform,) = seen
+    assert platform.object_storage is None
+    with pytest.raises(RuntimeError, match="does not use object storage"):
+        _ = platform.storage

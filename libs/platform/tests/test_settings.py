@@ -35,3 +35,13 @@ def test_prod_starts_with_its_own_secrets(monkeypatch: pytest.MonkeyPatch) -> No
     assert not settings.should_migrate_on_start
     assert not settings.should_create_bucket
     assert settings.s3_access_key is None, "no keys: the default AWS credential chain (IRSA)"
+
+
+def test_stream_replicas_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert PlatformSettings(env="dev").nats_stream_replicas == 1
+    monkeypatch.setenv("TESSERA_NATS_STREAM_REPLICAS", "3")
+    assert PlatformSettings(env="dev").nats_stream_replicas == 3
+    for refused in ("0", "6"):
+        monkeypatch.setenv("TESSERA_NATS_STREAM_REPLICAS", refused)
+        with pytest.raises(ValidationError, match="nats_stream_replicas"):
+            PlatformSettings(env="dev")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tessera.devstack.testing import (
     settings_for,
 )
 from tessera.ingest.app import create_app as create_ingest
+from tessera.platform.storage import ObjectStorage
 
 Box = tuple[int, int, int, int]
 
@@ -75,6 +77,9 @@ class InferenceFleet:
     share: Path
     annotations_url: str
     ingest_url: str
+    # The fleet's bucket (the inference service itself keeps nothing there): for tests
+    # that break a stored original.
+    bucket: ObjectStorage
 
     async def create_task(
         self, images: Sequence[bytes], labels: Sequence[dict[str, Any]], **fields: Any
@@ -149,9 +154,44 @@ def ingest_url(
         yield url
 
 
+@asynccontextmanager
+async def open_fleet(
+    open_service: OpenService,
+    service_settings: dict[str, Any],
+    urls: tuple[str, str],
+    share: Path,
+    **overrides: Any,
+) -> AsyncIterator[InferenceFleet]:
+    """Inference in-process with `overrides` (its Triton, workers...), talking to
+    annotations and ingest (`urls`) over HTTP; admin clients of both, and the bucket."""
+    annotations_url, ingest_url = urls
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    bucket = ObjectStorage(
+        bucket=service_settings["s3_bucket"], endpoint_url=service_settings["s3_endpoint_url"],
+        region="us-east-1", access_key=service_settings["s3_access_key"],
+        secret_key=service_settings["s3_secret_key"],
+    )  # fmt: skip
+    async with (
+        open_service(
+            "inference", annotations_url=annotations_url, ingest_url=ingest_url, **overrides
+        ) as inference,
+        httpx.AsyncClient(base_url=annotations_url, headers=headers) as annotations,
+        httpx.AsyncClient(base_url=ingest_url, headers=headers, timeout=30) as ingest,
+    ):
+        await bucket.start()
+        try:
+            yield InferenceFleet(
+                inference, annotations, ingest, share, annotations_url, ingest_url, bucket
+            )
+        finally:
+            await bucket.close()
+
+
 @pytest.fixture
 async def inference_fleet(
     open_service: OpenService,
+    *,
+    service_settings: dict[str, Any],
     annotations_url: str,
     ingest_url: str,
     triton: Triton,
@@ -159,15 +199,8 @@ async def inference_fleet(
 ) -> AsyncIterator[InferenceFleet]:
     """Inference in-process with the local Triton, talking to annotations and ingest over
     HTTP."""
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with (
-        open_service(
-            "inference", annotations_url=annotations_url, ingest_url=ingest_url,
-            triton_url=triton.url,
-        ) as inference,
-        httpx.AsyncClient(base_url=annotations_url, headers=headers) as annotations,
-        httpx.AsyncClient(base_url=ingest_url, headers=headers, timeout=30) as ingest,
-    ):  # fmt: skip
-        yield InferenceFleet(
-            inference, annotations, ingest, tmp_path / "share", annotations_url, ingest_url
-        )
+    urls = (annotations_url, ingest_url)
+    async with open_fleet(
+        open_service, service_settings, urls, tmp_path / "share", triton_url=triton.url
+    ) as fleet:
+        yield fleet

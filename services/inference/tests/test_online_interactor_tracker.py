@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from tessera.devstack.servers import free_port
-from tessera.devstack.testing import ADMIN_TOKEN, Enrol, OpenService
+from tessera.devstack.testing import Enrol, OpenService
 from tessera.inference.config import InferenceSettings
 
-from .conftest import InferenceFleet, iou, png
+from .conftest import InferenceFleet, iou, open_fleet, png
 
 INTERACTOR = "/api/lambda/functions/opencv_grabcut"
 TRACKER = "/api/lambda/functions/opencv_template_tracker"
@@ -29,21 +29,19 @@ SIZE = (180, 240)  # height, width
 
 @pytest.fixture
 async def cpu_fleet(
-    open_service: OpenService, annotations_url: str, ingest_url: str, tmp_path: Path
+    open_service: OpenService,
+    service_settings: dict[str, Any],
+    annotations_url: str,
+    ingest_url: str,
+    tmp_path: Path,
 ) -> AsyncIterator[InferenceFleet]:
     """Inference in-process without Triton, talking to annotations and ingest over HTTP."""
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with (
-        open_service(
-            "inference", annotations_url=annotations_url, ingest_url=ingest_url,
-            triton_url=f"127.0.0.1:{free_port()}", triton_retries=0,
-        ) as inference,
-        httpx.AsyncClient(base_url=annotations_url, headers=headers) as annotations,
-        httpx.AsyncClient(base_url=ingest_url, headers=headers, timeout=30) as ingest,
-    ):  # fmt: skip
-        yield InferenceFleet(
-            inference, annotations, ingest, tmp_path / "share", annotations_url, ingest_url
-        )
+    urls = (annotations_url, ingest_url)
+    async with open_fleet(
+        open_service, service_settings, urls, tmp_path / "share",
+        triton_url=f"127.0.0.1:{free_port()}", triton_retries=0,
+    ) as opened:  # fmt: skip
+        yield opened
 
 
 def background(seed: int) -> np.ndarray:

@@ -34,8 +34,8 @@ import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import ConsumerConfig, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import APIError, NotFoundError
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +64,17 @@ STREAMS: Mapping[str, tuple[str, ...]] = {
     "INFERENCE": ("inference.>",),
 }
 DUPLICATE_WINDOW_S = 600.0
+# JetStream's answers when a stream cannot have the replicas asked for: more than one on a
+# server that is not clustered (10074); fewer JetStream servers than replicas (10005).
+REPLICAS_REFUSED = frozenset({10074, 10005})
+
+
+class StreamReplicasError(RuntimeError):
+    """JetStream cannot keep a stream on the configured number of replicas.
+
+    A configuration error (`TESSERA_NATS_STREAM_REPLICAS` against the NATS cluster's size),
+    not an outage: the bus does not retry it.
+    """
 
 
 async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
@@ -126,25 +137,46 @@ class Event:
 
 
 class Bus:
-    """One NATS connection per service process, reconnecting for as long as it lives."""
+    """One NATS connection per service process, reconnecting for as long as it lives.
 
-    def __init__(self, url: str, *, token: str | None = None, name: str = "tessera") -> None:
+    Its streams are declared with `stream_replicas` replicas each.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        name: str = "tessera",
+        stream_replicas: int = 1,
+    ) -> None:
         self.url = url
         self.token = token
         self.name = name
+        self.stream_replicas = stream_replicas
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None
         self._closing = False
+        # Set once JetStream took the streams or refused their replicas (`_refused`).
+        self._answered = asyncio.Event()
+        self._refused: StreamReplicasError | None = None
 
     async def start(
         self, *, streams: Mapping[str, tuple[str, ...]] = STREAMS, wait: float = 5.0
     ) -> None:
-        """Connect (in the background if NATS is not up yet) and declare `streams`."""
+        """Connect (in the background if NATS is not up yet) and declare `streams`.
+
+        Raises `StreamReplicasError` when JetStream refuses the streams' replicas within
+        `wait`. Refused later, the bus keeps trying (the cluster may be growing) and
+        `ping` raises the refusal meanwhile.
+        """
         self._connector = asyncio.create_task(self._connect_forever(streams), name="nats-connect")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self._connected.wait()
+                await self._answered.wait()
+        if self._refused is not None:
+            raise self._refused
 
     async def _connect_forever(self, streams: Mapping[str, tuple[str, ...]]) -> None:
         delay = 0.2
@@ -162,17 +194,26 @@ class Bus:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
-                await declare_streams(self._nc.jetstream(), streams)
+                await declare_streams(self._nc.jetstream(), streams, replicas=self.stream_replicas)
+                self._refused = None
                 self._connected.set()
+                self._answered.set()
                 return
+            except StreamReplicasError as exc:
+                logger.error("%s", exc)
+                self._refused = exc
+                self._answered.set()
             except Exception as exc:
                 logger.warning("NATS at %s not reachable yet (%s); retrying", self.url, exc)
-                if self._nc is not None:
-                    with contextlib.suppress(Exception):
-                        await self._nc.close()
-                    self._nc = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            await self._drop_connection()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _drop_connection(self) -> None:
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            self._nc = None
 
     async def _on_error(self, error: Exception) -> None:
         logger.warning("NATS connection error: %s", error or type(error).__name__)
@@ -198,7 +239,9 @@ class Bus:
         return self.client.jetstream()
 
     async def ping(self) -> None:
-        """Raise unless NATS and JetStream answer."""
+        """Raise unless NATS and JetStream answer (and kept the streams' replicas)."""
+        if self._refused is not None:
+            raise self._refused
         if self._nc is None or not self._nc.is_connected:
             raise ConnectionError(f"NATS at {self.url} is not connected")
         await self._nc.flush(timeout=2)
@@ -233,21 +276,47 @@ class Bus:
             self._nc = None
 
 
-async def declare_streams(js: JetStreamContext, streams: Mapping[str, tuple[str, ...]]) -> None:
-    """Create or update each stream with file storage and a duplicate window."""
+async def declare_streams(
+    js: JetStreamContext, streams: Mapping[str, tuple[str, ...]], *, replicas: int = 1
+) -> None:
+    """Create or update each stream with file storage, a duplicate window and `replicas`.
+
+    An existing stream is updated to this configuration, its replica count included
+    (JetStream moves a stream between 1 and N replicas in place). Raises
+    `StreamReplicasError` when JetStream cannot keep `replicas` copies.
+    """
     for name, subjects in streams.items():
         config = StreamConfig(
             name=name,
             subjects=list(subjects),
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
         )
         try:
-            await js.stream_info(name)
-        except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)
+            info = await _create_or_update(js, name, config)
+        except APIError as exc:
+            if exc.err_code not in REPLICAS_REFUSED:
+                raise
+            raise StreamReplicasError(
+                f"JetStream refused stream {name} on {replicas} replicas ({exc.description}): "
+                f"TESSERA_NATS_STREAM_REPLICAS={replicas} exceeds the JetStream servers of "
+                "the NATS cluster"
+            ) from exc
+        # Never run on fewer copies than asked for without saying so.
+        if info.config.num_replicas != replicas:
+            raise StreamReplicasError(
+                f"JetStream keeps stream {name} on {info.config.num_replicas} replicas, not "
+                f"the {replicas} of TESSERA_NATS_STREAM_REPLICAS"
+            )
+
+
+async def _create_or_update(js: JetStreamContext, name: str, config: StreamConfig) -> StreamInfo:
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        return await js.add_stream(config)
+    return await js.update_stream(config)
 
 
 def outbox_table(metadata: sa.MetaData, schema: str) -> sa.Table:

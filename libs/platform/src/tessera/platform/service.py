@@ -54,10 +54,17 @@ class Platform:
     settings: PlatformSettings
     database: Database
     bus: Bus
-    storage: ObjectStorage
+    object_storage: ObjectStorage | None
     outbox: Outbox
     # The service's Prometheus registry (served at `/metrics`), for its own collectors.
     metrics: Metrics
+
+    @property
+    def storage(self) -> ObjectStorage:
+        """The service's bucket; only for services whose spec says `uses_storage`."""
+        if self.object_storage is None:
+            raise RuntimeError(f"{self.name} does not use object storage (its spec says so)")
+        return self.object_storage
 
 
 Hook = Callable[[Platform], Awaitable[None]]
@@ -95,6 +102,10 @@ class ServiceSpec:
     # Entered after `on_start` and left before the platform closes: it opens what the
     # service holds for its lifetime and yields it as one typed object (`service_state`).
     lifespan: ServiceLifespan | None = None
+    # Whether the service reads or writes the bucket. One that does not opens no S3
+    # client and leaves storage out of its readiness, so that in production it needs no
+    # credentials for the bucket (annotations and inference run without an IAM role).
+    uses_storage: bool = True
 
 
 def service_state(request: Request, kind: type[State]) -> State:
@@ -117,7 +128,7 @@ async def check_readiness(
     checks: dict[str, ReadinessCheck] = {
         "database": platform.database.ping,
         "nats": platform.bus.ping,
-        "storage": platform.storage.ping,
+        **({"storage": platform.object_storage.ping} if platform.object_storage else {}),
         **(extra or {}),
     }
 
@@ -177,22 +188,25 @@ def _lifespan(
                 settings.nats_url,
                 token=settings.nats_token.get_secret_value() if settings.nats_token else None,
                 name=spec.name,
+                stream_replicas=settings.nats_stream_replicas,
             )
             stack.push_async_callback(bus.close)
             await bus.start()
-            storage = ObjectStorage(
-                bucket=settings.s3_bucket,
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-                access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key.get_secret_value()
-                if settings.s3_secret_key
-                else None,
-            )
-            await storage.start()
-            stack.push_async_callback(storage.close)
-            if settings.should_create_bucket:
-                await storage.ensure_bucket()
+            storage = None
+            if spec.uses_storage:
+                storage = ObjectStorage(
+                    bucket=settings.s3_bucket,
+                    endpoint_url=settings.s3_endpoint_url,
+                    region=settings.s3_region,
+                    access_key=settings.s3_access_key,
+                    secret_key=settings.s3_secret_key.get_secret_value()
+                    if settings.s3_secret_key
+                    else None,
+                )
+                await storage.start()
+                stack.push_async_callback(storage.close)
+                if settings.should_create_bucket:
+                    await storage.ensure_bucket()
             outbox = Outbox(database, bus, spec.schema)
             outbox.start()
             stack.push_async_callback(outbox.stop)

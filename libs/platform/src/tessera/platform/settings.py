@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tessera.platform.proxying import parse_networks
@@ -21,6 +21,8 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TESSERA_", extra="ignore")
 
     database_url: SecretStr = SecretStr(DEV_DATABASE_URL)
+    # The password `tessera-migrate --app-role` gives the services' login role.
+    app_role_password: SecretStr | None = None
 
 
 class PlatformSettings(BaseSettings):
@@ -42,6 +44,9 @@ class PlatformSettings(BaseSettings):
 
     nats_url: str = "nats://127.0.0.1:4222"
     nats_token: SecretStr | None = None
+    # How many JetStream servers keep a copy of each stream: 1 on a single server, 3 on
+    # a three-node cluster; at most the cluster's JetStream servers (and JetStream's 5).
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"

@@ -48,6 +48,7 @@ SPEC = ServiceSpec(
     migrations=migrations.LOCATION,
     # CVAT's clients read `about` before they log in, to check the server's version.
     public_paths=frozenset({"/api/server/about"}),
+    uses_storage=False,
     routers=(
         server_router,
         users_router,
