@@ -83,7 +83,7 @@ bench: install ## Run the benchmarks and rewrite docs/benchmarks.md
 lint: install ## ruff and mypy (strict) over the workspace
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs services tests benchmarks
+	$(VENV)/bin/mypy libs services tests benchmarks examples
 
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

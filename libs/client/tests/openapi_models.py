@@ -30,10 +30,15 @@ MODEL_ENDPOINTS: list[tuple[type[BaseModel], str, str, str]] = [
     (models.CloudContent, "/api/cloudstorages/{}/content-v2", "get", "200"),
     (models.DataMeta, "/api/tasks/{}/data/meta", "get", "200"),
     (models.User, "/api/users/self", "get", "200"),
+    (models.Page[models.BasicUser], "/api/users", "get", "200"),
+    (models.BasicUser, "/api/users/{}", "get", "200"),
     (models.About, "/api/server/about", "get", "200"),
     (models.Formats, "/api/server/annotation/formats", "get", "200"),
     (models.FunctionCall, "/api/lambda/requests/{}", "get", "200"),
     (models.FunctionCall, "/api/lambda/requests", "post", "200"),
+    (models.Page[models.ReviewShape], "/api/tasks/{}/annotations/shapes", "get", "200"),
+    (models.Page[models.ReviewShape], "/api/jobs/{}/annotations/shapes", "get", "200"),
+    (models.Annotations, "/api/tasks/{}/annotations", "get", "200"),
 ]
 
 

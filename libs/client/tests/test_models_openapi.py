@@ -44,7 +44,7 @@ def test_every_resource_model_is_checked() -> None:
     top_level = {
         models.Project, models.Task, models.Job, models.Label, models.Request,
         models.RequestCreated, models.CloudStorage, models.CloudContent, models.DataMeta,
-        models.User, models.About, models.Formats, models.FunctionCall,
+        models.User, models.About, models.Formats, models.FunctionCall, models.Annotations,
     }  # fmt: skip
     assert top_level <= checked
 

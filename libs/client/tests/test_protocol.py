@@ -10,16 +10,18 @@ import os
 import stat
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import typer
+from typer.testing import CliRunner
 
-from tessera.client import AsyncClient, Client, LabelSpec, Project, TesseraError, config
+from tessera.client import AsyncClient, Client, LabelSpec, Project, TesseraError, cli, config
 from tessera.client import operations as ops
-from tessera.client.cli import parse_labels
+from tessera.client.cli import parse_frames, parse_labels
 from tessera.client.errors import problem_error
 from tessera.client.protocol import Call, Reply, query_params
 
@@ -335,3 +337,95 @@ def test_cloud_files_are_listed_through_folders_and_pages() -> None:
         assert client.list_cloud_files(5, "drive/", recursive=False, media_only=False) == [
             "drive/a.jpg", "drive/notes.txt", "drive/clip.mp4",
         ]  # fmt: skip
+
+
+# --- auto-annotation beyond a task ----------------------------------------------------
+
+
+def _first_call(flow: Any) -> Call:
+    step = next(flow)
+    assert isinstance(step, Call)
+    return step
+
+
+def test_auto_annotation_bodies_name_their_scope() -> None:
+    base = {"function": "det", "cleanup": False, "conv_mask_to_poly": False}
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (ops.start_auto_annotation(7, "det"), {"task": 7}),
+        (ops.start_auto_annotation(7, "det", job_id=2), {"task": 7, "job": 2}),
+        (ops.start_auto_annotation(7, "det", job_ids=[2, 3]), {"task": 7, "jobs": [2, 3]}),
+        (ops.start_auto_annotation(7, "det", frames=range(3)), {"task": 7, "frames": [0, 1, 2]}),
+        (ops.start_auto_annotation(None, "det", project_id=3), {"project": 3}),
+        (ops.start_auto_annotation(None, "det", project_id=3, job_ids=[5], threshold=0.5),
+         {"project": 3, "jobs": [5], "threshold": 0.5}),
+    ]  # fmt: skip
+    for flow, fields in cases:
+        sent = _first_call(flow)
+        assert (sent.method, sent.url) == ("POST", "/api/lambda/requests")
+        assert sent.json == {**base, **fields}
+    for wrong in (ops.start_auto_annotation(None, "det"),
+                  ops.start_auto_annotation(7, "det", project_id=3)):  # fmt: skip
+        with pytest.raises(ValueError, match="task_id or a project_id"):
+            next(wrong)
+
+
+def test_a_project_call_reads_without_a_task() -> None:
+    answer: dict[str, Any] = {
+        "id": "inference-autoannotate-project-3-abc",
+        "function": {"id": "det", "threshold": None, "task": None, "project": 3, "jobs": [5]},
+        "status": "queued", "progress": 0, "enqueued": "2026-01-01T00:00:00Z",
+        "started": None, "ended": None, "exc_info": None,
+    }  # fmt: skip
+    flow = ops.get_function_call(answer["id"])
+    next(flow)
+    with pytest.raises(StopIteration) as done:
+        flow.send(Reply(200, {"content-type": "application/json"}, json.dumps(answer).encode()))
+    found = done.value.value
+    assert (found.function.task, found.function.project, found.function.jobs) == (None, 3, [5])
+    assert found.function.frames is None
+
+
+def test_frames_are_read_from_ranges() -> None:
+    assert parse_frames("0-3, 7,9-9,2") == [0, 1, 2, 3, 7, 9]
+    for wrong in ("", "a", "3-1", "1-", "-2", "1,,2"):
+        with pytest.raises(typer.BadParameter):
+            parse_frames(wrong)
+
+
+def test_the_cli_annotates_a_project_jobs_or_frames(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(200, json={
+            "id": "inference-autoannotate-x", "status": "queued", "progress": 0,
+            "function": {"id": body["function"], "threshold": None, "task": body.get("task")},
+            "enqueued": None, "started": None, "ended": None, "exc_info": None,
+        })  # fmt: skip
+
+    server = FakeServer()
+    server.routes["/api/lambda/requests"] = create
+    monkeypatch.setattr(cli, "Client", partial(Client, transport=httpx.MockTransport(server)))
+    monkeypatch.setenv(config.URL_VARIABLE, BASE)
+    monkeypatch.setenv(config.TOKEN_VARIABLE, "t")
+    runner = CliRunner()
+    base = {"function": "det", "cleanup": False, "conv_mask_to_poly": False}
+    cases: list[tuple[list[str], dict[str, Any]]] = [
+        (["--project", "3"], {"project": 3}),
+        (["--project", "3", "--job", "5", "--job", "6"], {"project": 3, "jobs": [5, 6]}),
+        (["7", "--job", "5"], {"task": 7, "job": 5}),
+        (["7", "--job", "5", "--job", "4"], {"task": 7, "jobs": [5, 4]}),
+        (["7", "--frames", "0-2,9"], {"task": 7, "frames": [0, 1, 2, 9]}),
+    ]
+    for args, fields in cases:
+        done = runner.invoke(cli.app, ["auto-annotate", *args, "-F", "det", "--no-wait"])
+        assert done.exit_code == 0, done.output
+        assert sent[-1] == {**base, **fields}
+        assert "inference-autoannotate-x" in done.output
+    for args in (["7", "--project", "3"], [], ["7", "--frames", "x"]):
+        refused = runner.invoke(cli.app, ["auto-annotate", *args, "-F", "det"])
+        assert refused.exit_code == 2, refused.output
+    assert len(sent) == len(cases)

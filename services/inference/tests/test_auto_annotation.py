@@ -22,6 +22,9 @@ import orjson
 import pytest
 from cvat_sdk.api_client import ApiClient, Configuration, models  # type: ignore[import-untyped]
 from cvat_sdk.api_client.exceptions import ApiException  # type: ignore[import-untyped]
+from cvat_sdk.api_client.model_utils import (  # type: ignore[import-untyped]
+    validate_and_convert_types,
+)
 from nats.aio.msg import Msg
 
 from tessera.devstack.servers import Triton, free_port
@@ -44,7 +47,7 @@ from tessera.inference.state import InferenceState
 from tessera.platform.clients.annotations import AnnotationsClient
 from tessera.platform.clients.ingest import IngestClient
 
-from .conftest import Box, InferenceFleet, iou, png, text_image
+from .conftest import Box, InferenceFleet, iou, open_fleet, png, text_image
 
 DETECTOR = "ppocr_v4_det"
 REQUESTS = "/api/lambda/requests"
@@ -86,6 +89,8 @@ def frames_with_text(lines: Sequence[Sequence[tuple[str, tuple[int, int]]]]) -> 
 @pytest.fixture
 async def fleet(
     open_service: OpenService,
+    *,
+    service_settings: dict[str, Any],
     annotations_url: str,
     ingest_url: str,
     triton: Triton,
@@ -93,18 +98,12 @@ async def fleet(
 ) -> AsyncIterator[InferenceFleet]:
     """Inference in-process running no workers (its requests stay queued unless a test
     runs them, or opens a worker replica), annotations and ingest on sockets."""
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with (
-        open_service(
-            "inference", annotations_url=annotations_url, ingest_url=ingest_url,
-            triton_url=triton.url, auto_annotation_workers=0, **SMALL,
-        ) as inference,
-        httpx.AsyncClient(base_url=annotations_url, headers=headers) as annotations,
-        httpx.AsyncClient(base_url=ingest_url, headers=headers, timeout=30) as ingest,
-    ):  # fmt: skip
-        yield InferenceFleet(
-            inference, annotations, ingest, tmp_path / "share", annotations_url, ingest_url
-        )
+    urls = (annotations_url, ingest_url)
+    async with open_fleet(
+        open_service, service_settings, urls, tmp_path / "share", triton_url=triton.url,
+        auto_annotation_workers=0, **SMALL,
+    ) as opened:  # fmt: skip
+        yield opened
 
 
 def worker_replica(
@@ -298,6 +297,214 @@ async def test_a_request_boxes_the_text_of_every_frame_with_scores(
     assert {(shape["label_id"], shape["source"]) for shape in late} == {(labels["car"], "auto")}
 
 
+async def create_project(fleet: InferenceFleet, labels: Sequence[str]) -> int:
+    """A project with these labels; its id."""
+    body = {"name": "inference project", "labels": [{"name": name} for name in labels]}
+    created = await fleet.annotations.post("/api/projects", json=body)
+    assert created.status_code == 201, created.text
+    project_id: int = created.json()["id"]
+    return project_id
+
+
+async def test_a_project_request_annotates_each_task_once_even_when_resumed(
+    fleet: InferenceFleet, stack: Stack
+) -> None:
+    project_id = await create_project(fleet, ["text", "car"])
+    first_images, first_boxes = frames_with_text(LINES[:3])
+    second_images, second_boxes = frames_with_text(LINES[3:])
+    first = await fleet.create_task(first_images, [], project_id=project_id)
+    second = await fleet.create_task(second_images, [], project_id=project_id)
+    without_data = await fleet.annotations.post(
+        "/api/tasks", json={"name": "no data yet", "project_id": project_id}
+    )
+    assert without_data.status_code == 201, without_data.text
+    found = await fleet.annotations.get("/api/labels", params={"project_id": project_id})
+    labels = {label["name"]: label["id"] for label in found.json()["results"]}
+    client = fleet.inference.client
+
+    events: list[dict[str, Any]] = []
+
+    async def on_event(msg: Msg) -> None:
+        events.append(orjson.loads(msg.data))
+
+    connection = await nats.connect(stack.nats.url, token=stack.nats.token)
+    subscription = await connection.subscribe("inference.requests.updated", cb=on_event)
+
+    created = await client.post(REQUESTS, json={"function": DETECTOR, "project": project_id})
+    assert created.status_code == 200, created.text
+    call = created.json()
+    rq_id = call["id"]
+    assert rq_id.startswith(f"inference-autoannotate-project-{project_id}-")
+    assert call["function"] == {
+        "id": DETECTOR, "threshold": None, "task": None, "project": project_id,
+    }  # fmt: skip
+    # cvat-sdk 2.80 reads it: no task, the project as an additional property.
+    parsed = validate_and_convert_types(
+        call, (models.FunctionCall,), ["received_data"], True, True, Configuration()
+    )
+    assert (parsed.id, parsed.function.id, parsed.function.task) == (rq_id, DETECTOR, None)
+    assert parsed.function["project"] == project_id
+
+    # While it is queued, neither of its tasks takes a request of its own.
+    for task_id in (first, second):
+        refused = await client.post(REQUESTS, json={"function": DETECTOR, "task": task_id})
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        assert (refused.json()["rq_id"], refused.json()["task"]) == (rq_id, task_id)
+        assert f"#{task_id}" in refused.json()["detail"]
+    platform = (await client.get(f"/api/requests/{rq_id}")).json()
+    assert platform["operation"]["type"] == "autoannotate:project"
+    assert platform["operation"]["project_id"] == project_id
+
+    state = state_of(fleet.inference)
+    appended = 0
+
+    class DiesAfterThirdWrite:
+        """The worker dies right after its third batch (the second task's first) was
+        stored, before recording it."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(state.annotations, name)
+
+        async def import_annotations(self, **kwargs: Any) -> Any:
+            nonlocal appended
+            written = await state.annotations.import_annotations(**kwargs)
+            appended += 1
+            if appended == 3:
+                raise httpx.ReadError("the worker died")
+            return written
+
+    dying = runner_of(fleet.inference, annotations=cast(AnnotationsClient, DiesAfterThirdWrite()))
+    with pytest.raises(httpx.ReadError):
+        await dying.run(rq_id, {})
+    parts = await state.auto_annotations.repository.parts(rq_id)
+    assert [(part.task_id, part.done_through) for part in parts] == [(first, 2), (second, None)]
+    assert parts[1].pending is not None
+    resumed = runner_of(fleet.inference)
+    await resumed.clear(rq_id, {})
+    await resumed.run(rq_id, {})
+
+    ended = (await client.get(f"{REQUESTS}/{rq_id}")).json()
+    assert (ended["status"], ended["progress"]) == ("finished", 100), ended
+    total = sum(len(lines) for lines in LINES)
+    message = (await client.get(f"/api/requests/{rq_id}")).json()["message"]
+    assert message == f"{total} shapes written on 5 frames of 2 tasks."
+    for task_id, boxes in ((first, first_boxes), (second, second_boxes)):
+        assert_boxes_text(await shapes_of(fleet, task_id), boxes, labels["text"])
+
+    # Progress counted the frames of both tasks: 2 and 3 of 5 in the first, then all.
+    await asyncio.sleep(0.5)
+    await subscription.unsubscribe()
+    await connection.close()
+    steps = [event["progress"] for event in events
+             if event["rq_id"] == rq_id and event["status"] == "started"]  # fmt: skip
+    assert [step for step in steps if 0 < step < 1] == [0.4, 0.6], steps
+
+    # A task's request keeps a project's request out; of two sent together, one passes.
+    blocking = await client.post(
+        REQUESTS, json={"function": DETECTOR, "task": second, "cleanup": True}
+    )
+    assert blocking.status_code == 200, blocking.text
+    refused = await client.post(REQUESTS, json={"function": DETECTOR, "project": project_id})
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["rq_id"], refused.json()["task"]) == (blocking.json()["id"], second)
+    assert (await client.delete(f"{REQUESTS}/{blocking.json()['id']}")).status_code == 204
+    together = await asyncio.gather(
+        client.post(REQUESTS, json={"function": DETECTOR, "project": project_id}),
+        client.post(REQUESTS, json={"function": DETECTOR, "task": first}),
+    )
+    assert sorted(answer.status_code for answer in together) == [200, 409]
+    for answer in together:
+        if answer.status_code == 200:
+            assert (await client.delete(f"{REQUESTS}/{answer.json()['id']}")).status_code == 204
+
+    # A cancel stops the whole request: the second task is neither cleaned nor annotated.
+    await add_manual_box(fleet, second, 0, labels["car"])
+    cleanup = await client.post(
+        REQUESTS, json={"function": DETECTOR, "project": project_id, "cleanup": True}
+    )
+    cleanup_rq = cleanup.json()["id"]
+
+    class CancelAfterFirstWrite:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(state.annotations, name)
+
+        async def import_annotations(self, **kwargs: Any) -> Any:
+            written = await state.annotations.import_annotations(**kwargs)
+            if kwargs["action"] == "append":
+                assert (await client.delete(f"{REQUESTS}/{cleanup_rq}")).status_code == 204
+            return written
+
+    canceller = cast(AnnotationsClient, CancelAfterFirstWrite())
+    await runner_of(fleet.inference, annotations=canceller).run(cleanup_rq, {})
+    stopped = (await client.get(f"{REQUESTS}/{cleanup_rq}")).json()
+    assert (stopped["status"], stopped["exc_info"]) == ("failed", "Cancelled by admin.")
+    assert Counter(shape["frame"] for shape in await shapes_of(fleet, first)) == {0: 2}
+    kept = await shapes_of(fleet, second)
+    assert ("manual", 0) in {(shape["source"], shape["frame"]) for shape in kept}
+    assert len(kept) == sum(len(lines) for lines in second_boxes) + 1
+
+
+async def test_jobs_and_frames_requests_write_only_there(fleet: InferenceFleet) -> None:
+    images, boxes = frames_with_text(LINES)
+    task_id = await fleet.create_task(images, [{"name": "text"}], segment_size=2)
+    labels = await fleet.labels(task_id)
+    jobs = [job["id"] for job in await fleet.jobs(task_id)]  # frames 0-1, 2-3, 4
+    assert len(jobs) == 3
+    client = fleet.inference.client
+    runner = runner_of(fleet.inference)
+
+    # Some frames: only they get shapes.
+    created = await client.post(
+        REQUESTS, json={"function": DETECTOR, "task": task_id, "frames": [3, 0, 3]}
+    )
+    assert created.status_code == 200, created.text
+    assert created.json()["function"] == {
+        "id": DETECTOR, "threshold": None, "task": task_id, "frames": [0, 3],
+    }  # fmt: skip
+    await runner.run(created.json()["id"], {})
+    assert (await wait_for(client, created.json()["id"]))["status"] == "finished"
+    written = await shapes_of(fleet, task_id)
+    assert Counter(shape["frame"] for shape in written) == {0: 2, 3: 3}
+    assert {shape["source"] for shape in written} == {"auto"}
+
+    # Some jobs, with cleanup: the first and the last job are replaced, the middle one
+    # (frames 2 and 3) keeps what it had.
+    await add_manual_box(fleet, task_id, 1, labels["text"])
+    await add_manual_box(fleet, task_id, 2, labels["text"])
+    created = await client.post(REQUESTS, json={
+        "function": DETECTOR, "task": task_id, "jobs": [jobs[2], jobs[0]], "cleanup": True,
+    })  # fmt: skip
+    assert created.status_code == 200, created.text
+    assert created.json()["function"] == {
+        "id": DETECTOR, "threshold": None, "task": task_id, "jobs": [jobs[0], jobs[2]],
+    }  # fmt: skip
+    await runner.run(created.json()["id"], {})
+    ended = await wait_for(client, created.json()["id"])
+    assert (ended["status"], ended["progress"]) == ("finished", 100), ended
+    after = await shapes_of(fleet, task_id)
+    auto = Counter(shape["frame"] for shape in after if shape["source"] == "auto")
+    assert auto == {0: 2, 3: 3, 4: 1}
+    manual = [shape["frame"] for shape in after if shape["source"] == "manual"]
+    assert manual == [2]
+    assert_boxes_text([shape for shape in after if shape["frame"] != 3], [
+        lines if frame in (0, 1, 4) else [] for frame, lines in enumerate(boxes)
+    ], labels["text"])  # fmt: skip
+
+    # Frames outside the task or deleted are refused, naming the field.
+    deleted = await fleet.ingest.patch(
+        f"/api/tasks/{task_id}/data/meta", json={"deleted_frames": [4]}
+    )
+    assert deleted.status_code == 200, deleted.text
+    for frames in ([4], [1, 5]):
+        refused = await client.post(
+            REQUESTS, json={"function": DETECTOR, "task": task_id, "frames": frames}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        assert [error["field"] for error in refused.json()["errors"]] == ["body.frames"]
+
+
 async def test_bad_requests_are_refused_and_cancels_stop_them(
     fleet: InferenceFleet, enrol: Enrol
 ) -> None:
@@ -305,6 +512,8 @@ async def test_bad_requests_are_refused_and_cancels_stop_them(
     task_id = await fleet.create_task(images, [{"name": "text"}, {"name": "car"}])
     other = await fleet.create_task(images[:1], [{"name": "person"}])
     other_job = (await fleet.jobs(other))[0]
+    own_job = (await fleet.jobs(task_id))[0]
+    project_id = await create_project(fleet, ["text"])  # no task
     client = fleet.inference.client
 
     async def post(body: dict[str, Any], who: httpx.AsyncClient = client) -> httpx.Response:
@@ -321,6 +530,27 @@ async def test_bad_requests_are_refused_and_cancels_stop_them(
         ({"function": DETECTOR, "task": task_id, "shape_type": "mask"}, 400, "body.shape_type"),
         ({"function": DETECTOR, "task": task_id, "threshold": 2}, 422, "body.threshold"),
         ({"function": DETECTOR}, 422, "body.task"),
+        # Beyond CVAT: projects, jobs and frames.
+        ({"function": DETECTOR, "task": task_id, "project": project_id}, 422, "body.project"),
+        ({"function": DETECTOR, "task": 999_999}, 404, "body.task"),
+        ({"function": DETECTOR, "project": 999_999}, 404, "body.project"),
+        ({"function": DETECTOR, "project": project_id}, 400, "body.project"),
+        ({"function": DETECTOR, "project": project_id, "job": own_job["id"]}, 422, "body.job"),
+        ({"function": DETECTOR, "project": project_id, "jobs": [own_job["id"]]}, 400,
+         "body.jobs"),
+        ({"function": DETECTOR, "task": task_id, "job": 999_999}, 404, "body.job"),
+        ({"function": DETECTOR, "task": task_id, "jobs": [own_job["id"], 999_999]}, 404,
+         "body.jobs"),
+        ({"function": DETECTOR, "task": task_id, "jobs": [other_job["id"]]}, 400, "body.jobs"),
+        ({"function": DETECTOR, "task": task_id, "job": own_job["id"],
+          "jobs": [own_job["id"]]}, 422, "body.jobs"),
+        ({"function": DETECTOR, "task": task_id, "jobs": []}, 422, "body.jobs"),
+        ({"function": DETECTOR, "task": task_id, "frames": [2]}, 400, "body.frames"),
+        ({"function": DETECTOR, "task": task_id, "frames": [-1]}, 422, "body.frames[0]"),
+        ({"function": DETECTOR, "task": task_id, "frames": [0],
+          "jobs": [own_job["id"]]}, 422, "body.frames"),
+        ({"function": DETECTOR, "task": task_id, "frames": [0], "cleanup": True}, 400,
+         "body.cleanup"),
     ]  # fmt: skip
     for body, status, field in cases:
         answered = await post(body)
@@ -417,12 +647,11 @@ async def test_a_killed_worker_is_resumed_without_duplicated_shapes(fleet: Infer
     first = runner_of(fleet.inference, annotations=cast(AnnotationsClient, DiesAfterWriting()))
     with pytest.raises(httpx.ReadError):
         await first.run(rq_id, {})
-    row = await repository.get(rq_id)
-    assert row is not None
-    assert row.cleaned
-    assert row.done_through is None
-    assert row.pending is not None
-    assert row.pending["last"] == 1
+    (part,) = await repository.parts(rq_id)
+    assert part.cleaned
+    assert part.done_through is None
+    assert part.pending is not None
+    assert part.pending["last"] == 1
     stored = await shapes_of(fleet, task_id)
     assert Counter(shape["frame"] for shape in stored) == {0: 2}  # the manual box is gone
 
@@ -442,10 +671,9 @@ async def test_a_killed_worker_is_resumed_without_duplicated_shapes(fleet: Infer
     await second.clear(rq_id, {})
     with pytest.raises(httpx.ConnectError):
         await second.run(rq_id, {})
-    row = await repository.get(rq_id)
-    assert row is not None
-    assert (row.done_through, row.pending) == (3, None)
-    assert row.shapes_written == 2 + 1 + 3
+    (part,) = await repository.parts(rq_id)
+    assert (part.done_through, part.pending) == (3, None)
+    assert part.shapes_written == 2 + 1 + 3
 
     class KilledAfterWriting(DiesAfterWriting):
         """The last attempt's process is killed right after its last batch was stored
@@ -473,7 +701,8 @@ async def test_a_killed_worker_is_resumed_without_duplicated_shapes(fleet: Infer
     row = await repository.get(rq_id)
     assert row is not None
     assert row.attempts == 3
-    assert row.shapes_written == len(shapes)
+    (part,) = await repository.parts(rq_id)
+    assert part.shapes_written == len(shapes)
 
     # A batch recorded as pending but never sent is written from its record.
     again = await client.post(REQUESTS, json={"function": DETECTOR, "task": task_id})
@@ -484,11 +713,10 @@ async def test_a_killed_worker_is_resumed_without_duplicated_shapes(fleet: Infer
         "points": [5.0, 5.0, 50.0, 30.0], "score": 0.777, "occluded": False, "outside": False,
         "z_order": 0, "rotation": 0.0, "group": None, "attributes": [], "elements": [],
     }])  # fmt: skip
-    await repository.set_pending(rq_again, {"last": 0, "document": pending.document()})
+    await repository.set_pending(rq_again, 0, {"last": 0, "document": pending.document()})
     await runner_of(fleet.inference).clear(rq_again, {})
-    row = await repository.get(rq_again)
-    assert row is not None
-    assert (row.done_through, row.pending, row.shapes_written) == (0, None, 1)
+    (part,) = await repository.parts(rq_again)
+    assert (part.done_through, part.pending, part.shapes_written) == (0, None, 1)
     scores = [shape["score"] for shape in await shapes_of(fleet, task_id)]
     assert scores.count(0.777) == 1
 
@@ -502,7 +730,7 @@ async def test_failures_end_the_request_with_their_reason(
 
     # A frame whose original no longer decodes fails the request, naming it; the batch
     # written before it stays.
-    storage = fleet.inference.platform.storage
+    storage = fleet.bucket
     originals = sorted(
         [key async for key, _ in storage.list_keys(f"tasks/{task_id}/media/originals/")]
     )

@@ -9,6 +9,7 @@ from tessera.client.config import ConfigError
 from tessera.client.errors import FieldError, ProtocolError, RequestFailed, TesseraError
 from tessera.client.models import (
     About,
+    Annotations,
     CloudContent,
     CloudEntry,
     CloudStorage,
@@ -24,6 +25,8 @@ from tessera.client.models import (
     Page,
     Project,
     Request,
+    ReviewShape,
+    Shape,
     Task,
     User,
 )
@@ -32,6 +35,7 @@ from tessera.client.operations import KEEP
 __all__ = [
     "KEEP",
     "About",
+    "Annotations",
     "AsyncClient",
     "Client",
     "CloudContent",
@@ -53,6 +57,8 @@ __all__ = [
     "ProtocolError",
     "Request",
     "RequestFailed",
+    "ReviewShape",
+    "Shape",
     "Task",
     "TesseraError",
     "User",

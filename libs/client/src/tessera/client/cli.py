@@ -13,10 +13,11 @@ the server's problem detail and the fields at fault, and exits 1 (never a traceb
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,7 +45,15 @@ from tessera.client import config
 from tessera.client.client import Client
 from tessera.client.config import ConfigError, Credentials
 from tessera.client.errors import RequestFailed, TesseraError
-from tessera.client.models import FunctionCall, Job, LabelSpec, Project, Request, Task
+from tessera.client.models import (
+    FunctionCall,
+    Job,
+    LabelSpec,
+    Project,
+    Request,
+    ReviewShape,
+    Task,
+)
 from tessera.client.operations import KEEP
 from tessera.client.protocol import ByteProgress
 from tessera.client.transfers import RequestProgress
@@ -69,12 +78,17 @@ jobs_app = typer.Typer(help="Jobs: list, show, assign, set stage and state.", no
 requests_app = typer.Typer(help="Background requests: list, watch, cancel.", no_args_is_help=True)
 functions_app = typer.Typer(help="AI functions: list.", no_args_is_help=True)
 storages_app = typer.Typer(help="Cloud storages: create, list, ls, delete.", no_args_is_help=True)
+shapes_app = typer.Typer(
+    help="Shapes of a task (job): review (least certain first), add, change, delete.",
+    no_args_is_help=True,
+)
 app.add_typer(projects_app, name="projects")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(requests_app, name="requests")
 app.add_typer(functions_app, name="functions")
 app.add_typer(storages_app, name="storages")
+app.add_typer(shapes_app, name="shapes")
 
 
 class Output(StrEnum):
@@ -908,7 +922,8 @@ def jobs_assign(
     ctx: typer.Context,
     job_ids: Annotated[list[int], typer.Argument(metavar="JOB...", help="Jobs")],
     user: Annotated[
-        str, typer.Option("--user", "-u", help="A user id, `me`, or `none` to unassign")
+        str,
+        typer.Option("--user", "-u", help="A username or user id, `me`, or `none` to unassign"),
     ],
     output: OutputOption = Output.table,
 ) -> None:
@@ -920,13 +935,22 @@ def jobs_assign(
 
 
 def _user_id(client: Client, user: str) -> int | None:
+    """The id `--user` names: a user id, `me`, `none` (no one) or a username."""
     if user.lower() == "none":
         return None
     if user.lower() in ("me", "self"):
         return client.me().id
     if user.isdigit():
         return int(user)
-    raise typer.BadParameter("a user id, `me` or `none`", param_hint="--user")
+    if not user.strip():
+        raise typer.BadParameter("a username or user id, `me` or `none`", param_hint="--user")
+    found = next(iter(client.list_users(username=user, page_size=1)), None)
+    if found is None:
+        raise typer.BadParameter(
+            f"no user named {user!r} that you can see (in an organization, only its members)",
+            param_hint="--user",
+        )
+    return found.id
 
 
 class Stage(StrEnum):
@@ -995,7 +1019,9 @@ def _as_request(call: FunctionCall) -> Request:
         "status": call.status or "queued",
         "message": call.exc_info or "",
         "progress": (call.progress or 0) / 100,
-        "operation": {"type": "auto-annotate", "target": "task", "task_id": call.function.task,
+        "operation": {"type": "auto-annotate",
+                      "target": "task" if call.function.project is None else "project",
+                      "project_id": call.function.project, "task_id": call.function.task,
                       "job_id": call.function.job, "function_id": call.function.id},
         "created_date": call.enqueued,
         "started_date": call.started,
@@ -1040,15 +1066,39 @@ def functions_list(ctx: typer.Context, output: OutputOption = Output.table) -> N
     ])  # fmt: skip
 
 
+def parse_frames(text: str) -> list[int]:
+    """Task frame numbers from `0-9,15` (ranges inclusive), in order, each once."""
+    frames: set[int] = set()
+    for item in text.replace(" ", "").split(","):
+        first, dash, last = item.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise typer.BadParameter(f"{item!r} is not N or N-M", param_hint="--frames")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise typer.BadParameter(f"{item!r} ends before it starts", param_hint="--frames")
+        frames.update(range(low, high + 1))
+    return sorted(frames)
+
+
 @app.command("auto-annotate")
 def auto_annotate(
     ctx: typer.Context,
     *,
-    task_id: Annotated[int, typer.Argument(metavar="TASK", help="The task")],
+    task_id: Annotated[
+        int | None, typer.Argument(metavar="[TASK]", help="The task (or --project)")
+    ] = None,
     function: Annotated[
         str, typer.Option("--function", "-F", help="A detector (see `tessera functions list`)")
     ],
-    job: Annotated[int | None, typer.Option("--job", help="Only this job of the task")] = None,
+    project: Annotated[
+        int | None, typer.Option("--project", help="Every task of this project, not TASK")
+    ] = None,
+    job: Annotated[
+        list[int] | None, typer.Option("--job", help="Only this job (repeatable)")
+    ] = None,
+    frames: Annotated[
+        str | None, typer.Option("--frames", help="Only these frames of TASK: 0-9,15")
+    ] = None,
     threshold: Annotated[
         float | None, typer.Option(min=0, max=1, help="The least confidence kept")
     ] = None,
@@ -1065,24 +1115,36 @@ def auto_annotate(
     ] = None,
     wait: Annotated[bool, typer.Option(help="Wait until it ends")] = True,
 ) -> None:
-    """Annotate a task (or one of its jobs) with a detector."""
+    """Annotate a task (some of its jobs or frames) or a project (some of its tasks'
+    jobs) with a detector."""
+    if (task_id is None) == (project is None):
+        raise typer.BadParameter("give TASK or --project (one of them)")
     mapping: dict[str, Any] | None = None
     for item in label_map or []:
         model_label, sep, task_label = item.partition("=")
         if not sep or not model_label.strip() or not task_label.strip():
             raise typer.BadParameter(f"{item!r} is not MODEL_LABEL=TASK_LABEL", param_hint="--map")
         mapping = {**(mapping or {}), model_label.strip(): {"name": task_label.strip()}}
+    # One job of a task is CVAT's request; more (or a project's) go beyond it.
+    jobs: dict[str, Any] = {}
+    if job and len(job) == 1 and task_id is not None:
+        jobs["job_id"] = job[0]
+    elif job:
+        jobs["job_ids"] = job
     with connect(ctx) as client:
         started = client.start_auto_annotation(
-            task_id, function, job_id=job, threshold=threshold, cleanup=cleanup, mapping=mapping
-        )
+            task_id, function, project_id=project, **jobs,
+            frames=None if frames is None else parse_frames(frames), threshold=threshold,
+            cleanup=cleanup, mapping=mapping,
+        )  # fmt: skip
         if not wait:
             say(f"Started {started.id}: tessera requests watch {started.id}")
             out.print(started.id)
             return
         with request_bar(f"Annotating with {function}") as on_request:
             request = client.wait(started.id, on_progress=on_request)
-    say(request.message or f"Task {task_id} annotated.")
+    where = f"Task {task_id}" if project is None else f"Project {project}"
+    say(request.message or f"{where} annotated.")
 
 
 # --- cloud storages ---------------------------------------------------------------------
@@ -1110,7 +1172,8 @@ def storages_create(
         str | None, typer.Option("--secret-key", envvar="AWS_SECRET_ACCESS_KEY", help="Secret")
     ] = None,
     endpoint_url: Annotated[
-        str | None, typer.Option("--endpoint-url", help="An S3-compatible endpoint")
+        str | None,
+        typer.Option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="An S3-compatible endpoint"),
     ] = None,
     region: Annotated[str | None, typer.Option(help="The bucket's region")] = None,
     prefix: Annotated[str | None, typer.Option(help="Limit it to this folder")] = None,
@@ -1211,3 +1274,240 @@ def _has_request(error: httpx.HTTPError) -> bool:
 
 if __name__ == "__main__":
     main()
+
+
+# --- shapes -----------------------------------------------------------------------------
+
+ShapeTarget = Annotated[int, typer.Argument(metavar="TASK", help="The task (or job)")]
+JobFlag = Annotated[bool, typer.Option("--job", help="TASK is a job")]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Only shapes of this source (auto, manual...; repeatable)"),
+]
+LabelNameOption = Annotated[str | None, typer.Option("--label", help="Only shapes of this label")]
+FrameOption = Annotated[int | None, typer.Option("--frame", help="Only shapes on this frame")]
+BelowOption = Annotated[
+    float | None, typer.Option("--below", min=0, max=1, help="Only shapes scored below this")
+]
+
+
+def _points(text: str) -> list[float]:
+    try:
+        values = [float(value) for value in text.replace(" ", "").split(",") if value]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: numbers separated by commas") from None
+    if len(values) < 2 or len(values) % 2:
+        raise typer.BadParameter(f"{text!r}: x,y pairs")
+    return values
+
+
+def _box(text: str) -> list[float]:
+    values = _points(text)
+    if len(values) != 4 or values[0] >= values[2] or values[1] >= values[3]:
+        raise typer.BadParameter(f"{text!r}: x1,y1,x2,y2 with x1 < x2 and y1 < y2")
+    return values
+
+
+def _label_ids(client: Client, task_id: int) -> dict[str, int]:
+    return {label.name: label.id for label in client.list_labels(task_id=task_id)}
+
+
+def _task_of(client: Client, target_id: int, job: bool) -> int:
+    return client.get_job(target_id).task_id if job else target_id
+
+
+def _label_id(labels: Mapping[str, int], name: str) -> int:
+    if name not in labels:
+        known = ", ".join(sorted(labels)) or "none"
+        raise typer.BadParameter(f"no label {name!r} (the task's: {known})", param_hint="--label")
+    return labels[name]
+
+
+def _bounds(points: Sequence[float]) -> str:
+    if not points:
+        return ""
+    xs, ys = points[0::2], points[1::2]
+    return f"{min(xs):.0f},{min(ys):.0f} {max(xs):.0f},{max(ys):.0f}"
+
+
+def _review(
+    client: Client,
+    target_id: int,
+    *,
+    job: bool,
+    source: Sequence[str] | None,
+    label_id: int | None,
+    frame: int | None,
+    below: float | None,
+    most_certain_first: bool = False,
+) -> Iterator[ReviewShape]:
+    """The review list of a task (job), filtered; `below` is exclusive, as its help says."""
+    shapes = client.list_shapes(
+        target_id, target="jobs" if job else "tasks", source=source,
+        sort="-score" if most_certain_first else "score", label_id=label_id,
+        min_frame=frame, max_frame=frame, max_score=below,
+    )  # fmt: skip
+    return (shape for shape in shapes if below is None or shape.score < below)
+
+
+@shapes_app.command("list")
+def shapes_list(
+    ctx: typer.Context,
+    target_id: ShapeTarget,
+    *,
+    job: JobFlag = False,
+    source: SourceOption = None,
+    label: LabelNameOption = None,
+    frame: FrameOption = None,
+    below: BelowOption = None,
+    most_certain_first: Annotated[
+        bool, typer.Option("--most-certain-first", help="Highest scores first")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """A reviewer's worklist: the shapes, least certain first (every source unless
+    --source)."""
+    with connect(ctx) as client:
+        labels = _label_ids(client, _task_of(client, target_id, job))
+        names = {label_id: name for name, label_id in labels.items()}
+        shapes = _review(
+            client, target_id, job=job, source=source,
+            label_id=None if label is None else _label_id(labels, label), frame=frame,
+            below=below, most_certain_first=most_certain_first,
+        )  # fmt: skip
+        emit(output, itertools.islice(shapes, limit), [
+            ("ID", lambda s: s.id), ("Frame", lambda s: s.frame),
+            ("Label", lambda s: names.get(s.label_id, s.label_id)), ("Type", lambda s: s.type),
+            ("Source", lambda s: s.source), ("Score", lambda s: f"{s.score:.3f}"),
+            ("Box", lambda s: _bounds(s.points)), ("Job", lambda s: s.job_id),
+        ])  # fmt: skip
+
+
+@shapes_app.command("delete")
+def shapes_delete(
+    ctx: typer.Context,
+    target_id: ShapeTarget,
+    shape_ids: Annotated[list[int] | None, typer.Argument(help="These shapes")] = None,
+    *,
+    job: JobFlag = False,
+    source: SourceOption = None,
+    label: LabelNameOption = None,
+    frame: FrameOption = None,
+    below: BelowOption = None,
+) -> None:
+    """Delete shapes: those named, or every one the filters select (at least one filter)."""
+    if not shape_ids and not (source or label or frame is not None or below is not None):
+        raise typer.BadParameter(
+            "name the shapes, or select them with --source, --label, --frame or --below"
+        )
+    target: Literal["tasks", "jobs"] = "jobs" if job else "tasks"
+    with connect(ctx) as client:
+        labels = _label_ids(client, _task_of(client, target_id, job)) if label else {}
+        wanted = set(shape_ids or ())
+        selected = _review(
+            client, target_id, job=job, source=source,
+            label_id=None if label is None else _label_id(labels, label),
+            frame=frame, below=below,
+        )  # fmt: skip
+        chosen = {shape.id: shape for shape in selected if not wanted or shape.id in wanted}
+        missing = sorted(wanted - set(chosen))
+        if missing:
+            raise typer.BadParameter(
+                f"no shape {', '.join(map(str, missing))} in {target[:-1]} {target_id}"
+                " (with these filters)"
+            )
+        if chosen:
+            client.update_annotations(
+                target_id, "delete", target=target, shapes=list(chosen.values())
+            )
+    say(f"Deleted {len(chosen)} shape{'s' if len(chosen) != 1 else ''}")
+
+
+@shapes_app.command("add")
+def shapes_add(
+    ctx: typer.Context,
+    target_id: ShapeTarget,
+    *,
+    frame: Annotated[int, typer.Option("--frame", help="A task frame number")],
+    label: Annotated[str, typer.Option("--label", help="The label's name")],
+    box: Annotated[str | None, typer.Option(help="A rectangle: x1,y1,x2,y2 in pixels")] = None,
+    points: Annotated[
+        str | None, typer.Option(help="A polygon's (polyline's, points') x,y,x,y...")
+    ] = None,
+    shape_type: Annotated[
+        str, typer.Option("--type", help="With --points: polygon, polyline or points")
+    ] = "polygon",
+    job: JobFlag = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Add a shape by hand (source manual): a box, or a polygon, polyline or points."""
+    if (box is None) == (points is None):
+        raise typer.BadParameter("give --box or --points (one of them)")
+    if points is not None and shape_type not in ("polygon", "polyline", "points"):
+        raise typer.BadParameter("polygon, polyline or points", param_hint="--type")
+    shape = {
+        "type": "rectangle" if box is not None else shape_type,
+        "points": _box(box) if box is not None else _points(points or ""),
+        "frame": frame,
+        "source": "manual",
+    }
+    with connect(ctx) as client:
+        labels = _label_ids(client, _task_of(client, target_id, job))
+        written = client.update_annotations(
+            target_id, "create", target="jobs" if job else "tasks",
+            shapes=[{**shape, "label_id": _label_id(labels, label)}],
+        )  # fmt: skip
+    # A task's PATCH answers all of its annotations: the new shape is the newest match.
+    created = max(
+        (found for found in written.shapes
+         if (found.frame, found.type, found.points) == (frame, shape["type"], shape["points"])),
+        key=lambda found: found.id or 0,
+    )  # fmt: skip
+    if output == Output.json:
+        print_json(created)
+    else:
+        say(f"Added shape {created.id} ({label}, frame {frame})")
+        out.print(created.id)
+
+
+@shapes_app.command("set")
+def shapes_set(
+    ctx: typer.Context,
+    target_id: ShapeTarget,
+    shape_id: Annotated[int, typer.Argument(help="The shape")],
+    *,
+    label: Annotated[str | None, typer.Option("--label", help="Its new label")] = None,
+    box: Annotated[str | None, typer.Option(help="A rectangle's new x1,y1,x2,y2")] = None,
+    points: Annotated[str | None, typer.Option(help="New x,y,x,y... points")] = None,
+    job: JobFlag = False,
+) -> None:
+    """Correct a shape: its label, its box or its points. A model's shape that a person
+    corrected keeps its score and becomes semi-auto."""
+    if label is None and box is None and points is None:
+        raise typer.BadParameter("give --label, --box or --points")
+    if box is not None and points is not None:
+        raise typer.BadParameter("give --box or --points, not both")
+    target: Literal["tasks", "jobs"] = "jobs" if job else "tasks"
+    with connect(ctx) as client:
+        shape = next(
+            (found for found in client.list_shapes(target_id, target=target)
+             if found.id == shape_id),
+            None,
+        )  # fmt: skip
+        if shape is None:
+            raise typer.BadParameter(f"no shape {shape_id} in {target[:-1]} {target_id}")
+        if box is not None and shape.type != "rectangle":
+            raise typer.BadParameter(f"shape {shape_id} is a {shape.type}: use --points")
+        changes: dict[str, Any] = {}
+        if label is not None:
+            labels = _label_ids(client, _task_of(client, target_id, job))
+            changes["label_id"] = _label_id(labels, label)
+        if box is not None or points is not None:
+            changes["points"] = _box(box) if box is not None else _points(points or "")
+        if shape.source == "auto":
+            changes["source"] = "semi-auto"
+        client.update_annotations(
+            target_id, "update", target=target, shapes=[shape.model_copy(update=changes)]
+        )
+    say(f"Updated shape {shape_id}")

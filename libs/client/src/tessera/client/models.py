@@ -308,12 +308,17 @@ class Formats(Resource):
 
 
 class FunctionCallParams(Resource):
-    """What an auto-annotation request runs."""
+    """What an auto-annotation request runs: the function, its threshold, and where: a
+    task (one of its jobs, as CVAT), or beyond CVAT a project (`task` None), some jobs
+    or some frames."""
 
     id: str | None = None
     threshold: float | None = None
     task: int | None = None
     job: int | None = None
+    project: int | None = None
+    jobs: list[int] | None = None
+    frames: list[int] | None = None
 
 
 class FunctionCall(Resource):
@@ -338,3 +343,42 @@ class Function(Resource):
     kind: str
     name: str = ""
     description: str = ""
+
+
+class Shape(Resource):
+    """A shape as the annotations endpoints give it (`/api/tasks/{id}/annotations`):
+    `points` flat (x1, y1, x2, y2... in pixels), `source` manual, semi-auto, auto, file or
+    consensus, `score` the model's confidence (1 for people's shapes). `id` is None only
+    in a shape not yet written."""
+
+    id: int | None = None
+    type: str
+    frame: int
+    label_id: int
+    points: list[float] = []
+    source: str = "manual"
+    score: float = 1.0
+    occluded: bool = False
+    outside: bool = False
+    z_order: int = 0
+    rotation: float = 0.0
+    group: int | None = None
+    attributes: list[dict[str, Any]] = []
+    elements: list[dict[str, Any]] = []
+
+
+class ReviewShape(Shape):
+    """A shape of the review list (`/api/tasks/{id}/annotations/shapes`), with the job
+    it is stored in."""
+
+    job_id: int
+
+
+class Annotations(Resource):
+    """A task's (job's) annotations (`GET /api/tasks/{id}/annotations`), or what a
+    PATCH of them answers: the `version`, and the tags, shapes and tracks."""
+
+    version: int = 0
+    tags: list[dict[str, Any]] = []
+    shapes: list[Shape] = []
+    tracks: list[dict[str, Any]] = []

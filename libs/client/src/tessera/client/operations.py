@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlencode
 from tessera.client.errors import ProtocolError
 from tessera.client.models import (
     About,
+    Annotations,
+    BasicUser,
     CloudContent,
     CloudStorage,
     DataMeta,
@@ -30,6 +32,8 @@ from tessera.client.models import (
     Request,
     RequestCreated,
     Resource,
+    ReviewShape,
+    Shape,
     Task,
     User,
 )
@@ -129,6 +133,34 @@ def me() -> Flow[User]:
 def formats() -> Flow[Formats]:
     """The importers and exporters the server has (names for `format=`)."""
     return (yield from fetch(Formats, "/api/server/annotation/formats"))
+
+
+def list_users(
+    *,
+    search: str | None = None,
+    sort: str | None = None,
+    filter: Mapping[str, Any] | str | None = None,
+    page_size: int = 100,
+    **fields: Any,
+) -> Listing[BasicUser]:
+    """Users the caller sees, newest first unless sorted (`fields`: exact filters
+    `username=`, `first_name=`, `last_name=`, `is_active=`): an administrator sees every
+    user (in an organization context its members), anyone else that organization's
+    members or only themself. An administrator's results also hold the rest of each
+    profile (`email`, `is_superuser`... in `model_extra`)."""
+    return _listing(
+        "/api/users", BasicUser, page_size=page_size,
+        filters={"search": search, "sort": sort, "filter": filter, **fields},
+    )  # fmt: skip
+
+
+def get_user(user_id: int) -> Flow[BasicUser]:
+    """One user: a `User` (the whole profile) for an administrator or the user themself,
+    a `BasicUser` for anyone else."""
+    found = yield from fetch(BasicUser, f"/api/users/{user_id}")
+    if "email" in (found.model_extra or {}):
+        return User.model_validate(found.model_dump())
+    return found
 
 
 # --- projects ---------------------------------------------------------------------------
@@ -545,6 +577,75 @@ def render_frame(
     return expect(reply, 200).content
 
 
+# --- annotations ------------------------------------------------------------------------
+
+AnnotationAction = Literal["create", "update", "delete"]
+
+
+def list_shapes(
+    target_id: int,
+    *,
+    target: Literal["tasks", "jobs"] = "tasks",
+    source: str | Sequence[str] | None = None,
+    sort: Literal["score", "-score"] | None = None,
+    label_id: int | None = None,
+    min_frame: int | None = None,
+    max_frame: int | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    page_size: int = 100,
+) -> Listing[ReviewShape]:
+    """The review list: a task's (job's) shapes, least certain first (`sort="-score"`:
+    most certain first), only of the given sources (`"auto"`: the models'), labels,
+    frames and scores (bounds inclusive)."""
+    sources = [source] if isinstance(source, str) else source
+    return _listing(
+        f"/api/{target}/{target_id}/annotations/shapes", ReviewShape, page_size=page_size,
+        filters={"source": ",".join(sources) if sources else None, "sort": sort,
+                 "label_id": label_id, "min_frame": min_frame, "max_frame": max_frame,
+                 "min_score": min_score, "max_score": max_score},
+    )  # fmt: skip
+
+
+def get_annotations(
+    target_id: int, *, target: Literal["tasks", "jobs"] = "tasks"
+) -> Flow[Annotations]:
+    """Every tag, shape and track of a task (job)."""
+    return (yield from fetch(Annotations, f"/api/{target}/{target_id}/annotations"))
+
+
+def update_annotations(
+    target_id: int,
+    action: AnnotationAction,
+    *,
+    target: Literal["tasks", "jobs"] = "tasks",
+    shapes: Sequence[Shape | Mapping[str, Any]] = (),
+    tags: Sequence[Mapping[str, Any]] = (),
+    tracks: Sequence[Mapping[str, Any]] = (),
+    version: int | None = None,
+) -> Flow[Annotations]:
+    """Add (`create`: without ids), change (`update`: by id, whole shapes) or remove
+    (`delete`: by id) some annotations of a task (job), as CVAT's PATCH does. Answers
+    what was written. With `version` (as `get_annotations` gave it), the write happens
+    only if nobody wrote in between (else `TesseraError` 409); without, it always does."""
+    body: dict[str, Any] = {
+        "shapes": [
+            shape.model_dump(exclude={"job_id"}) if isinstance(shape, Shape) else dict(shape)
+            for shape in shapes
+        ],
+        "tags": list(tags),
+        "tracks": list(tracks),
+    }
+    if version is not None:
+        body["version"] = version
+    reply = yield from call(
+        Call(
+            "PATCH", f"/api/{target}/{target_id}/annotations", params={"action": action}, json=body
+        )
+    )
+    return parse(Annotations, expect(reply, 200))
+
+
 # --- cloud storages ---------------------------------------------------------------------
 
 
@@ -662,26 +763,36 @@ def list_functions() -> Flow[list[Function]]:
 
 
 def start_auto_annotation(
-    task_id: int,
+    task_id: int | None,
     function: str,
     *,
+    project_id: int | None = None,
     job_id: int | None = None,
+    job_ids: Sequence[int] | None = None,
+    frames: Sequence[int] | None = None,
     threshold: float | None = None,
     mapping: Mapping[str, Any] | None = None,
     cleanup: bool = False,
     conv_mask_to_poly: bool = False,
     **fields: Any,
 ) -> Flow[FunctionCall]:
-    """Start annotating a task (one of its jobs) with a detector; the request (its `id`
-    is also a request id, for `wait`). `cleanup` replaces the annotations there."""
+    """Start annotating a task with a detector: the whole task, one of its jobs
+    (`job_id`, as CVAT), some of them (`job_ids`) or some of its frames (`frames`); or,
+    with `task_id` None, a project (`project_id`): each of its tasks, or `job_ids` of
+    them. The request (its `id` is also a request id, for `wait`). `cleanup` replaces the
+    annotations there (not with `frames`)."""
+    if (task_id is None) == (project_id is None):
+        raise ValueError("start_auto_annotation() takes a task_id or a project_id (one of them)")
     body: dict[str, Any] = {
-        "function": function, "task": task_id, "cleanup": cleanup,
-        "conv_mask_to_poly": conv_mask_to_poly, **fields,
+        "function": function, "cleanup": cleanup, "conv_mask_to_poly": conv_mask_to_poly,
+        **fields,
     }  # fmt: skip
-    if job_id is not None:
-        body["job"] = job_id
-    if threshold is not None:
-        body["threshold"] = threshold
+    optional = {"task": task_id, "project": project_id, "job": job_id, "threshold": threshold}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    if job_ids is not None:
+        body["jobs"] = list(job_ids)
+    if frames is not None:
+        body["frames"] = list(frames)
     if mapping is not None:
         body["mapping"] = dict(mapping)
     reply = yield from call(Call("POST", "/api/lambda/requests", json=body))
@@ -700,13 +811,14 @@ def get_function_call(rq_id: str) -> Flow[FunctionCall]:
 
 
 def auto_annotate(
-    task_id: int,
+    task_id: int | None,
     function: str,
     *,
     on_request: RequestProgress | None = None,
     interval: float = POLL_INTERVAL_S,
     **options: Any,
 ) -> Flow[Request]:
-    """`start_auto_annotation`, then wait for it; the finished request."""
+    """`start_auto_annotation` (of a task, or with `task_id` None and `project_id`, of a
+    project), then wait for it; the finished request."""
     started = yield from start_auto_annotation(task_id, function, **options)
     return (yield from wait(started.id, on_progress=on_request, interval=interval))

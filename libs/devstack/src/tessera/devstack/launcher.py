@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
 import signal
 import sys
 import time
@@ -258,6 +259,28 @@ class Fleet:
         stop_all(self.started, on_error=lambda message: print(message, file=sys.stderr))
         self.started.clear()
 
+    @property
+    def env_file(self) -> Path:
+        """The shell file of `write_env_file`."""
+        return self.state_dir / "env.sh"
+
+    def write_env_file(self) -> None:
+        """Write `env.sh` (mode 0600: it holds the token and the S3 secret): the public URL
+        and the admin's token for the `tessera` CLI, and the embedded S3 endpoint and keys
+        as the AWS variables that S3 tools (and `tessera storages create`) read."""
+        url = f"http://127.0.0.1:{self.port}"
+        names = {"TESSERA_URL": url, "TESSERA_TOKEN": self.keys.admin_token}
+        if self.s3:
+            names |= {
+                "AWS_ENDPOINT_URL": self.s3.url,
+                "AWS_ACCESS_KEY_ID": self.keys.s3_access_key,
+                "AWS_SECRET_ACCESS_KEY": self.keys.s3_secret_key,
+            }
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in names.items()]
+        self.env_file.touch(mode=0o600)
+        self.env_file.chmod(0o600)
+        self.env_file.write_text("\n".join(lines) + "\n")
+
     def banner(self) -> str:
         """What a person needs to start using the fleet."""
         url = f"http://127.0.0.1:{self.port}"
@@ -277,6 +300,8 @@ class Fleet:
                 f"{BUCKET} is Tessera's)"
                 if self.s3
                 else "  s3        not started",
+                f"  shell     source {self.env_file}  (TESSERA_URL, TESSERA_TOKEN and the S3 "
+                "endpoint and keys as AWS_* variables, for the tessera CLI and S3 tools)",
                 f"  state     {self.state_dir}  (logs in {self.state_dir / 'logs'})",
                 "Press Ctrl-C to stop.",
             ]
@@ -307,6 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         print(f"Tessera failed to start: {exc}", file=sys.stderr)
         return 1
+    fleet.write_env_file()
     print(fleet.banner(), flush=True)
     exit_code = 0
     while not stopping:

@@ -80,7 +80,7 @@ async def _running(platform: Platform) -> AsyncIterator[InferenceState]:
     )
     auto_annotations = AutoAnnotations(
         platform.database, platform.outbox, requests, repository, registry=registry,
-        runners=runners, annotations=annotations, queue=queue,
+        runners=runners, annotations=annotations, ingest=ingest, queue=queue,
     )  # fmt: skip
     workers = None
     if settings.auto_annotation_workers:
@@ -122,6 +122,7 @@ SPEC = ServiceSpec(
     migrations=migrations.LOCATION,
     routers=(functions_router, auto_annotation_router, requests_router(request_store)),
     lifespan=_running,
+    uses_storage=False,
 )
 
 

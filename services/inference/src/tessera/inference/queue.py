@@ -1,10 +1,10 @@
 """The auto-annotation work queue, shared by every inference replica
 (`tessera.platform.workqueue`).
 
-`POST /api/lambda/requests` commits the request's row, its `auto_annotations` row and an
-`inference.annotate.requested` message in one transaction; each replica's `WorkerPool`
-hands the requests to `AutoAnnotationRunner`. A request that a stopped or dead replica
-left is resumed by another from the last batch it wrote (see
+`POST /api/lambda/requests` commits the request's row, its `auto_annotations` row and
+parts, and an `inference.annotate.requested` message in one transaction; each replica's
+`WorkerPool` hands the requests to `AutoAnnotationRunner`. A request that a stopped or
+dead replica left is resumed by another from the last batch it wrote (see
 `tessera.inference.auto_annotation.runner`), and fails after `max_deliveries` tries.
 The INFERENCE stream (limits retention) also carries `inference.requests.updated`; the
 queue's durable consumer takes only its own subject.

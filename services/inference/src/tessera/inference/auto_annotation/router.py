@@ -32,18 +32,24 @@ router = APIRouter(tags=["lambda"])
 
 _CREATE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A field is wrong (named in `errors`): a function that is not a "
-          "detector, a job of another task, a 3D task or one without data, a mapping to "
-          "labels the task lacks."},
-    403: {"description": "The caller may not change the task's (job's) annotations."},
-    404: {"description": "No such function, task or job (or one the caller may not see)."},
-    409: {"description": "A request on the task is queued or running (`rq_id` names it)."},
-    422: {"description": "The body is malformed (a threshold outside [0, 1], no task)."},
+          "detector, a job of another task (project), a 3D task or one without data, a "
+          "project without a task with data, frames outside the task or deleted, `cleanup` "
+          "with `frames`, a mapping to labels the task (project) lacks."},
+    403: {"description": "The caller may not change the annotations of the task (a job, a "
+          "task of the project)."},
+    404: {"description": "No such function, task, project or job (or one the caller may not "
+          "see; the field is named in `errors`)."},
+    409: {"description": "A request covering one of the tasks is queued or running (`rq_id` "
+          "names it, `task` the task)."},
+    422: {"description": "The body is malformed (a threshold outside [0, 1], neither task "
+          "nor project or both, `job` with `jobs` or with `project`, `frames` with jobs or "
+          "a project)."},
 }  # fmt: skip
 
 
 @router.post(
     "/api/lambda/requests",
-    summary="Annotate a task or a job with a detector, in the background",
+    summary="Annotate a task, a project, jobs or frames with a detector, in the background",
     responses=_CREATE_ERRORS,
 )
 async def create_request(
@@ -52,10 +58,11 @@ async def create_request(
     principal: CurrentUser,
     service: AutoAnnotationsApi,
 ) -> FunctionCall:
-    """Queue the auto-annotation of `task` (of `job`, one of its jobs) by detector
-    `function`: its shapes are written as `source` "auto" with their confidence as
-    `score`, added to the annotations there (`cleanup`: replacing them). Poll
-    `GET /api/lambda/requests/{id}` for its status and progress."""
+    """Queue the auto-annotation of `task` (of `job`, one of its jobs, as CVAT; beyond
+    CVAT, of `jobs` or `frames` of it), or of `project` (each of its tasks, or `jobs` of
+    them), by detector `function`: its shapes are written as `source` "auto" with their
+    confidence as `score`, added to the annotations there (`cleanup`: replacing them).
+    Poll `GET /api/lambda/requests/{id}` for its status and progress."""
     return await service.create(request, principal, body)
 
 
