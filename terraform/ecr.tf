@@ -17,7 +17,9 @@ resource "aws_ecr_repository" "images" {
     scan_on_push = true
   }
 
+  # The AWS managed key aws/ecr: nodes pull without kms permissions (ECR decrypts
+  # through its own grant on the key).
   encryption_configuration {
-    encryption_type = "AES256"
+    encryption_type = "KMS"
   }
 }

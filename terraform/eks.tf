@@ -1,9 +1,12 @@
 ################################################################################
-# EKS: one managed node group per kind of workload. The Helm chart selects them by the
-# node label tessera.io/node-pool.
+# EKS. One small managed node group runs the cluster's own controllers (Karpenter,
+# CoreDNS, the AWS Load Balancer Controller, External Secrets, KEDA, metrics-server);
+# Karpenter (karpenter.tf) launches the nodes of the workloads: the api, media and gpu
+# node pools, which the Helm chart selects by the node label tessera.io/node-pool.
 ################################################################################
 
 module "eks" {
+  #checkov:skip=CKV_TF_1:Registry module pinned by version constraint (~> 21.0); the registry serves tagged releases and .terraform.lock.hcl does not cover modules either way. Switching to a git source pinned to a commit would lose the registry's version resolution; review the module diff on each upgrade instead.
   source  = "terraform-aws-modules/eks/aws"
   version = "~> 21.0"
 
@@ -14,17 +17,27 @@ module "eks" {
   endpoint_public_access_cidrs             = var.cluster_endpoint_public_access_cidrs
   enable_cluster_creator_admin_permissions = true
 
-  # IRSA: the OIDC provider that the services' and the EBS CSI driver's roles trust.
+  # IRSA: the OIDC provider that the services' and the controllers' roles trust.
   enable_irsa = true
 
   vpc_id                   = module.vpc.vpc_id
   subnet_ids               = module.vpc.private_subnets
   control_plane_subnet_ids = module.vpc.intra_subnets
 
+  # Karpenter's EC2NodeClasses attach this security group to the nodes they launch, so
+  # those nodes reach the database like the managed ones (rds.tf admits this group).
+  node_security_group_tags = {
+    "karpenter.sh/discovery" = var.name
+  }
+
   addons = {
     coredns    = {}
     kube-proxy = {}
     vpc-cni = {
+      before_compute = true
+    }
+    # Karpenter's controller gets its AWS credentials by EKS Pod Identity.
+    eks-pod-identity-agent = {
       before_compute = true
     }
     # Provisions the chart's gp3 StorageClass volumes (export scratch, NATS JetStream).
@@ -34,15 +47,16 @@ module "eks" {
   }
 
   eks_managed_node_groups = {
-    # The gateway, annotations, inference (API side) and NATS.
-    api = {
+    # The cluster's controllers. Karpenter must not run on nodes it manages itself, so
+    # this group is not Karpenter's; the workloads' pools are (karpenter.tf).
+    system = {
       ami_type       = "AL2023_x86_64_STANDARD"
-      instance_types = ["c5.xlarge"]
-      min_size       = var.node_group_sizes["api"].min_size
-      max_size       = var.node_group_sizes["api"].max_size
-      desired_size   = var.node_group_sizes["api"].desired_size
+      instance_types = [var.system_node_group.instance_type]
+      min_size       = var.system_node_group.min_size
+      max_size       = var.system_node_group.max_size
+      desired_size   = var.system_node_group.desired_size
       labels = {
-        "tessera.io/node-pool" = "api"
+        "tessera.io/node-pool" = "system"
       }
       block_device_mappings = {
         xvda = {
@@ -56,64 +70,10 @@ module "eks" {
         }
       }
     }
-
-    # Export and ingest: archive assembly, frame extraction, large media.
-    media = {
-      ami_type       = "AL2023_x86_64_STANDARD"
-      instance_types = ["c5.2xlarge"]
-      min_size       = var.node_group_sizes["media"].min_size
-      max_size       = var.node_group_sizes["media"].max_size
-      desired_size   = var.node_group_sizes["media"].desired_size
-      labels = {
-        "tessera.io/node-pool" = "media"
-      }
-      block_device_mappings = {
-        xvda = {
-          device_name = "/dev/xvda"
-          ebs = {
-            volume_size           = 100
-            volume_type           = "gp3"
-            encrypted             = true
-            delete_on_termination = true
-          }
-        }
-      }
-    }
-
-    # Triton. The taint keeps every pod without the matching toleration off the GPUs.
-    gpu = {
-      ami_type       = "AL2023_x86_64_NVIDIA"
-      instance_types = ["g4dn.xlarge"]
-      min_size       = var.node_group_sizes["gpu"].min_size
-      max_size       = var.node_group_sizes["gpu"].max_size
-      desired_size   = var.node_group_sizes["gpu"].desired_size
-      labels = {
-        "tessera.io/node-pool" = "gpu"
-      }
-      taints = {
-        gpu = {
-          key    = "nvidia.com/gpu"
-          value  = "true"
-          effect = "NO_SCHEDULE"
-        }
-      }
-      # The Triton image is about 15 GB unpacked.
-      block_device_mappings = {
-        xvda = {
-          device_name = "/dev/xvda"
-          ebs = {
-            volume_size           = 150
-            volume_type           = "gp3"
-            encrypted             = true
-            delete_on_termination = true
-          }
-        }
-      }
-    }
   }
 }
 
-# The EBS CSI driver's controller ServiceAccount assumes this role (IRSA).
+# The EBS CSI driver's controller ServiceAccount assumes this role (IRSA), and only it.
 data "aws_iam_policy_document" "ebs_csi_assume" {
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -144,5 +104,5 @@ resource "aws_iam_role" "ebs_csi" {
 
 resource "aws_iam_role_policy_attachment" "ebs_csi" {
   role       = aws_iam_role.ebs_csi.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 }

@@ -4,12 +4,30 @@ data "aws_availability_zones" "available" {
     name   = "opt-in-status"
     values = ["opt-in-not-required"]
   }
+
+  # A closed list of zone names, so that a zone AWS adds later never moves the subnets.
+  filter {
+    name   = "zone-name"
+    values = length(var.availability_zones) > 0 ? var.availability_zones : [for letter in ["a", "b", "c", "d"] : "${var.region}${letter}"]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.names) >= var.availability_zone_count
+      error_message = "Fewer usable availability zones than availability_zone_count: set availability_zones to the region's zone names."
+    }
+  }
 }
 
 data "aws_partition" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 locals {
   azs = slice(data.aws_availability_zones.available.names, 0, var.availability_zone_count)
+
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
 
   tags = merge(var.tags, {
     Project     = "tessera"
@@ -25,6 +43,7 @@ locals {
 ################################################################################
 
 module "vpc" {
+  #checkov:skip=CKV_TF_1:Registry module pinned by version constraint (~> 6.0); the registry serves tagged releases and .terraform.lock.hcl does not cover modules either way. Switching to a git source pinned to a commit would lose the registry's version resolution; review the module diff on each upgrade instead.
   source  = "terraform-aws-modules/vpc/aws"
   version = "~> 6.0"
 
@@ -46,12 +65,16 @@ module "vpc" {
   enable_dns_hostnames = true
   enable_dns_support   = true
 
+  # ALB discovery by the AWS Load Balancer Controller: internet-facing load balancers go
+  # into the public subnets, internal ones into the private subnets.
   public_subnet_tags = {
     "kubernetes.io/role/elb" = 1
   }
 
+  # Karpenter's EC2NodeClasses launch nodes into the subnets with this tag.
   private_subnet_tags = {
     "kubernetes.io/role/internal-elb" = 1
+    "karpenter.sh/discovery"          = var.name
   }
 }
 

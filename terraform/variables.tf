@@ -70,6 +70,17 @@ variable "availability_zone_count" {
   }
 }
 
+variable "availability_zones" {
+  description = "Names of the availability zones to choose from (the first availability_zone_count usable ones are taken). Empty: the region's zones a to d."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for zone in var.availability_zones : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$", zone))])
+    error_message = "availability_zones must be zone names such as eu-west-1a."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "One NAT gateway for the whole VPC (cheaper) instead of one per availability zone (survives a zone outage)."
   type        = bool
@@ -86,27 +97,55 @@ variable "cluster_endpoint_public_access_cidrs" {
   }
 }
 
-variable "node_group_sizes" {
-  description = "Minimum, maximum and desired node counts of the api (c5.xlarge), media (c5.2xlarge) and gpu (g4dn.xlarge) node groups."
-  type = map(object({
-    min_size     = number
-    max_size     = number
-    desired_size = number
-  }))
+variable "system_node_group" {
+  description = "Instance type and node counts of the managed node group of the cluster's controllers (Karpenter, CoreDNS, load balancer controller, External Secrets, KEDA, metrics-server)."
+  type = object({
+    instance_type = string
+    min_size      = number
+    max_size      = number
+    desired_size  = number
+  })
   default = {
-    api   = { min_size = 3, max_size = 8, desired_size = 3 }
-    media = { min_size = 2, max_size = 10, desired_size = 2 }
-    gpu   = { min_size = 1, max_size = 4, desired_size = 1 }
+    instance_type = "m6i.large"
+    min_size      = 2
+    max_size      = 3
+    desired_size  = 2
   }
 
   validation {
-    condition     = toset(keys(var.node_group_sizes)) == toset(["api", "media", "gpu"])
-    error_message = "node_group_sizes must have exactly the keys api, media and gpu."
+    condition     = var.system_node_group.min_size >= 2 && var.system_node_group.min_size <= var.system_node_group.desired_size && var.system_node_group.desired_size <= var.system_node_group.max_size
+    error_message = "system_node_group needs 2 <= min_size <= desired_size <= max_size (Karpenter runs two replicas on different nodes)."
+  }
+}
+
+variable "node_pool_max_nodes" {
+  description = "Most nodes Karpenter may run in each pool: api (c5.xlarge), media (c5.2xlarge), gpu (g4dn.xlarge; also the GPU limit). The pools have no minimum."
+  type        = map(number)
+  default = {
+    api   = 8
+    media = 10
+    gpu   = 4
   }
 
   validation {
-    condition     = alltrue([for size in values(var.node_group_sizes) : size.min_size >= 0 && size.min_size <= size.desired_size && size.desired_size <= size.max_size && size.max_size >= 1])
-    error_message = "Each node group needs 0 <= min_size <= desired_size <= max_size and max_size >= 1."
+    condition     = toset(keys(var.node_pool_max_nodes)) == toset(["api", "media", "gpu"])
+    error_message = "node_pool_max_nodes must have exactly the keys api, media and gpu."
+  }
+
+  validation {
+    condition     = alltrue([for count in values(var.node_pool_max_nodes) : count >= 1 && floor(count) == count])
+    error_message = "Each node pool needs a whole maximum of at least 1."
+  }
+}
+
+variable "karpenter_ami_alias" {
+  description = "EKS-optimized AMI of Karpenter's nodes, as an EC2NodeClass alias: al2023@latest, or pinned, e.g. al2023@v20260801 (recommended in production: nodes then change AMI only when this does)."
+  type        = string
+  default     = "al2023@latest"
+
+  validation {
+    condition     = can(regex("^al2023@(latest|v[0-9]{8})$", var.karpenter_ami_alias))
+    error_message = "karpenter_ami_alias must be al2023@latest or al2023@vYYYYMMDD."
   }
 }
 
@@ -121,7 +160,7 @@ variable "bucket_name" {
 }
 
 variable "kubernetes_namespace" {
-  description = "Namespace the Helm chart is installed into (the IRSA role trusts its ServiceAccount there)."
+  description = "Namespace the Helm chart is installed into: the IRSA roles trust its ServiceAccounts there, and only ExternalSecrets there may use the ClusterSecretStore."
   type        = string
   default     = "tessera"
 
@@ -131,15 +170,114 @@ variable "kubernetes_namespace" {
   }
 }
 
-variable "service_account_name" {
-  description = "Name of the chart's ServiceAccount (the chart's default is the release's full name: \"tessera\" for a release named tessera)."
+variable "helm_release_name" {
+  description = "Name of the chart's Helm release. The IRSA roles trust the ServiceAccounts <fullname>-ingest, -export and -triton, where fullname is the release name if it contains \"tessera\", else <release>-tessera (the chart's tessera.fullname)."
   type        = string
   default     = "tessera"
 
   validation {
-    condition     = can(regex("^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", var.service_account_name))
-    error_message = "service_account_name must be a valid Kubernetes object name."
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.helm_release_name)) && length(var.helm_release_name) <= 53
+    error_message = "helm_release_name must be a valid Helm release name (lowercase letters, digits and hyphens, at most 53 characters)."
   }
+}
+
+variable "helm_fullname_override" {
+  description = "The chart's fullnameOverride, if the release sets one (empty: none)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.helm_fullname_override == "" || can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", var.helm_fullname_override))
+    error_message = "helm_fullname_override must be empty or a valid Kubernetes object name."
+  }
+}
+
+variable "media_prefix" {
+  description = "Key prefix of the ingest service's objects: tasks' media, chunks, previews and uploads (tasks/<id>/...)."
+  type        = string
+  default     = "tasks/"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]*/$", var.media_prefix))
+    error_message = "media_prefix must be one path segment ending in /, such as tasks/."
+  }
+}
+
+variable "export_prefix" {
+  description = "Key prefix of the export service's archives (the service's TESSERA_EXPORT_PREFIX); objects under it expire after export_retention_days."
+  type        = string
+  default     = "exports/"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]*/$", var.export_prefix))
+    error_message = "export_prefix must be one path segment ending in /, such as exports/."
+  }
+}
+
+variable "export_upload_prefixes" {
+  description = "Further key prefixes the export service writes: uploaded annotation files (imports/), backups being restored (backups/), datasets being imported (datasets/)."
+  type        = list(string)
+  default     = ["imports/", "backups/", "datasets/"]
+
+  validation {
+    condition     = alltrue([for prefix in var.export_upload_prefixes : can(regex("^[a-z0-9][a-z0-9._-]*/$", prefix))])
+    error_message = "Each of export_upload_prefixes must be one path segment ending in /."
+  }
+}
+
+variable "export_retention_days" {
+  description = "Days after which objects under export_prefix are deleted by an S3 lifecycle rule (must exceed the export service's TESSERA_EXPORT_LIFETIME_S, a day by default)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.export_retention_days >= 2 && floor(var.export_retention_days) == var.export_retention_days
+    error_message = "export_retention_days must be a whole number of at least 2."
+  }
+}
+
+variable "model_prefix" {
+  description = "Key prefix of Triton's model repository (the chart's triton.modelRepositoryPrefix plus a trailing /); Triton may only read under it."
+  type        = string
+  default     = "triton-models/"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]*/$", var.model_prefix))
+    error_message = "model_prefix must be one path segment ending in /, such as triton-models/."
+  }
+}
+
+variable "ingest_source_buckets" {
+  description = "Names of other buckets the ingest service may list and read with its own role (task media imported from S3). Empty: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for bucket in var.ingest_source_buckets : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket))])
+    error_message = "ingest_source_buckets must be S3 bucket names."
+  }
+}
+
+variable "domain_name" {
+  description = "Host name of the public API (the chart's ingress.host); the ACM certificate is issued for it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([-a-z0-9]*[a-z0-9])?\\.)+[a-z]{2,}$", var.domain_name))
+    error_message = "domain_name must be a lowercase DNS name such as tessera.example.com."
+  }
+}
+
+variable "subject_alternative_names" {
+  description = "Further host names on the ACM certificate."
+  type        = list(string)
+  default     = []
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 hosted zone of domain_name, where the certificate's DNS validation records are created. null: create the records of the output acm_validation_records yourself."
+  type        = string
+  default     = null
 }
 
 variable "db_engine_version" {
@@ -150,6 +288,50 @@ variable "db_engine_version" {
   validation {
     condition     = can(regex("^1[6-9]$", var.db_engine_version))
     error_message = "db_engine_version must be a PostgreSQL major version from 16 on."
+  }
+}
+
+variable "db_name" {
+  description = "Name of the PostgreSQL database."
+  type        = string
+  default     = "tessera"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.db_name))
+    error_message = "db_name must be a lowercase PostgreSQL identifier."
+  }
+}
+
+variable "db_app_username" {
+  description = "PostgreSQL role of the services (the app secret's username); the chart's migration Job creates it."
+  type        = string
+  default     = "tessera_app"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.db_app_username)) && var.db_app_username != "tessera"
+    error_message = "db_app_username must be a lowercase PostgreSQL identifier other than the owner role tessera."
+  }
+}
+
+variable "db_log_min_duration_ms" {
+  description = "Statements running longer than this many milliseconds are logged (log_min_duration_statement)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.db_log_min_duration_ms >= 0
+    error_message = "db_log_min_duration_ms must be 0 or more."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the database's CloudWatch log groups keep their events."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a CloudWatch retention of at least a year: 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
   }
 }
 
