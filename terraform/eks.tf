@@ -42,7 +42,7 @@ module "eks" {
     }
     # Provisions the chart's gp3 StorageClass volumes (export scratch, NATS JetStream).
     aws-ebs-csi-driver = {
-      service_account_role_arn = aws_iam_role.ebs_csi.arn
+      service_account_role_arn = module.ebs_csi_role.role_arn
     }
   }
 
@@ -74,35 +74,16 @@ module "eks" {
 }
 
 # The EBS CSI driver's controller ServiceAccount assumes this role (IRSA), and only it.
-data "aws_iam_policy_document" "ebs_csi_assume" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+module "ebs_csi_role" {
+  source = "./modules/irsa_role"
 
-    principals {
-      type        = "Federated"
-      identifiers = [module.eks.oidc_provider_arn]
-    }
+  name = "${var.name}-ebs-csi"
 
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:sub"
-      values   = ["system:serviceaccount:kube-system:ebs-csi-controller-sa"]
-    }
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_provider     = module.eks.oidc_provider
+  namespace         = "kube-system"
+  service_account   = "ebs-csi-controller-sa"
 
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "ebs_csi" {
-  name               = "${var.name}-ebs-csi"
-  assume_role_policy = data.aws_iam_policy_document.ebs_csi_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "ebs_csi" {
-  role       = aws_iam_role.ebs_csi.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+  create_policy       = false
+  managed_policy_arns = ["arn:${local.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]
 }

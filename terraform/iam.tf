@@ -1,6 +1,7 @@
 ################################################################################
-# One IRSA role per process that calls S3, each trusted by exactly its own
-# ServiceAccount and allowed exactly its own part of the bucket:
+# One IRSA role per process that calls S3 (modules/irsa_role, like the controllers'),
+# each trusted by exactly its own ServiceAccount and allowed exactly its own part of the
+# bucket:
 #   ingest  media, chunks, previews and uploads under media_prefix (tasks/<id>/...),
 #           plus read access to the source buckets in ingest_source_buckets
 #   export  export archives under export_prefix, its uploads (annotation imports,
@@ -134,51 +135,21 @@ data "aws_iam_policy_document" "triton_s3" {
   }
 }
 
-resource "aws_iam_policy" "service" {
-  for_each = local.service_policies
-
-  name        = "${var.name}-${each.key}-s3"
-  description = "Tessera ${each.key}: its own objects in ${var.bucket_name}"
-  policy      = each.value
-}
-
-# Only the process's own ServiceAccount, in the chart's namespace, may assume its role.
-data "aws_iam_policy_document" "service_assume" {
+# One role per service, trusted by its own ServiceAccount in the chart's namespace only,
+# with its policy above (named <name>-<service>-s3).
+module "service_role" {
+  source   = "./modules/irsa_role"
   for_each = local.service_accounts
 
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+  name        = "${var.name}-${each.key}"
+  description = "IRSA role of the ServiceAccount ${var.kubernetes_namespace}/${each.value}"
 
-    principals {
-      type        = "Federated"
-      identifiers = [module.eks.oidc_provider_arn]
-    }
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_provider     = module.eks.oidc_provider
+  namespace         = var.kubernetes_namespace
+  service_account   = each.value
 
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:sub"
-      values   = ["system:serviceaccount:${var.kubernetes_namespace}:${each.value}"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "service" {
-  for_each = local.service_accounts
-
-  name               = "${var.name}-${each.key}"
-  description        = "IRSA role of the ServiceAccount ${var.kubernetes_namespace}/${each.value}"
-  assume_role_policy = data.aws_iam_policy_document.service_assume[each.key].json
-}
-
-resource "aws_iam_role_policy_attachment" "service" {
-  for_each = local.service_accounts
-
-  role       = aws_iam_role.service[each.key].name
-  policy_arn = aws_iam_policy.service[each.key].arn
+  policy_name        = "${var.name}-${each.key}-s3"
+  policy_description = "Tessera ${each.key}: its own objects in ${var.bucket_name}"
+  policy_json        = local.service_policies[each.key]
 }

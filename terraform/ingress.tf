@@ -299,44 +299,19 @@ data "aws_iam_policy_document" "load_balancer_controller" {
   }
 }
 
-resource "aws_iam_policy" "load_balancer_controller" {
+module "load_balancer_controller_role" {
+  source = "./modules/irsa_role"
+
   name        = "${var.name}-load-balancer-controller"
-  description = "AWS Load Balancer Controller of ${var.name}"
-  policy      = data.aws_iam_policy_document.load_balancer_controller.json
-}
+  description = "IRSA role of the AWS Load Balancer Controller"
 
-data "aws_iam_policy_document" "load_balancer_controller_assume" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_provider     = module.eks.oidc_provider
+  namespace         = "kube-system"
+  service_account   = local.load_balancer_controller_service_account
 
-    principals {
-      type        = "Federated"
-      identifiers = [module.eks.oidc_provider_arn]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:sub"
-      values   = ["system:serviceaccount:kube-system:${local.load_balancer_controller_service_account}"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "load_balancer_controller" {
-  name               = "${var.name}-load-balancer-controller"
-  description        = "IRSA role of the AWS Load Balancer Controller"
-  assume_role_policy = data.aws_iam_policy_document.load_balancer_controller_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "load_balancer_controller" {
-  role       = aws_iam_role.load_balancer_controller.name
-  policy_arn = aws_iam_policy.load_balancer_controller.arn
+  policy_description = "AWS Load Balancer Controller of ${var.name}"
+  policy_json        = data.aws_iam_policy_document.load_balancer_controller.json
 }
 
 resource "helm_release" "load_balancer_controller" {
@@ -355,7 +330,7 @@ resource "helm_release" "load_balancer_controller" {
       create = true
       name   = local.load_balancer_controller_service_account
       annotations = {
-        "eks.amazonaws.com/role-arn" = aws_iam_role.load_balancer_controller.arn
+        "eks.amazonaws.com/role-arn" = module.load_balancer_controller_role.role_arn
       }
     }
     # The IngressClass "alb" that the chart's Ingress names.
@@ -370,7 +345,7 @@ resource "helm_release" "load_balancer_controller" {
     }
   })]
 
-  depends_on = [module.eks, aws_iam_role_policy_attachment.load_balancer_controller]
+  depends_on = [module.eks, module.load_balancer_controller_role]
 }
 
 ################################################################################

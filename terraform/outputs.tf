@@ -1,3 +1,11 @@
+# What two outputs each give: on their own and in chart_values.
+locals {
+  service_role_arns = { for service, role in module.service_role : service => role.role_arn }
+  # The registry's host (<account>.dkr.ecr.<region>.amazonaws.com) and the repositories'
+  # common prefix.
+  image_repository = "${split("/", aws_ecr_repository.images["gateway"].repository_url)[0]}/${var.name}"
+}
+
 output "region" {
   description = "AWS region of the deployment (the chart's s3.region)."
   value       = var.region
@@ -35,7 +43,7 @@ output "bucket_prefixes" {
 
 output "service_role_arns" {
   description = "ARN of the IRSA role of each process that calls S3, by service: ingest, export, triton (the chart's serviceAccounts.<service>.roleArn). annotations, gateway and inference have none."
-  value       = { for service, role in aws_iam_role.service : service => role.arn }
+  value       = local.service_role_arns
 }
 
 output "service_account_names" {
@@ -45,7 +53,7 @@ output "service_account_names" {
 
 output "service_policy_arns" {
   description = "ARN of each service's S3 policy, by service; attach one to an IAM user where static keys are needed instead of IRSA."
-  value       = { for service, policy in aws_iam_policy.service : service => policy.arn }
+  value       = { for service, role in module.service_role : service => role.policy_arn }
 }
 
 output "database_endpoint" {
@@ -101,7 +109,7 @@ output "karpenter_node_role_name" {
 
 output "image_repository" {
   description = "Prefix of the image repositories (the chart's image.repository): <prefix>-<service>."
-  value       = "${split("/", aws_ecr_repository.images["gateway"].repository_url)[0]}/${var.name}"
+  value       = local.image_repository
 }
 
 output "ecr_repository_urls" {
@@ -115,14 +123,14 @@ output "chart_values" {
   description = "The Helm chart's values that this configuration determines (image, s3, serviceAccounts, database.externalSecrets, ingress, triton)."
   value = {
     image = {
-      repository = "${split("/", aws_ecr_repository.images["gateway"].repository_url)[0]}/${var.name}"
+      repository = local.image_repository
     }
     s3 = {
       bucket = aws_s3_bucket.data.id
       region = var.region
     }
     serviceAccounts = {
-      for service, role in aws_iam_role.service : service => { roleArn = role.arn }
+      for service, arn in local.service_role_arns : service => { roleArn = arn }
     }
     database = {
       externalSecrets = {

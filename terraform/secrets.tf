@@ -116,39 +116,19 @@ data "aws_iam_policy_document" "external_secrets" {
   }
 }
 
-data "aws_iam_policy_document" "external_secrets_assume" {
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+module "external_secrets_role" {
+  source = "./modules/irsa_role"
 
-    principals {
-      type        = "Federated"
-      identifiers = [module.eks.oidc_provider_arn]
-    }
+  name        = "${var.name}-external-secrets"
+  description = "IRSA role of the External Secrets Operator: reads the database secrets"
 
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:sub"
-      values   = ["system:serviceaccount:${local.external_secrets_namespace}:${local.external_secrets_service_account}"]
-    }
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_provider     = module.eks.oidc_provider
+  namespace         = local.external_secrets_namespace
+  service_account   = local.external_secrets_service_account
 
-    condition {
-      test     = "StringEquals"
-      variable = "${module.eks.oidc_provider}:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "external_secrets" {
-  name               = "${var.name}-external-secrets"
-  description        = "IRSA role of the External Secrets Operator: reads the database secrets"
-  assume_role_policy = data.aws_iam_policy_document.external_secrets_assume.json
-}
-
-resource "aws_iam_role_policy" "external_secrets" {
-  name   = "database-secrets"
-  role   = aws_iam_role.external_secrets.id
-  policy = data.aws_iam_policy_document.external_secrets.json
+  policy_description = "External Secrets Operator of ${var.name}: the database secrets"
+  policy_json        = data.aws_iam_policy_document.external_secrets.json
 }
 
 resource "helm_release" "external_secrets" {
@@ -165,7 +145,7 @@ resource "helm_release" "external_secrets" {
       create = true
       name   = local.external_secrets_service_account
       annotations = {
-        "eks.amazonaws.com/role-arn" = aws_iam_role.external_secrets.arn
+        "eks.amazonaws.com/role-arn" = module.external_secrets_role.role_arn
       }
     }
     # The controller, its webhook and its certificate controller.
@@ -176,7 +156,7 @@ resource "helm_release" "external_secrets" {
     }
   })]
 
-  depends_on = [module.eks, aws_iam_role_policy.external_secrets]
+  depends_on = [module.eks, module.external_secrets_role]
 }
 
 # The store every ExternalSecret of the chart names. No auth block: the controller's own
