@@ -70,7 +70,8 @@ def test_fleet_starts_routes_stops_and_keeps_data(launcher: Launcher) -> None:
             "/api/tasks/1/data?type=chunk&number=0": "ingest",
             "/api/cloudstorages": "ingest",
             "/api/tasks/1/annotations?format=COCO%201.0": "export",
-            "/api/requests": "export",
+            "/api/requests": "gateway",  # merged from export, ingest and inference
+            "/api/requests/export-nothing": "export",
             "/api/lambda/functions": "inference",
         }
         for path, service in owners.items():

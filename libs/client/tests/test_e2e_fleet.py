@@ -413,6 +413,8 @@ def test_requests_are_listed_and_watched(cli: Cli, client: Client, state: State)
     assert watched["result_url"].startswith(client.url)
     listed = cli.json("requests", "list")
     assert rq_id in {r["id"] for r in listed}
+    # one list of every service's requests: the tasks' creation (ingest's) too
+    assert {"export:dataset", "create:task"} <= {r["operation"]["type"] for r in listed}
     table = cli.run("requests", "list")
     assert table.returncode == 0
     assert "export:dataset" in table.stdout
@@ -440,7 +442,7 @@ def test_auto_annotation_from_the_cli(cli: Cli, client: Client, state: State) ->
     no_traceback(drawn)
     progress_bar_drawn(drawn, "Annotating with ppocr_v4_det")
     listed = cli.json("requests", "list")
-    assert any(r["operation"]["type"] == "auto-annotate" for r in listed)
+    assert any(r["operation"]["type"] == "autoannotate:task" for r in listed)
 
 
 def test_a_cloud_storage_prefix_feeds_a_task(

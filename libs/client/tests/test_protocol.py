@@ -25,7 +25,7 @@ from tessera.client.cli import parse_frames, parse_labels
 from tessera.client.errors import problem_error
 from tessera.client.protocol import Call, Reply, query_params
 
-from .conftest import BASE, FakeServer, problem
+from .conftest import BASE, FakeServer, problem, request_body
 
 PROJECT = {
     "id": 1,
@@ -429,3 +429,38 @@ def test_the_cli_annotates_a_project_jobs_or_frames(
         refused = runner.invoke(cli.app, ["auto-annotate", *args, "-F", "det"])
         assert refused.exit_code == 2, refused.output
     assert len(sent) == len(cases)
+
+
+def test_requests_of_every_kind_come_from_the_one_server_list(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server merges every service's requests into `/api/requests`: the client and
+    the CLI list that one list (no merge with the lambda API's of their own)."""
+    kinds = [
+        ("inference-autoannotate-task-3-a", {"type": "autoannotate:task", "target": "task",
+                                             "task_id": 3, "function_id": "det"}),
+        ("export-export-dataset-3-a", {"type": "export:dataset", "target": "task", "task_id": 3,
+                                       "format": "COCO 1.0"}),
+        ("ingest-create-task-3-a", {"type": "create:task", "target": "task", "task_id": 3}),
+    ]  # fmt: skip
+
+    def listed(request: httpx.Request) -> httpx.Response:
+        results = [request_body(rq_id, operation=operation) for rq_id, operation in kinds]
+        return httpx.Response(
+            200, json={"count": 3, "next": None, "previous": None, "results": results}
+        )
+
+    server = FakeServer()
+    server.routes["/api/requests"] = listed
+    with Client(BASE, "t", transport=httpx.MockTransport(server)) as client:
+        found = list(client.list_requests(task_id=3, status="queued"))
+    assert [r.id for r in found] == [rq_id for rq_id, _ in kinds]
+    assert server.queries[-1] == {"task_id": "3", "status": "queued", "page_size": "100"}
+
+    monkeypatch.setattr(cli, "Client", partial(Client, transport=httpx.MockTransport(server)))
+    monkeypatch.setenv(config.URL_VARIABLE, BASE)
+    monkeypatch.setenv(config.TOKEN_VARIABLE, "t")
+    done = CliRunner().invoke(cli.app, ["requests", "list", "--output", "json"])
+    assert done.exit_code == 0, done.output
+    assert [r["id"] for r in json.loads(done.output)] == [rq_id for rq_id, _ in kinds]
+    assert [path for _, path, _ in server.log] == ["/api/requests", "/api/requests"]

@@ -15,6 +15,7 @@ from tessera.devstack.testing import Stack
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Bus, Outbox, outbox_table
 from tessera.platform.db import Database
+from tessera.platform.pagination import PageParams
 from tessera.platform.requests import Operation, RequestStore, requests_table
 
 SCHEMA = "requests_test"
@@ -109,3 +110,48 @@ async def test_the_event_and_the_status_change_commit_together(env: Env) -> None
 
     assert await env.requests.finish(rq_id, events=[(ENDED, {"rq_id": rq_id})])
     assert await env.ended() == [{"rq_id": rq_id}]
+
+
+async def test_the_list_takes_cvats_filters(env: Env) -> None:
+    """`action` and `subresource` come from the operation's type, as CVAT's request ids
+    give them; the simple filters all apply together, and `filter` is JSON Logic."""
+    operations = {
+        "dataset": Operation(type="export:dataset", target="task", task_id=3, format="COCO 1.0"),
+        "job": Operation(type="export:annotations", target="job", task_id=3, job_id=7,
+                         format="YOLO 1.1"),
+        "creation": Operation(type="create:task", target="task", task_id=3),
+        "annotate": Operation(type="autoannotate:task", target="task", task_id=4,
+                              function_id="det"),
+        "restore": Operation(type="import:backup", target="project"),
+    }  # fmt: skip
+    ids: dict[str, str] = {}
+    async with env.database.transaction() as session:
+        for name, operation in operations.items():
+            ids[name] = await env.requests.create(
+                session, operation, owner_id=1, organization_id=None
+            )
+        await env.requests.create(session, operations["dataset"], owner_id=2, organization_id=None)
+    await env.requests.fail(ids["restore"], "broken")
+    owner = Principal(user_id=1, username="owner", is_superuser=False, token_id=1, read_only=False)
+    page = PageParams(page=1, page_size=None)
+
+    async def listed(**filters: str) -> set[str]:
+        async with env.database.transaction() as session:
+            count, found = await env.requests.list_own(session, owner, page, filters)
+        assert count == len(found)
+        return {ids_by_value[item.id] for item in found}
+
+    ids_by_value = {value: key for key, value in ids.items()}
+    assert await listed() == set(operations)
+    assert await listed(action="export") == {"dataset", "job"}
+    assert await listed(subresource="dataset") == {"dataset"}
+    assert await listed(subresource="task") == set()
+    assert await listed(target="task") == {"dataset", "creation", "annotate"}
+    assert await listed(task_id="3") == {"dataset", "job", "creation"}
+    assert await listed(task_id="3", action="create") == {"creation"}
+    assert await listed(job_id="7", format="YOLO 1.1") == {"job"}
+    assert await listed(action="autoannotate") == {"annotate"}
+    assert await listed(status="failed") == {"restore"}
+    assert await listed(filter='{"in": [{"var": "action"}, ["create", "import"]]}') == {
+        "creation", "restore",
+    }  # fmt: skip

@@ -46,7 +46,6 @@ from tessera.client.client import Client
 from tessera.client.config import ConfigError, Credentials
 from tessera.client.errors import RequestFailed, TesseraError
 from tessera.client.models import (
-    FunctionCall,
     Job,
     LabelSpec,
     Project,
@@ -1005,28 +1004,10 @@ def _jobs_changed(jobs: list[Job], output: Output) -> None:
 
 @requests_app.command("list")
 def requests_list(ctx: typer.Context, output: OutputOption = Output.table) -> None:
-    """Your background requests: exports, imports, backups, auto-annotation."""
+    """Your background requests: task creation, exports, imports, backups, auto-annotation."""
     with connect(ctx) as client:
         found = list(client.list_requests())
-        calls = client.list_function_calls()
-    rows = [*found, *(_as_request(call) for call in calls)]
-    emit(output, rows, REQUEST_COLUMNS)
-
-
-def _as_request(call: FunctionCall) -> Request:
-    return Request.model_validate({
-        "id": call.id,
-        "status": call.status or "queued",
-        "message": call.exc_info or "",
-        "progress": (call.progress or 0) / 100,
-        "operation": {"type": "auto-annotate",
-                      "target": "task" if call.function.project is None else "project",
-                      "project_id": call.function.project, "task_id": call.function.task,
-                      "job_id": call.function.job, "function_id": call.function.id},
-        "created_date": call.enqueued,
-        "started_date": call.started,
-        "finished_date": call.ended,
-    })  # fmt: skip
+    emit(output, found, REQUEST_COLUMNS)
 
 
 @requests_app.command("watch")

@@ -394,9 +394,28 @@ def update_job(
 # --- background requests ----------------------------------------------------------------
 
 
-def list_requests(*, page_size: int = 100) -> Listing[Request]:
-    """The caller's export, import and backup requests, newest first."""
-    return _listing("/api/requests", Request, page_size=page_size, filters={})
+def list_requests(
+    *,
+    status: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    subresource: str | None = None,
+    format: str | None = None,
+    project_id: int | None = None,
+    task_id: int | None = None,
+    job_id: int | None = None,
+    page_size: int = 100,
+) -> Listing[Request]:
+    """The caller's background requests of every kind (task creation, exports, imports,
+    backups, auto-annotation), newest first, in one list the server merges. CVAT's
+    filters: `status` (queued, started, finished, failed), `action` (create, import,
+    export, autoannotate), `target` (project, task, job), `subresource` (annotations,
+    dataset, backup), `format`, and the project, task or job the request is about."""
+    filters = {
+        "status": status, "action": action, "target": target, "subresource": subresource,
+        "format": format, "project_id": project_id, "task_id": task_id, "job_id": job_id,
+    }  # fmt: skip
+    return _listing("/api/requests", Request, page_size=page_size, filters=filters)
 
 
 def get_request(rq_id: str) -> Flow[Request]:

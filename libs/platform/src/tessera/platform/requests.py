@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,11 +35,17 @@ from tessera.platform.auth import CurrentUser, Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.db import Database, DbSession
 from tessera.platform.errors import NotFound, Problem
+from tessera.platform.listing import Field, ListSpec, parse_list_query
 from tessera.platform.pagination import Page, PageParams, page_params
 from tessera.platform.proxying import public_url
 
 Status = Literal["queued", "started", "finished", "failed"]
+STATUSES: tuple[Status, ...] = ("queued", "started", "finished", "failed")
 OPEN: tuple[Status, ...] = ("queued", "started")
+REQUEST_FILTERS = (
+    "status", "action", "target", "subresource", "format", "project_id", "task_id", "job_id",
+)  # fmt: skip
+"""CVAT's simple filters of the request list (`?action=export&task_id=3`): exact values."""
 PROGRESS_STEP = 0.01
 RESULT_LIFETIME = timedelta(days=1)
 
@@ -158,6 +164,7 @@ class RequestStore:
         self.outbox = outbox
         self.service = service
         self.table = requests_table(sa.MetaData(), schema)
+        self.list_spec = _list_spec(self.table)
         self._reported: dict[str, float] = {}
 
     def new_id(self, operation: Operation) -> str:
@@ -209,15 +216,24 @@ class RequestStore:
         return _status_of(row)
 
     async def list_own(
-        self, session: AsyncSession, principal: Principal, params: PageParams
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        params: PageParams,
+        filters: Mapping[str, str] | None = None,
     ) -> tuple[int, list[RequestStatus]]:
-        """The caller's requests, newest first: how many there are, and the page asked for."""
-        mine = self.table.c.owner_id == principal.user_id
+        """The caller's requests, newest first: how many there are, and the page asked for.
+
+        `filters` are CVAT's list filters (`REQUEST_FILTERS`, and a JSON Logic `filter`
+        over the same fields): only the requests that match them are counted and listed.
+        """
+        listed = parse_list_query(self.list_spec, filters or {})
+        mine = sa.and_(self.table.c.owner_id == principal.user_id, listed.condition)
         count = await session.scalar(sa.select(sa.func.count()).select_from(self.table).where(mine))
         query = (
             self._select()
             .where(mine)
-            .order_by(self.table.c.created_date.desc(), self.table.c.id)
+            .order_by(*listed.ordering)
             .offset(params.offset)
             .limit(params.limit)
         )
@@ -339,6 +355,34 @@ class RequestStore:
         )
 
 
+def _list_spec(table: sa.Table) -> ListSpec:
+    """The fields CVAT filters its request list on, over a service's `requests` table.
+
+    An operation's `type` is CVAT's `<action>:<subresource>` (`export:dataset`) or, for
+    work on a whole object, `<action>:<target>` (`create:task`, `autoannotate:task`): the
+    action is its first part, and the subresource its second where that is not the
+    target (none for task creation and auto-annotation, as in CVAT).
+    """
+    operation = table.c.operation
+    kind = operation["type"].astext
+    target = operation["target"].astext
+    second = sa.func.split_part(kind, ":", 2)
+    fields = {
+        "id": Field(table.c.id),
+        "created_date": Field(table.c.created_date, "datetime"),
+        "status": Field(table.c.status, choices=STATUSES),
+        "action": Field(sa.func.split_part(kind, ":", 1)),
+        "target": Field(target),
+        "subresource": Field(sa.case((sa.and_(second != "", second != target), second))),
+        "format": Field(operation["format"].astext),
+        **{
+            name: Field(operation[name].as_integer(), "int")
+            for name in ("project_id", "task_id", "job_id")
+        },
+    }
+    return ListSpec(fields, simple=REQUEST_FILTERS, default_sort=("-created_date",))
+
+
 def _status_of(row: sa.Row[Any]) -> RequestStatus:
     return RequestStatus(
         id=row.id,
@@ -354,6 +398,46 @@ def _status_of(row: sa.Row[Any]) -> RequestStatus:
         result_url=row.result_url,
         result_id=row.result_id,
     )
+
+
+def _list_filters(
+    *,
+    status: Annotated[Status | None, Query(description="Only requests in this status.")] = None,
+    action: Annotated[
+        str | None,
+        Query(
+            description="Only requests of this action: `create`, `import`, `export` or "
+            "`autoannotate`."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, Query(description="Only requests about a `project`, `task` or `job`.")
+    ] = None,
+    subresource: Annotated[
+        str | None,
+        Query(
+            description="Only requests about this part of their target: `annotations`, "
+            "`dataset` or `backup`."
+        ),
+    ] = None,
+    format: Annotated[str | None, Query(description="Only requests in this format.")] = None,
+    project_id: Annotated[
+        int | None, Query(description="Only requests about this project.")
+    ] = None,
+    task_id: Annotated[int | None, Query(description="Only requests about this task.")] = None,
+    job_id: Annotated[int | None, Query(description="Only requests about this job.")] = None,
+    filter: Annotated[
+        str | None,
+        Query(description="A JSON Logic rule over `id`, `created_date` and the filters' fields."),
+    ] = None,
+) -> dict[str, str]:
+    """CVAT's filters of the request list, as given (FastAPI dependency)."""
+    given = {
+        "status": status, "action": action, "target": target, "subresource": subresource,
+        "format": format, "project_id": project_id, "task_id": task_id, "job_id": job_id,
+        "filter": filter,
+    }  # fmt: skip
+    return {name: str(value) for name, value in given.items() if value is not None}
 
 
 def requests_router(
@@ -373,14 +457,17 @@ def requests_router(
 
     @router.get("", summary="List the caller's background requests")
     async def list_requests(
+        *,
         request: Request,
         principal: CurrentUser,
         session: DbSession,
         store: Annotated[RequestStore, from_store],
         params: Annotated[PageParams, Depends(page_params)],
+        filters: Annotated[dict[str, str], Depends(_list_filters)],
     ) -> Page[RequestStatus]:
-        """The caller's requests of this service, newest first, paginated as CVAT's lists."""
-        count, found = await store.list_own(session, principal, params)
+        """The caller's requests, newest first, paginated as CVAT's lists, with CVAT's
+        filters. Each service lists its own; the gateway merges their lists into one."""
+        count, found = await store.list_own(session, principal, params, filters)
         return Page.build(request, params, count, [answered(request, item) for item in found])
 
     @router.get("/{rq_id}", summary="Get the status of a background request")

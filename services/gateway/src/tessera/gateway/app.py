@@ -18,6 +18,7 @@ from tessera.gateway.config import GatewaySettings
 from tessera.gateway.docs import DOCS_PATH, swagger_ui_asset, swagger_ui_page
 from tessera.gateway.openapi import merge_openapi
 from tessera.gateway.proxy import forward
+from tessera.gateway.requests_list import LIST_PATH, SERVICES, list_requests
 from tessera.gateway.routing import RoutingTable, routing_table
 from tessera.platform.errors import NotFound, install_error_handlers, readiness_response
 from tessera.platform.proxying import ForwardedHeadersMiddleware
@@ -156,6 +157,14 @@ def create_app(
     @app.get(DOCS_PATH + "/{path:path}", include_in_schema=False)
     async def docs_files(path: str) -> Response:
         return swagger_ui_page("/api/schema") if path == "" else swagger_ui_asset(path)
+
+    @app.get(LIST_PATH, include_in_schema=False)
+    @app.get(LIST_PATH + "/", include_in_schema=False)
+    async def requests_list(request: Request) -> Response:
+        """The caller's background requests of every service, merged (see requests_list)."""
+        listing = [s for s in SERVICES if s in upstreams.table.services]
+        bases = {service: upstreams.url(service) for service in listing}
+        return await list_requests(upstreams.client, bases, request)
 
     @app.api_route("/api/{path:path}", methods=PROXIED_METHODS, include_in_schema=False)
     async def proxy(request: Request) -> Response:

@@ -31,7 +31,7 @@ FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto
 SERVER_SET = frozenset({"date", "server"})
 
 
-def _forward_headers(request: Request) -> list[tuple[str, str]]:
+def forward_headers(request: Request) -> list[tuple[str, str]]:
     """The request's headers for the service: `Host` as the client sent it, plus the
     client's address, host and scheme, from which the service builds absolute URLs."""
     headers = [
@@ -60,7 +60,7 @@ async def forward(
     upstream_request = client.build_request(
         request.method,
         url,
-        headers=_forward_headers(request),
+        headers=forward_headers(request),
         content=request.stream() if has_body else None,
     )
     try:
