@@ -35,6 +35,9 @@ module "eks" {
     kube-proxy = {}
     vpc-cni = {
       before_compute = true
+      # The chart's NetworkPolicies are enforced by the VPC CNI's network policy agent;
+      # without this they are accepted and ignored.
+      configuration_values = jsonencode({ enableNetworkPolicy = "true" })
     }
     # Karpenter's controller gets its AWS credentials by EKS Pod Identity.
     eks-pod-identity-agent = {

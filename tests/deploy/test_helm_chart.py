@@ -1,8 +1,9 @@
 """helm/tessera: values against the schema, template structure, Chart.yaml, rendering.
 
 Rendering needs the `helm` binary; where it is missing the rendering tests are skipped
-and the rest still run. Without the NATS chart in charts/ (it comes from
-`helm dependency update`) the chart is rendered with the dependency removed.
+and the rest still run. The NATS chart is vendored in charts/; should it be missing, the
+chart is rendered with the dependency removed. The example values files, checkov, the
+Kubernetes schemas and the fleet's invariants are in test_chart_examples.py.
 """
 
 from __future__ import annotations
@@ -106,9 +107,34 @@ def test_values_validate_against_the_schema() -> None:
         (("workloads", "export", "nodePool"), "somewhere"),
         (("workloads", "ingest", "resources"), {"requests": {"cpu": "1"}}),
         (("migrations", "order"), ["annotations", "annotations"]),
-        (("serviceAccount", "roleArn"), "not-an-arn"),
+        (("serviceAccounts", "ingest", "roleArn"), "not-an-arn"),
+        (("serviceAccounts", "worker"), {"roleArn": "", "annotations": {}}),
+        (("serviceAccount",), {"create": True}),
         (("environment"), "production"),
         (("databasePassword",), "hunter2"),
+        (("networkPolicy", "s3CIDRs"), ["everywhere"]),
+        (("networkPolicy", "databaseCIDRs"), []),
+        (("ingress", "pathStyle"), "glob"),
+        (("ingress", "tlsSecretName"), "tls"),
+        (
+            ("ingress", "alb"),
+            {
+                "enabled": True,
+                "scheme": "internet-facing",
+                "certificateArn": "",
+                "groupName": "tessera",
+                "sslPolicy": "x",
+                "idleTimeoutSeconds": 60,
+                "annotations": {},
+            },
+        ),
+        (("ingress", "tls"), {"enabled": True, "secretName": ""}),
+        (("autoscaling", "keda", "export", "consumers"), [{"consumer": "nope", "lagThreshold": 1}]),
+        (("autoscaling", "keda", "triton", "minReplicas"), 0),
+        (("database", "externalSecrets", "enabled"), True),
+        (("database", "externalSecrets", "storeKind"), "Vault"),
+        (("nats", "streamReplicas"), 0),
+        (("triton", "securityContext", "runAsUser"), 0),
     ],
 )
 def test_the_schema_refuses_bad_values(path: tuple[str, ...] | str, value: object) -> None:
@@ -130,7 +156,13 @@ def test_values_hold_no_secret_values() -> None:
         "secretKeyKey",
         "passwordKey",
         "tokenKey",
-        "tlsSecretName",
+        "appRolePasswordKey",
+        "secretName",
+        # Secrets Manager names of the database secrets, for the External Secrets Operator.
+        "appSecret",
+        "ownerSecret",
+        # A pod field (false), in the NATS chart's pod template.
+        "automountServiceAccountToken",
     }
     for path, value in leaves(values()):
         key = path[-1]
@@ -153,9 +185,13 @@ def test_workloads_run_where_the_design_puts_them() -> None:
         "ingest": "media",
         "export": "media",
     }
-    assert workloads["export"]["autoscaling"]["enabled"] is True
-    assert workloads["inference"]["autoscaling"]["enabled"] is True
+    assert all(workload["autoscaling"]["enabled"] for workload in workloads.values())
     assert workloads["export"]["scratch"]["enabled"] is True
+    assert workloads["ingest"]["scratch"]["enabled"] is True
+    assert loaded["nats"]["streamReplicas"] == 1
+    assert loaded["triton"]["replicas"] >= 2
+    assert loaded["triton"]["securityContext"]["runAsUser"] == 1000
+    assert loaded["networkPolicy"]["enabled"] is True
     assert loaded["storageClass"]["iops"] == 3000
     assert loaded["triton"]["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert loaded["triton"]["image"]["repository"].startswith("nvcr.io/nvidia/tritonserver")
@@ -182,6 +218,9 @@ def test_every_template_has_balanced_actions_and_blocks() -> None:
         "ingress.yaml",
         "storageclass.yaml",
         "serviceaccount.yaml",
+        "networkpolicies.yaml",
+        "scaledobjects.yaml",
+        "externalsecrets.yaml",
     }
     for path in templates:
         assert template_structure_errors(path.read_text()) == [], path.name
@@ -260,7 +299,10 @@ def render(helm: str, chart: Path, *settings: str) -> subprocess.CompletedProces
 def manifests(helm: str, chart_dir: Path) -> list[dict[str, Any]]:
     """Every document the chart renders, parsed."""
     result = render(
-        helm, chart_dir, "serviceAccount.roleArn=arn:aws:iam::123456789012:role/tessera-services"
+        helm,
+        chart_dir,
+        "serviceAccounts.ingest.roleArn=arn:aws:iam::123456789012:role/tessera-ingest",
+        "serviceAccounts.triton.roleArn=arn:aws:iam::123456789012:role/tessera-triton",
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -319,7 +361,8 @@ def test_rendered_workloads(manifests: list[dict[str, Any]]) -> None:
         assert pod["spec"]["nodeSelector"] == {"tessera.io/node-pool": pool}
         assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
         assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
-        assert pod["spec"]["serviceAccountName"] == "rel-tessera"
+        assert pod["spec"]["serviceAccountName"] == f"rel-tessera-{name}"
+        assert pod["spec"]["automountServiceAccountToken"] is False
         find(manifests, "Service", f"rel-tessera-{name}")
         env = {item["name"]: item for item in container["env"]}
         if name == "gateway":
@@ -329,6 +372,7 @@ def test_rendered_workloads(manifests: list[dict[str, Any]]) -> None:
             assert env["TESSERA_ENV"]["value"] == "prod"
             assert env["TESSERA_MIGRATE_ON_START"]["value"] == "false"
             assert env["TESSERA_NATS_URL"]["value"] == nats_url
+            assert env["TESSERA_NATS_STREAM_REPLICAS"]["value"] == "1"
             for secret in ("TESSERA_DATABASE_URL", "TESSERA_BOOTSTRAP_ADMIN_PASSWORD"):
                 assert "secretKeyRef" in env[secret]["valueFrom"]
             assert "TESSERA_S3_SECRET_KEY" not in env, (
@@ -340,7 +384,8 @@ def test_rendered_workloads(manifests: list[dict[str, Any]]) -> None:
     signing = env["TESSERA_TRACKER_STATE_SECRET"]["valueFrom"]["secretKeyRef"]
     assert signing == {"name": "tessera-tracker-state", "key": "signing-key"}
     hpas = {m["metadata"]["name"] for m in manifests if m["kind"] == "HorizontalPodAutoscaler"}
-    assert hpas == {"rel-tessera-export", "rel-tessera-inference"}
+    assert hpas == {f"rel-tessera-{name}" for name in WORKLOADS}
+    assert not [m for m in manifests if m["kind"] == "ScaledObject"]
     export = find(manifests, "Deployment", "rel-tessera-export")["spec"]["template"]["spec"]
     scratch = {volume["name"]: volume for volume in export["volumes"]}["scratch"]
     claim = scratch["ephemeral"]["volumeClaimTemplate"]["spec"]
@@ -365,10 +410,13 @@ def test_rendered_triton_and_storage(manifests: list[dict[str, Any]]) -> None:
     assert storage["provisioner"] == "ebs.csi.aws.com"
     assert storage["parameters"]["type"] == "gp3"
     assert storage["parameters"]["iops"] == "3000"
-    account = find(manifests, "ServiceAccount", "rel-tessera")
+    account = find(manifests, "ServiceAccount", "rel-tessera-triton")
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
-        "arn:aws:iam::123456789012:role/tessera-services"
+        "arn:aws:iam::123456789012:role/tessera-triton"
     )
+    assert triton["serviceAccountName"] == "rel-tessera-triton"
+    assert triton["securityContext"]["runAsUser"] == 1000
+    assert "annotations" not in find(manifests, "ServiceAccount", "rel-tessera-gateway")["metadata"]
 
 
 def test_rendered_migration_job(manifests: list[dict[str, Any]]) -> None:
@@ -383,16 +431,92 @@ def test_rendered_migration_job(manifests: list[dict[str, Any]]) -> None:
     assert "serviceAccountName" not in pod
 
 
-def test_rendered_ingress_follows_routes_json(manifests: list[dict[str, Any]]) -> None:
-    ingress = find(manifests, "Ingress", "rel-tessera")
-    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+def ingress_paths(ingress: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(path, pathType, Service) of the one rule of an Ingress."""
     (rule,) = ingress["spec"]["rules"]
-    rendered = [
+    return [
         (path["path"], path["pathType"], path["backend"]["service"]["name"])
         for path in rule["http"]["paths"]
     ]
+
+
+def test_rendered_ingress_follows_routes_json(manifests: list[dict[str, Any]]) -> None:
+    """By default: the standard (Exact and Prefix) paths, without regex annotations."""
+    ingress = find(manifests, "Ingress", "rel-tessera")
+    assert "nginx.ingress.kubernetes.io/use-regex" not in ingress["metadata"]["annotations"]
     routes = json.loads((CHART / "files" / "routes.json").read_text())
-    assert rendered == [
+    assert ingress_paths(ingress) == [
+        (entry["path"], entry["pathType"], f"rel-tessera-{entry['service']}")
+        for entry in routes["standard"]
+    ]
+
+
+def test_rendered_regex_ingress_follows_routes_json(helm: str, chart_dir: Path) -> None:
+    result = render(helm, chart_dir, "ingress.pathStyle=regex")
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    ingress = find(manifests, "Ingress", "rel-tessera")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] == "true"
+    routes = json.loads((CHART / "files" / "routes.json").read_text())
+    assert ingress_paths(ingress) == [
         (entry["path"], "ImplementationSpecific", f"rel-tessera-{entry['service']}")
         for entry in routes["paths"]
     ]
+
+
+def test_regex_paths_need_ingress_nginx(helm: str, chart_dir: Path) -> None:
+    result = render(helm, chart_dir, "ingress.pathStyle=regex", "ingress.className=traefik")
+    assert result.returncode != 0
+    assert "pathStyle regex needs ingress-nginx" in result.stderr
+
+
+def test_stream_replicas_cannot_exceed_the_nats_servers(helm: str, chart_dir: Path) -> None:
+    if not list((chart_dir / "charts").glob("nats-*.tgz")):
+        pytest.skip("the bundled NATS chart is not in charts/")
+    assert render(helm, chart_dir, "nats.streamReplicas=3").returncode == 0
+    result = render(helm, chart_dir, "nats.streamReplicas=3", "nats.config.cluster.enabled=false")
+    assert result.returncode != 0
+    assert "nats.streamReplicas (3) exceeds" in result.stderr
+
+
+def test_alb_needs_a_certificate(helm: str, chart_dir: Path) -> None:
+    result = render(helm, chart_dir, "ingress.alb.enabled=true")
+    assert result.returncode != 0
+    assert "certificateArn" in result.stderr
+
+
+def test_class_alb_alone_makes_an_alb_ingress(helm: str, chart_dir: Path) -> None:
+    """terraform's chart_values output sets ingress.className alb and the certificate."""
+    certificate = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    result = render(
+        helm, chart_dir, "ingress.className=alb", f"ingress.alb.certificateArn={certificate}"
+    )
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    ingress = find(manifests, "Ingress", "rel-tessera")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == certificate
+    assert not [key for key in annotations if key.startswith("nginx.")]
+    assert {path["pathType"] for path in ingress["spec"]["rules"][0]["http"]["paths"]} <= {
+        "Exact",
+        "Prefix",
+    }
+
+
+def test_migration_job_as_the_owner_with_hand_made_secrets(helm: str, chart_dir: Path) -> None:
+    result = render(helm, chart_dir, "secrets.databaseOwner.existingSecret=tessera-db-owner")
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    pod = find(manifests, "Job", "rel-tessera-migrate")["spec"]["template"]["spec"]
+    for step in [*pod.get("initContainers", []), *pod["containers"]]:
+        assert step["command"][:3] == ["tessera-migrate", "--app-role", "tessera_app"]
+        env = {
+            item["name"]: item["valueFrom"]["secretKeyRef"]
+            for item in step["env"]
+            if "valueFrom" in item
+        }
+        assert env == {
+            "TESSERA_DATABASE_URL": {"name": "tessera-db-owner", "key": "url"},
+            "TESSERA_APP_ROLE_PASSWORD": {"name": "tessera-db-owner", "key": "app-role-password"},
+        }
+    assert not [m for m in manifests if m["kind"] == "ExternalSecret"]

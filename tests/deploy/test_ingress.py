@@ -1,4 +1,10 @@
-"""The Ingress generated from routes.toml: current, and routing like the gateway."""
+"""The Ingress generated from routes.toml: current, and routing like the gateway.
+
+Two path lists are generated: ingress-nginx regex paths (`paths`) and standard
+`Exact`/`Prefix` paths (`standard`, what the ALB and any other controller get). Both are
+checked against the gateway's own first-match table with request paths generated from
+every rule's regex.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +21,16 @@ from tessera.gateway.config import GatewaySettings
 from tessera.gateway.ingress import (
     DEFAULT_PATH,
     GATEWAY,
+    GATEWAY_EXACT_PATHS,
     GATEWAY_PATHS,
+    STANDARD_DEFAULT_PATH,
     IngressPath,
+    StandardPath,
     ingress_paths,
     main,
     render,
     render_json,
+    standard_paths,
 )
 from tessera.gateway.routing import RoutingTable, routing_table
 
@@ -38,6 +48,24 @@ def ingress_nginx_backend(paths: list[IngressPath], path: str) -> str | None:
         if re.match(entry.path, path, flags=re.IGNORECASE):
             return entry.service
     return None
+
+
+def standard_backend(paths: list[StandardPath], path: str) -> str | None:
+    """The backend of an Ingress with `Exact` and `Prefix` paths, as Kubernetes defines
+    it and the AWS Load Balancer Controller orders its rules: an `Exact` path equal to the
+    request path, else the longest `Prefix` path that matches it element by element."""
+    for entry in paths:
+        if entry.pathType == "Exact" and entry.path == path:
+            return entry.service
+    prefixes = [
+        entry
+        for entry in paths
+        if entry.pathType == "Prefix"
+        and (path == entry.path or path.startswith(entry.path.rstrip("/") + "/"))
+    ]
+    if not prefixes:
+        return None
+    return max(prefixes, key=lambda entry: len(entry.path)).service
 
 
 def test_committed_routes_json_is_current() -> None:
@@ -91,7 +119,8 @@ def test_gateway_paths_are_the_gateways_own_api_routes() -> None:
         and route.path.startswith("/api/")
         and "{" not in route.path
     }
-    assert own == set(GATEWAY_PATHS)
+    exact = {variant for path in GATEWAY_EXACT_PATHS for variant in (path, path + "/")}
+    assert own == set(GATEWAY_PATHS) | exact
 
 
 @pytest.mark.parametrize(
@@ -137,7 +166,119 @@ def _request_paths() -> st.SearchStrategy[str]:
     per_rule = [st.from_regex(route.path, fullmatch=True) for route in table.routes]
     segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
     generic = st.lists(segment, min_size=1, max_size=5).map(lambda parts: "/api/" + "/".join(parts))
-    return st.one_of(*per_rule, generic).filter(lambda path: "\n" not in path)
+    own = st.sampled_from(
+        [*GATEWAY_PATHS, *GATEWAY_EXACT_PATHS, *(path + "/" for path in GATEWAY_EXACT_PATHS)]
+    )
+    return st.one_of(*per_rule, generic, own).filter(lambda path: "\n" not in path)
+
+
+def _answered_by_the_gateway(path: str) -> bool:
+    """Whether the gateway answers a path itself instead of proxying it."""
+    return (
+        path in GATEWAY_PATHS
+        or any(path.startswith(p + "/") for p in GATEWAY_PATHS)
+        or path.rstrip("/") in GATEWAY_EXACT_PATHS
+    )
+
+
+def _conditions(with_query: bool, with_header: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Every query parameter and header the table's rules look at, or none."""
+    table = routing_table()
+    query = {r.query: "x" for r in table.routes if r.query is not None and with_query}
+    headers = {r.header.lower(): "1" for r in table.routes if r.header is not None and with_header}
+    return query, headers
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=_request_paths(), with_query=st.booleans(), with_header=st.booleans())
+def test_standard_paths_send_each_path_where_the_gateway_would(
+    path: str, with_query: bool, with_header: bool
+) -> None:
+    """A direct path must be right whatever the query and headers; the rest is the gateway's."""
+    table = routing_table()
+    query, headers = _conditions(with_query, with_header)
+    backend = standard_backend(standard_paths(table), path)
+    assert backend is not None, f"{path} reaches no backend"
+    if _answered_by_the_gateway(path):
+        assert backend == GATEWAY
+    assert backend in (table.service_for(path, query, headers), GATEWAY)
+
+
+def test_standard_paths_are_exact_or_prefix_and_in_the_controllers_order() -> None:
+    paths = standard_paths(routing_table())
+    assert {entry.pathType for entry in paths} == {"Exact", "Prefix"}
+    kinds = [entry.pathType for entry in paths]
+    assert kinds == sorted(kinds), "Exact paths come first"
+    prefixes = [len(entry.path) for entry in paths if entry.pathType == "Prefix"]
+    assert prefixes == sorted(prefixes, reverse=True)
+    assert paths[-1] == StandardPath(
+        STANDARD_DEFAULT_PATH,
+        "Prefix",
+        GATEWAY,
+        "everything else under /api: the gateway applies the whole table",
+    )
+    for entry in paths:
+        # ALB path patterns treat * and ? as wildcards; a regex character would be literal.
+        assert re.fullmatch(r"/[A-Za-z0-9_/-]*", entry.path), entry.path
+
+
+def test_standard_paths_route_the_literal_rules_directly() -> None:
+    """Today's table: the literal rules that no earlier rule shadows go straight to their
+    service; /api/requests does not (the ingest- and inference- rules come first)."""
+    by_path = {(e.path, e.pathType): e.service for e in standard_paths(routing_table())}
+    assert by_path[("/api/cloudstorages", "Prefix")] == "ingest"
+    assert by_path[("/api/lambda", "Prefix")] == "inference"
+    assert by_path[("/api/server/share", "Exact")] == "ingest"
+    assert by_path[("/api/server/share/", "Exact")] == "ingest"
+    assert by_path[("/api/projects/backup", "Prefix")] == "export"
+    assert by_path[("/api/tasks/backup", "Prefix")] == "export"
+    assert ("/api/requests", "Prefix") not in by_path
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        # An earlier rule overlaps the literal one: the gateway decides.
+        ([("^/api/x/[0-9]+$", "export", None), ("^/api/x(/.*)?$", "ingest", None)], []),
+        # An earlier rule that cannot match below /api/x leaves it direct.
+        (
+            [("^/api/y/[0-9]+$", "export", None), ("^/api/x(/.*)?$", "ingest", None)],
+            [("/api/x", "Prefix", "ingest")],
+        ),
+        # A conditional rule never becomes a direct path, and shadows later ones.
+        ([("^/api/x/?$", "export", "format"), ("^/api/x/?$", "ingest", None)], []),
+        # A choice of words becomes one path per word; `/?$` two exact paths.
+        (
+            [("^/api/(a|b)/c/?$", "ingest", None)],
+            [
+                ("/api/a/c", "Exact", "ingest"),
+                ("/api/a/c/", "Exact", "ingest"),
+                ("/api/b/c", "Exact", "ingest"),
+                ("/api/b/c/", "Exact", "ingest"),
+            ],
+        ),
+        # Anything but a literal path stays with the gateway.
+        ([("^/api/x/[0-9]+$", "ingest", None), ("^/api/z.*$", "ingest", None)], []),
+        # A case-insensitive earlier rule counts as overlapping.
+        ([("(?i)^/API/Q$", "export", None), ("^/api/q(/.*)?$", "ingest", None)], []),
+        # Prefix semantics are per path element: /api/lambdax is not below /api/lambda.
+        (
+            [("^/api/lambda[xy]$", "export", None), ("^/api/lambda(/.*)?$", "ingest", None)],
+            [("/api/lambda", "Prefix", "ingest")],
+        ),
+    ],
+)
+def test_standard_paths_of_small_tables(
+    rules: list[tuple[str, str, str | None]], expected: list[tuple[str, str, str]]
+) -> None:
+    text = 'default = "annotations"\nservices = ["annotations", "ingest", "export"]\n'
+    for pattern, service, query in rules:
+        text += f"[[route]]\nservice = \"{service}\"\npath = '{pattern}'\n"
+        if query is not None:
+            text += f'query = "{query}"\n'
+    paths = standard_paths(RoutingTable.parse(text))
+    assert [(e.path, e.pathType, e.service) for e in paths[:-1]] == expected
+    assert paths[-1].path == STANDARD_DEFAULT_PATH
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,7 +290,7 @@ def test_ingress_sends_each_path_where_the_gateway_would(path: str, with_query: 
     backend = ingress_nginx_backend(paths, path)
     query = {route.query: "x" for route in table.routes if route.query is not None}
     expected = table.service_for(path, query if with_query else {})
-    if path in GATEWAY_PATHS:
+    if _answered_by_the_gateway(path):
         assert backend == GATEWAY
     else:
         assert backend in (expected, GATEWAY)
@@ -157,7 +298,32 @@ def test_ingress_sends_each_path_where_the_gateway_would(path: str, with_query: 
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/docs", "/api/docs/", "/api/docs/static/1.7.7/swagger-ui.css", "/api/schema/"],
+    [
+        "/api/docs",
+        "/api/docs/",
+        "/api/docs/static/1.7.7/swagger-ui.css",
+        "/api/schema/",
+        "/api/requests",
+        "/api/requests/",
+    ],
 )
-def test_the_documentation_and_its_assets_go_to_the_gateway(path: str) -> None:
+def test_the_gateways_own_paths_go_to_the_gateway(path: str) -> None:
     assert ingress_nginx_backend(ingress_paths(routing_table()), path) == GATEWAY
+    assert standard_backend(standard_paths(routing_table()), path) == GATEWAY
+
+
+def test_a_literal_rule_never_takes_what_the_gateway_answers() -> None:
+    text = """
+default = "annotations"
+services = ["annotations", "export"]
+[[route]]
+service = "export"
+path = '^/api/requests(/.*)?$'
+[[route]]
+service = "export"
+path = '^/api/docs/extra/?$'
+"""
+    table = RoutingTable.parse(text)
+    assert [e.path for e in standard_paths(table)] == [STANDARD_DEFAULT_PATH]
+    (entry,) = [e for e in ingress_paths(table) if e.path == "/api/requests(/.*)?$"]
+    assert entry.service == GATEWAY

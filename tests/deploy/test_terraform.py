@@ -191,6 +191,12 @@ def test_public_modules_at_their_current_majors() -> None:
     assert {"aws-ebs-csi-driver", "eks-pod-identity-agent"} <= set(eks["addons"])
 
 
+def test_the_vpc_cni_enforces_the_charts_network_policies() -> None:
+    vpc_cni = module("eks")["addons"]["vpc-cni"]
+    assert "enableNetworkPolicy" in vpc_cni["configuration_values"]
+    assert '"true"' in vpc_cni["configuration_values"]
+
+
 # -- nodes --------------------------------------------------------------------------------
 
 

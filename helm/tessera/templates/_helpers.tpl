@@ -38,13 +38,115 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-%s" (include "tessera.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The ServiceAccount the workloads run as. */}}
+{{/* The ServiceAccount of one workload: call with (dict "root" $ "component" "ingest"). */}}
 {{- define "tessera.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "tessera.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- include "tessera.componentName" . }}
 {{- end }}
+
+{{/*
+"true" when a KEDA ScaledObject scales the component (export, inference, triton), so
+that it gets no HorizontalPodAutoscaler and no fixed replicas: call with
+(dict "root" $ "component" "export").
+*/}}
+{{- define "tessera.kedaScaled" -}}
+{{- $keda := .root.Values.autoscaling.keda }}
+{{- if and $keda.enabled (has .component (list "export" "inference" "triton")) }}
+{{- if or (ne .component "triton") .root.Values.triton.enabled }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a CPU HorizontalPodAutoscaler scales the workload: (dict "root" $ "component" "ingest"). */}}
+{{- define "tessera.hpaScaled" -}}
+{{- $workload := get .root.Values.workloads .component }}
+{{- if and $workload.autoscaling.enabled (not (include "tessera.kedaScaled" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Triton's fewest replicas under KEDA: 0 with gpuScaleToZero. */}}
+{{- define "tessera.tritonMinReplicas" -}}
+{{- if .Values.autoscaling.keda.gpuScaleToZero }}0{{ else }}{{ .Values.autoscaling.keda.triton.minReplicas }}{{ end }}
+{{- end }}
+
+{{/*
+The readiness path of a workload: call with (dict "root" $ "component" "inference").
+Inference's /readyz asks Triton; while Triton may be scaled to zero it uses /healthz.
+*/}}
+{{- define "tessera.readinessPath" -}}
+{{- $workload := get .root.Values.workloads .component }}
+{{- $keda := .root.Values.autoscaling.keda }}
+{{- if and (eq .component "inference") $keda.enabled $keda.gpuScaleToZero }}
+{{- "/healthz" }}
+{{- else }}
+{{- $workload.readinessPath }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret of the migration Job's database owner (keys: secrets.databaseOwner.urlKey
+and .appRolePasswordKey), or nothing when the Job runs as the application's user.
+*/}}
+{{- define "tessera.ownerSecretName" -}}
+{{- if .Values.database.externalSecrets.enabled }}
+{{- include "tessera.componentName" (dict "root" . "component" "database-owner") }}
+{{- else }}
+{{- .Values.secrets.databaseOwner.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* The bundled NATS chart's full name (its Services and StatefulSet). */}}
+{{- define "tessera.natsFullname" -}}
+{{- $service := printf "%s-nats" .Release.Name }}
+{{- if contains "nats" .Release.Name }}
+{{- $service = .Release.Name }}
+{{- end }}
+{{- $service | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Where KEDA reads JetStream consumers: the monitoring port of the NATS servers behind the
+bundled chart's headless Service. In a cluster KEDA asks each server by name
+(<pod>.<headless service>), so this must be the headless Service's DNS name.
+*/}}
+{{- define "tessera.natsMonitoringEndpoint" -}}
+{{- printf "%s-headless.%s.svc.cluster.local:8222" (include "tessera.natsFullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+"true" when the Ingress is for the AWS Load Balancer Controller: ingress.alb.enabled, or
+ingress.className alb (as terraform's chart_values output sets it).
+*/}}
+{{- define "tessera.albEnabled" -}}
+{{- if or .Values.ingress.alb.enabled (eq .Values.ingress.className "alb") }}true{{ end }}
+{{- end }}
+
+{{/*
+The Ingress's paths as JSON {"paths": [{path, pathType, service, source}]}: the standard
+list of files/routes.json for the ALB and pathStyle standard, the regex list otherwise.
+*/}}
+{{- define "tessera.ingressPaths" -}}
+{{- $routes := .Files.Get "files/routes.json" | fromJson }}
+{{- if or (not $routes.paths) (not $routes.standard) }}
+{{- fail "files/routes.json is missing or stale: run python -m tessera.gateway.ingress --write helm/tessera/files/routes.json" }}
+{{- end }}
+{{- $paths := list }}
+{{- if or (include "tessera.albEnabled" .) (eq .Values.ingress.pathStyle "standard") }}
+{{- $paths = $routes.standard }}
+{{- else }}
+{{- range $routes.paths }}
+{{- $paths = append $paths (merge (dict "pathType" "ImplementationSpecific") .) }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "paths" $paths) }}
+{{- end }}
+
+{{/* The components the Ingress sends requests to, as JSON {"services": [...]}. */}}
+{{- define "tessera.ingressBackends" -}}
+{{- $backends := list }}
+{{- if .Values.ingress.enabled }}
+{{- range (include "tessera.ingressPaths" . | fromJson).paths }}
+{{- $backends = append $backends .service }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "services" ($backends | uniq | sortAlpha)) }}
 {{- end }}
 
 {{/* The image of one service: call with (dict "root" $ "component" "ingest"). */}}
@@ -59,12 +161,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- else if not .Values.nats.enabled }}
 {{- fail "natsUrl is required when nats.enabled is false" }}
 {{- else }}
-{{- $service := printf "%s-nats" .Release.Name }}
-{{- if contains "nats" .Release.Name }}
-{{- $service = .Release.Name }}
+{{- printf "nats://%s:4222" (include "tessera.natsFullname" .) }}
 {{- end }}
-{{- printf "nats://%s:4222" ($service | trunc 63 | trimSuffix "-") }}
 {{- end }}
+
+{{/*
+nats.streamReplicas, refused when the bundled NATS has fewer servers: JetStream would
+refuse the streams and no service would start.
+*/}}
+{{- define "tessera.natsStreamReplicas" -}}
+{{- $replicas := int .Values.nats.streamReplicas }}
+{{- if .Values.nats.enabled }}
+{{- $cluster := .Values.nats.config.cluster | default dict }}
+{{- $servers := ternary (int ($cluster.replicas | default 3)) 1 (eq (toString $cluster.enabled) "true") }}
+{{- if gt $replicas $servers }}
+{{- fail (printf "nats.streamReplicas (%d) exceeds the bundled NATS's JetStream servers (%d)" $replicas $servers) }}
+{{- end }}
+{{- end }}
+{{- $replicas }}
 {{- end }}
 
 {{/* The S3 URL of Triton's model repository. */}}
@@ -116,6 +230,8 @@ Secrets, in the migration Job too.
   value: "false"
 - name: TESSERA_NATS_URL
   value: {{ include "tessera.natsUrl" . | quote }}
+- name: TESSERA_NATS_STREAM_REPLICAS
+  value: {{ include "tessera.natsStreamReplicas" . | quote }}
 {{- if .Values.secrets.nats.existingSecret }}
 - name: TESSERA_NATS_TOKEN
   valueFrom:
@@ -163,4 +279,61 @@ Secrets, in the migration Job too.
 {{- end }}
 - name: NUMBA_CACHE_DIR
   value: /tmp/numba-cache
+{{- end }}
+
+{{/*
+One step of the migration Job: call with (dict "root" $ "service" "ingest" "owner" <owner
+Secret name or "">).
+*/}}
+{{- define "tessera.migrateStep" -}}
+{{- $root := .root }}
+- name: {{ printf "migrate-%s" .service }}
+  image: {{ include "tessera.image" (dict "root" $root "component" .service) }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  {{- if .owner }}
+  command: ["tessera-migrate", "--app-role", {{ $root.Values.database.appRole | quote }}, {{ printf "tessera.%s.migrations" .service | quote }}]
+  {{- else }}
+  command: ["tessera-migrate", {{ printf "tessera.%s.migrations" .service | quote }}]
+  {{- end }}
+  env:
+    - name: TESSERA_ENV
+      value: {{ $root.Values.environment | quote }}
+    - name: TESSERA_LOG_LEVEL
+      value: {{ $root.Values.logLevel | quote }}
+    - name: TESSERA_LOG_JSON
+      value: {{ $root.Values.logJson | quote }}
+    {{- if .owner }}
+    - name: TESSERA_DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ .owner }}
+          key: {{ $root.Values.secrets.databaseOwner.urlKey }}
+    - name: TESSERA_APP_ROLE_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ .owner }}
+          key: {{ $root.Values.secrets.databaseOwner.appRolePasswordKey }}
+    {{- else }}
+    - name: TESSERA_DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ required "secrets.database.existingSecret is required" $root.Values.secrets.database.existingSecret }}
+          key: {{ $root.Values.secrets.database.urlKey }}
+    {{- end }}
+  resources:
+    {{- toYaml $root.Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
+
+{{/*
+An expression of ESO's template engine (the argument between double braces), written
+out literally: Helm would evaluate it if the template held it as it is. Call with
+".password | urlquery".
+*/}}
+{{- define "tessera.esoExpression" -}}
+{{- printf "%s %s %s" (print "{" "{") . (print "}" "}") }}
 {{- end }}
