@@ -2,11 +2,12 @@
 
 A request's file is either one the caller uploaded into the service's bucket (CVAT's
 upload protocol, `tessera.platform.uploads`) or, with `?location=cloud_storage&
-cloud_storage_id=&filename=`, an object of a cloud storage the caller sees, read through
-the ingest service (which alone holds the storage's credentials). The queued payload
-says which as its `source` (`FileSource`); the worker copies the file into a local one
-(`fetch`) and, once the request has ended, deletes it if it was uploaded (`forget`): an
-object of a cloud storage is the caller's, and stays.
+cloud_storage_id=&filename=` (or without `location`, from the object's default
+`source_storage`: `tessera.export.locations`), an object of a cloud storage the caller
+sees, read through the ingest service (which alone holds the storage's credentials).
+The queued payload says which as its `source` (`FileSource`); the worker copies the file
+into a local one (`fetch`) and, once the request has ended, deletes it if it was
+uploaded (`forget`): an object of a cloud storage is the caller's, and stays.
 
 `FileRequests` is what the services that start such requests (`Imports`, `Restores`,
 `DatasetImports`) share: their dependencies, the TUS creation of an upload, the cloud
@@ -24,6 +25,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tessera.export.locations import Chosen, check_cloud_storage
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.clients.annotations import AnnotationsClient
@@ -140,27 +142,31 @@ class FileRequests:
             request, session, owner, principal.user_id, path, max_length=self.max_upload_bytes
         )
 
-    async def cloud_object(
-        self, request: Request, cloud_storage_id: int | None, key: str | None
-    ) -> CloudObject:
-        """The object a `location=cloud_storage` request names: `cloud_storage_id` and the
-        object's key as `filename` (400 naming the one missing), in a storage the caller
-        sees (their 403 or 404 otherwise, as ingest answers it). Whether the object
-        exists is the worker's to find out, as in CVAT."""
-        if cloud_storage_id is None:
+    async def cloud_object(self, request: Request, chosen: Chosen, key: str | None) -> CloudObject:
+        """The object a request names in the cloud storage of its location
+        (`location=cloud_storage&cloud_storage_id=`, or the object's default storage):
+        the object's key is `filename` (400 naming the one missing), in a storage the
+        caller sees (their 403 or 404 otherwise, as ingest answers it). Whether the
+        object exists is the worker's to find out, as in CVAT."""
+        if chosen.cloud_storage_id is None:
             raise bad_request(
                 "cloud_storage_id is required with location=cloud_storage", "cloud_storage_id"
             )
         if key is None or not key.strip():
+            where = (
+                "with location=cloud_storage"
+                if chosen.default is None
+                else f"from a cloud storage: no location was given, and {chosen.default} is "
+                f"cloud storage {chosen.cloud_storage_id}"
+            )
             raise bad_request(
-                "filename, the object's key in the cloud storage, is required with "
-                "location=cloud_storage",
+                f"filename, the object's key in the cloud storage, is required {where}",
                 "filename",
             )
         if len(key.encode()) > MAX_KEY_LENGTH:
             raise bad_request(f"An object key has at most {MAX_KEY_LENGTH} bytes.", "filename")
-        await self.ingest.check_cloud_storage(request, cloud_storage_id)
-        return CloudObject(cloud_storage_id=cloud_storage_id, key=key)
+        storage_id = await check_cloud_storage(self.ingest, request, chosen)
+        return CloudObject(cloud_storage_id=storage_id, key=key)
 
     async def queue(
         self,

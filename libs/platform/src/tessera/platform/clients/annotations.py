@@ -2,10 +2,11 @@
 
 Access is asked with the caller's own credentials (their bearer token and organization
 context), so the answer is exactly what the annotations service would decide for them;
-its refusals (401, 403, 404) reach the caller unchanged. Making jobs, reading snapshots
-and importing annotations use the service token given to the client (an
-administrator's). Access answers are cached for a few seconds per caller, because a
-client reading a task fetches many chunks in a row.
+its refusals (401, 403, 404) reach the caller unchanged. An object's default storages
+(`default_storages`, off the public read of the project, task or job) are asked the
+same way. Making jobs, reading snapshots and importing annotations use the service
+token given to the client (an administrator's). Access answers are cached for a few
+seconds per caller, because a client reading a task fetches many chunks in a row.
 
 A snapshot (the export service's read of annotations) is an async context manager that
 opens the stream and reads its header; iterating it gives each object as it arrives:
@@ -65,6 +66,7 @@ from tessera.platform.contracts.annotations import (
     TASK_IMPORT_TARGET_PATH,
     TASK_SNAPSHOT_PATH,
     CallerContext,
+    DefaultStorages,
     ImportAction,
     ImportTarget,
     ImportWritten,
@@ -119,6 +121,14 @@ class AnnotationsClient:
         """The caller's access to a project and its tasks; their 401/403/404 as a problem."""
         path = PREFIX + PROJECT_ACCESS_PATH.format(project_id=project_id)
         return await self._ask(request, path, ProjectAccess)
+
+    async def default_storages(
+        self, request: Request, kind: Literal["project", "task", "job"], object_id: int
+    ) -> DefaultStorages:
+        """The default storages of an object the caller sees (a job's are its task's),
+        read afresh (not cached: a change of them applies to the next request); their
+        401/403/404 as a problem."""
+        return await self._ask(request, f"/api/{kind}s/{object_id}", DefaultStorages, cache=False)
 
     async def context(self, request: Request) -> CallerContext:
         """The caller's organization context (their organization headers resolved)."""
@@ -303,17 +313,21 @@ class AnnotationsClient:
             finally:
                 await lines.aclose()
 
-    async def _ask(self, request: Request, path: str, answer: type[Answer]) -> Answer:
+    async def _ask(
+        self, request: Request, path: str, answer: type[Answer], *, cache: bool = True
+    ) -> Answer:
         headers, params = caller_credentials(request)
         key = (path, tuple(sorted(headers.items())), tuple(sorted(params.items())))
         now = time.monotonic()
-        cached = self._cache.get(key)
+        cached = self._cache.get(key) if cache else None
         if cached is not None and now - cached[0] < ACCESS_TTL_S and isinstance(cached[1], answer):
             return cached[1]
         response = await self._http.get(path, headers=headers, params=params)
         if response.status_code != 200:
             raise _problem(response, "checking access")
         parsed = answer.model_validate_json(response.content)
+        if not cache:
+            return parsed
         if len(self._cache) > CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = (now, parsed)

@@ -5,6 +5,9 @@
   `GET /api/internal/context` -> `CallerContext`: asked with the caller's own token and
   organization context (`X-Organization`, `?org=`, `?org_id=`), answered as the
   annotations service decides for that caller (401, 403, 404 otherwise).
+- `GET /api/{projects|tasks|jobs}/{id}` (the public read, asked the same way) ->
+  `DefaultStorages`: where the object's exports go and its imports come from when a
+  request names no `location`.
 - `POST /api/internal/tasks/{task_id}/segments` with `SegmentsCreate` -> `SegmentsCreated`
   (201 when made, 200 when the same segments were asked before, 409 for other ones):
   administrators only (the ingest service's token).
@@ -160,6 +163,28 @@ class ProjectAccess(BaseModel):
     can_change: bool = False
     """Whether the caller may change the project (and import a dataset into it): its
     owner or assignee, an organization's maintainer or owner, an administrator."""
+
+
+class DefaultStorage(BaseModel):
+    """A project's or task's default storage of datasets (CVAT's `Storage`): the local
+    files of the caller (`local`: a download or an upload) or a cloud storage."""
+
+    model_config = ConfigDict(frozen=True)
+
+    location: Literal["local", "cloud_storage"]
+    cloud_storage_id: int | None = None
+
+
+class DefaultStorages(BaseModel):
+    """Where a project's or task's exports and backups go (`target_storage`) and its
+    imports come from (`source_storage`) when a request names no `location`, as the
+    public `GET /api/{projects|tasks|jobs}/{id}` answers them (a job's are its task's;
+    the read's other fields are ignored). None: no default storage, that is local."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target_storage: DefaultStorage | None = None
+    source_storage: DefaultStorage | None = None
 
 
 class CallerContext(BaseModel):

@@ -1,7 +1,10 @@
 """`/api/jobs/{id}/annotations` and `/api/tasks/{id}/annotations`, as CVAT serves them.
 
 GET streams `{version, tags, shapes, tracks}`; PUT replaces; PATCH `?action=create|
-update|delete` edits; DELETE clears (204). Semantics in service.py.
+update|delete` edits; DELETE clears (204). Semantics in service.py. A POST is an import,
+which the gateway sends to the export service when it names its `format` (or is a TUS
+upload's creation); one that reaches this service has none, and is answered 400 naming
+`query.format`, as CVAT answers an import without a format.
 
 Beyond CVAT, `GET /api/{jobs|tasks}/{id}/annotations/shapes` is the review list: the
 top-level shapes of some sources, least certain first (`sort=score`, or `-score`),
@@ -24,6 +27,7 @@ from tessera.annotations.annotations.service import Action
 from tessera.annotations.visibility import job_for, task_for
 from tessera.platform.bus import Outbox
 from tessera.platform.db import DbSession
+from tessera.platform.errors import Problem, bad_request
 from tessera.platform.pagination import Page, PageParams, page_params
 
 router = APIRouter(tags=["annotations"])
@@ -219,6 +223,34 @@ async def delete_task_annotations(
     """Remove every tag, shape and track of every job of the task."""
     await service.clear_task(session, ctx, _outbox(request), task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/tasks/{task_id}/annotations", include_in_schema=False, status_code=400)
+async def post_task_annotations_without_format(
+    task_id: int, ctx: RequestContext, session: DbSession
+) -> Response:
+    """An import (the export service's, where the gateway sends a POST with `format`)
+    that names no `format`: 400 naming it, as CVAT answers, once the caller sees the
+    task (404 otherwise)."""
+    await task_for(session, ctx, task_id, change=False)
+    raise _format_required()
+
+
+@router.post("/api/jobs/{job_id}/annotations", include_in_schema=False, status_code=400)
+async def post_job_annotations_without_format(
+    job_id: int, ctx: RequestContext, session: DbSession
+) -> Response:
+    """As for a task's: 400 naming `format`, once the caller sees the job."""
+    await job_for(session, ctx, job_id, change=False)
+    raise _format_required()
+
+
+def _format_required() -> Problem:
+    return bad_request(
+        "format, the importer of the file (GET /api/server/annotation/formats lists them), "
+        "is required to import annotations",
+        "format",
+    )
 
 
 @router.get(

@@ -11,6 +11,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.backups.restorer import RestoreKind
+from tessera.export.locations import Chosen
 from tessera.export.queue import RESTORES
 from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
@@ -68,7 +69,9 @@ class Restores(FileRequests):
         """`location=cloud_storage`: queue the restore of the archive that is the object
         `filename` of the cloud storage, which the worker reads; its rq_id (400 for a
         parameter missing, the caller's 403 or 404 for the storage)."""
-        source = await self.cloud_object(request, cloud_storage_id, filename)
+        source = await self.cloud_object(
+            request, Chosen("cloud_storage", cloud_storage_id), filename
+        )
         return await self._queue_restore(request, session, principal, kind, source)
 
     async def _queue_restore(

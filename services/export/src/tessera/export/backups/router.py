@@ -40,7 +40,14 @@ def _backup_routes(target: Target, plural: str) -> None:
         exports: ExportsApi,
         *,
         filename: Annotated[str | None, Query()] = None,
-        location: Annotated[Location, Query()] = "local",
+        location: Annotated[
+            Location | None,
+            Query(
+                description="Where the backup goes: `local` (downloaded) or `cloud_storage` "
+                "(with cloud_storage_id); without it, the task's or project's "
+                "target_storage, local when it has none"
+            ),
+        ] = None,
         cloud_storage_id: Annotated[int | None, Query()] = None,
         lightweight: Annotated[
             bool,
@@ -105,7 +112,14 @@ def _restore_route(kind: RestoreKind) -> None:
                 "object's key"
             ),
         ] = None,
-        location: Annotated[Location, Query()] = "local",
+        location: Annotated[
+            Location,
+            Query(
+                description="Where the archive is: uploaded (`local`, also when not given: "
+                "a restore has no object yet whose default storage could apply, as in "
+                "CVAT) or in a cloud storage"
+            ),
+        ] = "local",
         cloud_storage_id: Annotated[
             int | None, Query(description="With location=cloud_storage: the storage")
         ] = None,

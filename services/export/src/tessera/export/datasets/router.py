@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from tessera.export.datasets.schemas import DatasetImportCreated, DatasetImportParams
 from tessera.export.datasets.service import dataset_path
 from tessera.export.exports.schemas import Location
+from tessera.export.locations import Chosen
 from tessera.export.state import DatasetsApi, dataset_uploads
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
@@ -60,9 +61,13 @@ async def import_dataset(
         ),
     ] = False,
     location: Annotated[
-        Location,
-        Query(description="Where the archive is: uploaded (`local`) or in a cloud storage"),
-    ] = "local",
+        Location | None,
+        Query(
+            description="Where the archive is: uploaded (`local`) or in a cloud storage; "
+            "without it, a request of the upload protocol is an upload and one POST without "
+            "its headers reads the project's source_storage"
+        ),
+    ] = None,
     cloud_storage_id: Annotated[
         int | None, Query(description="With location=cloud_storage: the storage")
     ] = None,
@@ -76,14 +81,22 @@ async def import_dataset(
 
     With `location=cloud_storage`, `cloud_storage_id` and `filename` (the object's key)
     there is no upload: one POST answers 202 `{rq_id}` and the worker reads the object
-    from the storage, as CVAT does."""
+    from the storage, as CVAT does. One POST without `location` (and without the upload's
+    headers) does the same from the project's `source_storage` when that is a cloud
+    storage, as CVAT does; the steps of an upload without `location` are an upload
+    whatever the project's default."""
     files_of = await datasets.owner(request, principal, project_id)
     step = upload_step(request)
     if step == "create":
         return await datasets.create_upload(
             request, session, principal, files_of, dataset_path(project_id)
         )
-    cloud = location == "cloud_storage"
+    chosen = (
+        await datasets.default_location(request, project_id)
+        if location is None and step == "single"
+        else Chosen(location or "local", cloud_storage_id)
+    )
+    cloud = chosen.location == "cloud_storage"
     if step == "start" and not cloud:
         await datasets.start(session, files_of, project_id)
         return Response(status_code=status.HTTP_202_ACCEPTED)
@@ -102,7 +115,7 @@ async def import_dataset(
     )  # fmt: skip
     if cloud:
         rq_id = await datasets.from_cloud_storage(
-            request, session, principal, files_of, params, cloud_storage_id=cloud_storage_id
+            request, session, principal, files_of, params, chosen=chosen
         )
     else:
         rq_id = await datasets.finish(request, session, principal, files_of, params)

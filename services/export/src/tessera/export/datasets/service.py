@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.datasets.schemas import DatasetImportParams, ProjectFacts
 from tessera.export.imports.registry import known_format
+from tessera.export.locations import Chosen, choose
 from tessera.export.queue import DATASETS
 from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
@@ -43,6 +44,14 @@ class DatasetImports(FileRequests):
             raise Problem(403, f"You are not allowed to import a dataset into project "
                           f"{project_id}.")  # fmt: skip
         return f"{_project_lock(project_id)}/users/{principal.user_id}"
+
+    async def default_location(self, request: Request, project_id: int) -> Chosen:
+        """Where the archive of a request that names no `location` is: the project's
+        `source_storage`, local when it has none (`tessera.export.locations`)."""
+        return await choose(
+            self.annotations, request, location=None, cloud_storage_id=None,
+            owner="project", owner_id=project_id, field="source_storage",
+        )  # fmt: skip
 
     async def start(self, session: AsyncSession, owner: str, project_id: int) -> None:
         """Upload-Start: forget what an earlier attempt of the caller left; 409 while a
@@ -96,14 +105,15 @@ class DatasetImports(FileRequests):
         owner: str,
         params: DatasetImportParams,
         *,
-        cloud_storage_id: int | None,
+        chosen: Chosen,
     ) -> str:
-        """`location=cloud_storage`: queue the import of the object `params.filename` of the
-        cloud storage, which the worker reads; its rq_id (400 for a format Tessera does not
-        read or a parameter missing, the caller's 403 or 404 for the storage, 409 while
-        another dataset import into the project has not ended)."""
+        """`location=cloud_storage` (or the project's cloud `source_storage`): queue the
+        import of the object `params.filename` of the cloud storage, which the worker
+        reads; its rq_id (400 for a format Tessera does not read or a parameter missing,
+        the caller's 403 or 404 for the storage, 409 while another dataset import into
+        the project has not ended)."""
         params = params.model_copy(update={"format": known_format(params.format)})
-        source = await self.cloud_object(request, cloud_storage_id, params.filename)
+        source = await self.cloud_object(request, chosen, params.filename)
         await self.uploads.lock(session, owner)
         await self._refuse_a_second_import(session, params.project_id)
         return await self._queue_import(request, session, principal, params, source)

@@ -43,7 +43,14 @@ def _export_route(target: Target, plural: str) -> None:
         ],
         save_images: Annotated[bool, Query()] = False,
         filename: Annotated[str | None, Query()] = None,
-        location: Annotated[Location, Query()] = "local",
+        location: Annotated[
+            Location | None,
+            Query(
+                description="Where the archive goes: `local` (downloaded) or `cloud_storage` "
+                "(with cloud_storage_id); without it, the object's target_storage (a job's "
+                "task's), local when it has none"
+            ),
+        ] = None,
         cloud_storage_id: Annotated[int | None, Query()] = None,
         frames: Annotated[
             FrameSelection, Query(description="`annotated`: only frames with annotations")

@@ -19,6 +19,7 @@ from tessera.export.exports.schemas import (
     Target,
 )
 from tessera.export.formats.registry import exporter_named
+from tessera.export.locations import StorageOwner, check_cloud_storage, choose
 from tessera.export.queue import EXPORTS
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
@@ -37,14 +38,15 @@ _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f"/\\]')
 @dataclass(frozen=True)
 class _Target:
     """What an export is of: the request's operation, the dimension of the object's media,
-    a project's tasks (and its name and bug tracker, for a backup's `project.json`), and
-    the object's place for `export.finished` (its task, project, job and organization ids,
-    those it has)."""
+    a project's tasks (and its name and bug tracker, for a backup's `project.json`), the
+    object's place for `export.finished` (its task, project, job and organization ids,
+    those it has), and whose default storage it goes to (a job's task's)."""
 
     operation: Operation
     dimension: str
     task_ids: list[int]
     scope: dict[str, int | None]
+    storage_owner: tuple[StorageOwner, int]
     project: dict[str, str] | None = None
 
 
@@ -84,7 +86,7 @@ class Exports:
         params: ExportParams,
         *,
         filename: str | None,
-        location: Location,
+        location: Location | None,
         cloud_storage_id: int | None,
     ) -> str:
         """Queue the export (or find the caller's same export already running); its rq_id.
@@ -92,8 +94,9 @@ class Exports:
         The caller must see the object (404 otherwise, as CVAT answers); the format must
         be one Tessera writes, for the object's dimension. With `location=cloud_storage`
         the archive is also written into that storage (which the caller must see), as
-        `filename` or the generated name. A quality of video frames goes with jpeg and webp
-        only (400 with png).
+        `filename` or the generated name; without `location`, where the object's
+        `target_storage` says (a job's task's; `tessera.export.locations`). A quality of
+        video frames goes with jpeg and webp only (400 with png).
         """
         exporter = exporter_named(params.format)
         if exporter is None:
@@ -122,12 +125,13 @@ class Exports:
         params: ExportParams,
         *,
         filename: str | None,
-        location: Location,
+        location: Location | None,
         cloud_storage_id: int | None,
     ) -> str:
         """Queue the backup of a task or a project (`params` in `BACKUP_FORMAT`), or find
         the caller's same backup already running; its rq_id. The caller must see the
-        object (404 otherwise); `location=cloud_storage` as for `start`."""
+        object (404 otherwise); `location` (or the object's `target_storage`) as for
+        `start`."""
         target = await self._target(request, params)
         name = _backup_filename(filename, params)
         return await self._enqueue(
@@ -144,20 +148,21 @@ class Exports:
         *,
         name: str,
         filename: str | None,
-        location: Location,
+        location: Location | None,
         cloud_storage_id: int | None,
     ) -> str:
         """Record the request, its export row and its queued message in one transaction
         (or answer the caller's same request still running); its rq_id."""
-        if location == "cloud_storage":
-            if cloud_storage_id is None:
-                raise bad_request(
-                    "cloud_storage_id is required with location=cloud_storage", "cloud_storage_id"
-                )
-            await self.ingest.check_cloud_storage(request, cloud_storage_id)
+        owner, owner_id = target.storage_owner
+        chosen = await choose(
+            self.annotations, request, location=location, cloud_storage_id=cloud_storage_id,
+            owner=owner, owner_id=owner_id, field="target_storage",
+        )  # fmt: skip
+        if chosen.location == "cloud_storage":
+            storage_id = await check_cloud_storage(self.ingest, request, chosen)
             key = filename.strip().lstrip("/") if filename and filename.strip() else name
             params = params.model_copy(
-                update={"destination": Destination(cloud_storage_id=cloud_storage_id, key=key)}
+                update={"destination": Destination(cloud_storage_id=storage_id, key=key)}
             )
         context = await self.annotations.context(request)
         async with self.database.transaction() as session:
@@ -228,7 +233,8 @@ class Exports:
             operation = Operation(**base, project_id=project.project_id)
             scope = {"project_id": project.project_id, "organization_id": project.organization_id}
             about = {"name": project.name, "bug_tracker": project.bug_tracker}
-            return _Target(operation, project.dimension, project.task_ids, scope, about)
+            owner: tuple[StorageOwner, int] = ("project", project.project_id)
+            return _Target(operation, project.dimension, project.task_ids, scope, owner, about)
         if params.target == "job":
             job = await self.annotations.job_access(request, params.target_id)
             task = await self.annotations.task_access(request, job.task_id)
@@ -239,7 +245,7 @@ class Exports:
                 "project_id": task.project_id,
                 "organization_id": task.organization_id,
             }
-            return _Target(operation, task.dimension, [], scope)
+            return _Target(operation, task.dimension, [], scope, ("task", task.task_id))
         task = await self.annotations.task_access(request, params.target_id)
         operation = Operation(**base, task_id=task.task_id, project_id=task.project_id)
         scope = {
@@ -247,7 +253,7 @@ class Exports:
             "project_id": task.project_id,
             "organization_id": task.organization_id,
         }
-        return _Target(operation, task.dimension, [], scope)
+        return _Target(operation, task.dimension, [], scope, ("task", task.task_id))
 
 
 def _image_options(params: ExportParams) -> ExportOptionsIn:

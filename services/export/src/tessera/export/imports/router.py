@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from tessera.export.exports.schemas import Location
 from tessera.export.imports.schemas import ImportCreated, ImportMode, ImportParams, ImportTargetKind
 from tessera.export.imports.service import upload_path
+from tessera.export.locations import Chosen
 from tessera.export.state import ImportsApi, import_uploads
 from tessera.platform.auth import CurrentUser
 from tessera.platform.db import DbSession
@@ -60,9 +61,13 @@ def _import_route(target: ImportTargetKind) -> None:
             bool, Query(description="Fail instead of leaving out what does not match the task")
         ] = False,
         location: Annotated[
-            Location,
-            Query(description="Where the file is: uploaded (`local`) or in a cloud storage"),
-        ] = "local",
+            Location | None,
+            Query(
+                description="Where the file is: uploaded (`local`) or in a cloud storage; "
+                "without it, a request of the upload protocol is an upload and one POST "
+                "without its headers reads the task's source_storage (a job's task's)"
+            ),
+        ] = None,
         cloud_storage_id: Annotated[
             int | None, Query(description="With location=cloud_storage: the storage")
         ] = None,
@@ -75,14 +80,23 @@ def _import_route(target: ImportTargetKind) -> None:
 
         With `location=cloud_storage`, `cloud_storage_id` and `filename` (the object's
         key) there is no upload: one POST answers 202 `{rq_id}` and the worker reads the
-        object from the storage, as CVAT does."""
+        object from the storage, as CVAT does. One POST without `location` (and without
+        the upload's headers) does the same from the task's `source_storage` when that
+        is a cloud storage (a job's task's), as CVAT does; the steps of an upload without
+        `location` are an upload whatever the task's default (CVAT would take them for a
+        read of the cloud storage, which cvat-sdk's `import_annotations` does not mean)."""
         files_of = await imports.owner(request, principal, target, object_id)
         step = upload_step(request)
         if step == "create":
             return await imports.create_upload(
                 request, session, principal, files_of, upload_path(target, object_id)
             )
-        cloud = location == "cloud_storage"
+        chosen = (
+            await imports.default_location(request, target, object_id)
+            if location is None and step == "single"
+            else Chosen(location or "local", cloud_storage_id)
+        )
+        cloud = chosen.location == "cloud_storage"
         if step == "start" and not cloud:
             await imports.start(session, principal, files_of, target, object_id)
             return Response(status_code=status.HTTP_202_ACCEPTED)
@@ -94,14 +108,18 @@ def _import_route(target: ImportTargetKind) -> None:
                 "header.Upload-Finish",
             )
         if not format:
-            raise bad_request("format names the importer of the file", "format")
+            raise bad_request(
+                "format, the importer of the file (GET /api/server/annotation/formats lists "
+                "them), is required to import annotations",
+                "format",
+            )
         params = ImportParams(
             target=target, target_id=object_id, format=format, filename=filename or "",
             mode=import_mode, conv_mask_to_poly=conv_mask_to_poly, strict=strict,
         )  # fmt: skip
         if cloud:
             rq_id = await imports.from_cloud_storage(
-                request, session, principal, files_of, params, cloud_storage_id=cloud_storage_id
+                request, session, principal, files_of, params, chosen=chosen
             )
         else:
             rq_id = await imports.finish(request, session, principal, files_of, params)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tessera.export.imports.registry import known_format
 from tessera.export.imports.schemas import ImportParams, ImportTargetKind
+from tessera.export.locations import Chosen, choose
 from tessera.export.queue import IMPORTS
 from tessera.export.sources import CloudObject, FileRequests, Uploaded
 from tessera.platform.auth import Principal
@@ -44,6 +45,22 @@ class Imports(FileRequests):
             raise Problem(403, f"You are not allowed to change the annotations of {target} "
                           f"{target_id}.")  # fmt: skip
         return f"imports/{target}s/{target_id}/users/{principal.user_id}"
+
+    async def default_location(
+        self, request: Request, target: ImportTargetKind, target_id: int
+    ) -> Chosen:
+        """Where the file of a request that names no `location` is: the task's
+        `source_storage` (a job's task's), local when it has none
+        (`tessera.export.locations`)."""
+        task_id = (
+            target_id
+            if target == "task"
+            else (await self.annotations.job_access(request, target_id)).task_id
+        )
+        return await choose(
+            self.annotations, request, location=None, cloud_storage_id=None, owner="task",
+            owner_id=task_id, field="source_storage",
+        )  # fmt: skip
 
     async def start(
         self,
@@ -115,14 +132,15 @@ class Imports(FileRequests):
         owner: str,
         params: ImportParams,
         *,
-        cloud_storage_id: int | None,
+        chosen: Chosen,
     ) -> str:
-        """`location=cloud_storage`: queue the import of the object `params.filename` of
-        the cloud storage, which the worker reads; its rq_id (400 for a format Tessera
-        does not read or a parameter missing, the caller's 403 or 404 for the storage,
-        409 while another import of the caller's into the target has not ended)."""
+        """`location=cloud_storage` (or a task's cloud `source_storage`): queue the import
+        of the object `params.filename` of the cloud storage, which the worker reads; its
+        rq_id (400 for a format Tessera does not read or a parameter missing, the caller's
+        403 or 404 for the storage, 409 while another import of the caller's into the
+        target has not ended)."""
         params = params.model_copy(update={"format": known_format(params.format)})
-        source = await self.cloud_object(request, cloud_storage_id, params.filename)
+        source = await self.cloud_object(request, chosen, params.filename)
         await self.uploads.lock(session, owner)
         await self._refuse_a_second_import(
             session, principal.user_id, params.target, params.target_id
