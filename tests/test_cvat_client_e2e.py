@@ -53,8 +53,7 @@ from pycocotools.coco import COCO
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import BaseHTTPResponse
 
-from tessera.devstack.fleet import Launcher, fleet_folder
-from tessera.devstack.servers import free_port
+from tessera.devstack.fleet import Launcher, started_fleet
 from tessera.geometry import cvat_mask_to_array, polygons_to_mask
 
 pytestmark = pytest.mark.e2e
@@ -206,13 +205,8 @@ def foreign_addresses(exchange: Exchange, gateway: str) -> list[str]:
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Launcher]:
     """`tessera-run` for this module, as `make run` starts it."""
-    with fleet_folder("tessera-cvat-client-") as base:
-        launcher = Launcher(base / "state", free_port())
-        try:
-            launcher.start()
-            yield launcher
-        finally:
-            launcher.kill()
+    with started_fleet("tessera-cvat-client-") as launcher:
+        yield launcher
 
 
 @pytest.fixture(scope="module")

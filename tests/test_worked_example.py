@@ -27,8 +27,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from tessera.client import Client, Task
-from tessera.devstack.fleet import Launcher, fleet_folder
-from tessera.devstack.servers import free_port
+from tessera.devstack.fleet import Launcher, started_fleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -58,13 +57,8 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Launcher]:
     """`tessera-run` for this module, as `make run` starts it."""
-    with fleet_folder("tessera-worked-example-") as base:
-        launcher = Launcher(base / "state", free_port())
-        try:
-            launcher.start()
-            yield launcher
-        finally:
-            launcher.kill()
+    with started_fleet("tessera-worked-example-") as launcher:
+        yield launcher
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from tessera.client import AsyncClient, Client, LabelSpec, Request, TesseraError
-from tessera.devstack.fleet import Launcher, fleet_folder
-from tessera.devstack.servers import free_port
+from tessera.devstack.fleet import Launcher, started_fleet
 
 from .openapi_models import all_problems
 
@@ -53,13 +52,8 @@ BOXES = {0: [4.0, 6.0, 30.0, 26.0], 1: [10.0, 12.0, 50.0, 40.0], 3: [0.0, 0.0, 2
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Launcher]:
     """`tessera-run` for this module, as `make run` starts it."""
-    with fleet_folder("tessera-client-e2e-") as base:
-        launcher = Launcher(base / "state", free_port())
-        try:
-            launcher.start()
-            yield launcher
-        finally:
-            launcher.kill()
+    with started_fleet("tessera-client-e2e-") as launcher:
+        yield launcher
 
 
 @pytest.fixture(scope="module")

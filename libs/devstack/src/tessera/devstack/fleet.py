@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tessera.devstack.servers import free_port
+
 START_LIMIT_S = 120.0
 
 
@@ -100,3 +102,16 @@ def fleet_folder(prefix: str) -> Iterator[Path]:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def started_fleet(prefix: str) -> Iterator[Launcher]:
+    """`tessera-run` on a free port in a fresh `fleet_folder`, started as `make run`
+    starts it (the banner seen); stopped and its folder removed afterwards."""
+    with fleet_folder(prefix) as base:
+        launcher = Launcher(base / "state", free_port())
+        try:
+            launcher.start()
+            yield launcher
+        finally:
+            launcher.kill()
