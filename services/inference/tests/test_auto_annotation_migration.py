@@ -2,35 +2,14 @@
 a request accepted before it resumes where it stopped; the downgrade puts the progress
 back and drops the requests only 0003 can hold (a project's)."""
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tessera.inference import migrations
-from tessera.platform.db import Database, async_url
+from tessera.platform.db import Database, downgrade, migrate
 
 S = migrations.SCHEMA
-
-
-async def _alembic(url: str, step: Callable[[Config, str], None], revision: str) -> None:
-    engine = create_async_engine(async_url(url))
-    try:
-        async with engine.begin() as connection:
-
-            def run(sync: sa.Connection) -> None:
-                config = Config()
-                config.set_main_option("script_location", str(migrations.LOCATION))
-                config.attributes["connection"] = sync
-                config.attributes["schema"] = S
-                step(config, revision)
-
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 async def _rows(database: Database, query: str) -> list[dict[str, Any]]:
@@ -54,7 +33,7 @@ async def _request(database: Database, rq_id: str) -> None:
 async def test_a_request_keeps_its_progress_across_the_migration_and_back(
     database_url: str,
 ) -> None:
-    await _alembic(database_url, command.downgrade, "0002")
+    await downgrade(database_url, migrations.LOCATION, S, "0002")
     database = Database(database_url, pool_size=1)
     try:
         await _request(database, "old")
@@ -66,7 +45,7 @@ async def test_a_request_keeps_its_progress_across_the_migration_and_back(
                     '{{"last": 63, "document": {{}}}}', true, 17, 2)
         """)  # fmt: skip
 
-        await _alembic(database_url, command.upgrade, "head")
+        await migrate(database_url, migrations.LOCATION, S)
         assert await _rows(database, f"""
             SELECT rq_id, position, task_id, job_id, frames, done_through, pending, cleaned,
                    shapes_written
@@ -94,7 +73,7 @@ async def test_a_request_keeps_its_progress_across_the_migration_and_back(
             VALUES ('project', 0, 13), ('project', 1, 14)
         """)  # fmt: skip
 
-        await _alembic(database_url, command.downgrade, "0002")
+        await downgrade(database_url, migrations.LOCATION, S, "0002")
         assert await _rows(database, f"""
             SELECT rq_id, task_id, job_id, done_through, pending, cleaned, shapes_written,
                    attempts
@@ -104,6 +83,6 @@ async def test_a_request_keeps_its_progress_across_the_migration_and_back(
             "pending": {"last": 63, "document": {}}, "cleaned": True, "shapes_written": 17,
             "attempts": 2,
         }]  # fmt: skip
-        await _alembic(database_url, command.upgrade, "head")
+        await migrate(database_url, migrations.LOCATION, S)
     finally:
         await database.dispose()

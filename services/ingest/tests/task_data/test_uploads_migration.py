@@ -3,38 +3,17 @@ flight goes on where it stopped, complete files keep their objects and order; th
 downgrade puts them back."""
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tessera.ingest import migrations
 from tessera.ingest.task_data.service import task_files
-from tessera.platform.db import Database, async_url
+from tessera.platform.db import Database, downgrade, migrate
 from tessera.platform.storage import ObjectStorage
 from tessera.platform.uploads import Uploads
 
 S = migrations.SCHEMA
-
-
-async def _alembic(url: str, step: Callable[[Config, str], None], revision: str) -> None:
-    engine = create_async_engine(async_url(url))
-    try:
-        async with engine.begin() as connection:
-
-            def run(sync: sa.Connection) -> None:
-                config = Config()
-                config.set_main_option("script_location", str(migrations.LOCATION))
-                config.attributes["connection"] = sync
-                config.attributes["schema"] = S
-                step(config, revision)
-
-            await connection.run_sync(run)
-    finally:
-        await engine.dispose()
 
 
 async def _rows(database: Database, query: str) -> list[dict[str, Any]]:
@@ -43,7 +22,7 @@ async def _rows(database: Database, query: str) -> list[dict[str, Any]]:
 
 
 async def test_uploads_survive_the_move_to_the_platform_table_and_back(database_url: str) -> None:
-    await _alembic(database_url, command.downgrade, "0003")
+    await downgrade(database_url, migrations.LOCATION, S, "0003")
     database = Database(database_url, pool_size=1)
     in_flight = uuid.uuid4()
     try:
@@ -60,7 +39,7 @@ async def test_uploads_survive_the_move_to_the_platform_table_and_back(database_
                        (13, 'c.png', 'tasks/13/uploads/c.png', 3, 0, now())
             """))  # fmt: skip
 
-        await _alembic(database_url, command.upgrade, "head")
+        await migrate(database_url, migrations.LOCATION, S)
         # Reading the rows touches no object: the storage client is never started.
         uploads = Uploads(ObjectStorage(bucket="unused", endpoint_url=None, region="x"), S)
         async with database.transaction() as session:
@@ -81,7 +60,7 @@ async def test_uploads_survive_the_move_to_the_platform_table_and_back(database_
             later = await session.scalar(sa.text(f"SELECT nextval('{S}.uploads_position')"))
         assert later == 2  # a file completed after the move comes after every file kept
 
-        await _alembic(database_url, command.downgrade, "0003")
+        await downgrade(database_url, migrations.LOCATION, S, "0003")
         assert await _rows(
             database, f"SELECT id, task_id, owner_id, filename, length, received FROM {S}.uploads"
         ) == [{"id": in_flight, "task_id": 12, "owner_id": 5, "filename": "video.mp4",
@@ -94,6 +73,6 @@ async def test_uploads_survive_the_move_to_the_platform_table_and_back(database_
         assert [(r["task_id"], r["name"], r["position"]) for r in kept] == [
             (12, "b.png", 0), (12, "a.png", 1), (13, "c.png", 0)
         ]  # fmt: skip
-        await _alembic(database_url, command.upgrade, "head")
+        await migrate(database_url, migrations.LOCATION, S)
     finally:
         await database.dispose()

@@ -7,7 +7,7 @@ in dev), so they take a PostgreSQL advisory lock first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,6 +91,22 @@ def _alembic_config(script_location: Path, schema: str, connection: Connection) 
 
 async def migrate(url: str, script_location: Path, schema: str, revision: str = "head") -> None:
     """Upgrade `schema` to `revision` with the Alembic scripts at `script_location`."""
+    await _alembic(url, script_location, schema, command.upgrade, revision)
+
+
+async def downgrade(url: str, script_location: Path, schema: str, revision: str) -> None:
+    """Downgrade `schema` to `revision` with the Alembic scripts at `script_location` (a
+    rollback by hand, and the migrations' own tests)."""
+    await _alembic(url, script_location, schema, command.downgrade, revision)
+
+
+async def _alembic(
+    url: str,
+    script_location: Path,
+    schema: str,
+    step: Callable[[Config, str], None],
+    revision: str,
+) -> None:
     engine = create_async_engine(async_url(url))
     try:
         async with engine.begin() as connection:
@@ -99,9 +115,7 @@ async def migrate(url: str, script_location: Path, schema: str, revision: str = 
             )
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             await connection.run_sync(
-                lambda sync: command.upgrade(
-                    _alembic_config(script_location, schema, sync), revision
-                )
+                lambda sync: step(_alembic_config(script_location, schema, sync), revision)
             )
     finally:
         await engine.dispose()
