@@ -72,24 +72,31 @@ async def choose(
     return Chosen("cloud_storage", storage.cloud_storage_id, described)
 
 
-async def check_cloud_storage(ingest: IngestClient, request: Request, chosen: Chosen) -> int:
-    """The cloud storage of a `cloud_storage` location, which the caller must see (their
-    403 or 404, as ingest answers it, naming the default storage it came from); 400
-    naming `cloud_storage_id` when the caller gave location=cloud_storage without it."""
+def storage_id_of(chosen: Chosen) -> int:
+    """The cloud storage of a `cloud_storage` location; 400 naming `cloud_storage_id`
+    when the caller gave location=cloud_storage without it."""
     if chosen.cloud_storage_id is None:
         raise bad_request(
             "cloud_storage_id is required with location=cloud_storage", "cloud_storage_id"
         )
+    return chosen.cloud_storage_id
+
+
+async def check_cloud_storage(ingest: IngestClient, request: Request, chosen: Chosen) -> int:
+    """The cloud storage of a `cloud_storage` location (`storage_id_of`), which the caller
+    must see (their 403 or 404, as ingest answers it, naming the default storage it came
+    from)."""
+    storage_id = storage_id_of(chosen)
     try:
-        await ingest.check_cloud_storage(request, chosen.cloud_storage_id)
+        await ingest.check_cloud_storage(request, storage_id)
     except Problem as problem:
         if chosen.default is None or problem.status >= 500:
             raise
         raise Problem(
             problem.status,
             f"A cloud storage is selected as the default location ({chosen.default} is "
-            f"cloud storage {chosen.cloud_storage_id}): {problem.detail}",
+            f"cloud storage {storage_id}): {problem.detail}",
             title=problem.title,
             errors=problem.errors,
         ) from None
-    return chosen.cloud_storage_id
+    return storage_id

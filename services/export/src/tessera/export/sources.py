@@ -25,7 +25,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tessera.export.locations import Chosen, check_cloud_storage
+from tessera.export.locations import Chosen, check_cloud_storage, storage_id_of
 from tessera.platform.auth import Principal
 from tessera.platform.bus import Outbox
 from tessera.platform.clients.annotations import AnnotationsClient
@@ -148,10 +148,7 @@ class FileRequests:
         the object's key is `filename` (400 naming the one missing), in a storage the
         caller sees (their 403 or 404 otherwise, as ingest answers it). Whether the
         object exists is the worker's to find out, as in CVAT."""
-        if chosen.cloud_storage_id is None:
-            raise bad_request(
-                "cloud_storage_id is required with location=cloud_storage", "cloud_storage_id"
-            )
+        storage_id_of(chosen)  # a missing cloud_storage_id is named before the filename
         if key is None or not key.strip():
             where = (
                 "with location=cloud_storage"
